@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs and starts what the
+# tests need (on 127.0.0.1 only), runs every check, stops the servers by PID.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ -f scripts/services.sh ]; then
+  # shellcheck source=scripts/services.sh
+  source scripts/services.sh
+  services_start
+  trap services_stop EXIT
+fi
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "clippy (all targets, all features)"
+cargo clippy --all-targets --all-features -- -D warnings
+
+step "docs"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
+
+step "tests: all features"
+cargo nextest run --all-features --no-fail-fast
+cargo test --doc --all-features
+
+step "tests: default features (rust_crypto only)"
+cargo nextest run --no-fail-fast
+
+if [ -x scripts/fuzz.sh ]; then
+  step "fuzz (bounded)"
+  scripts/fuzz.sh "${FUZZ_SECONDS:-10}"
+fi

@@ -1,0 +1,145 @@
+//! The one error type of the crate, with a stable machine-readable code.
+
+use crate::cutoff::RevokedReason;
+use crate::store::StoreError;
+
+/// Everything that can go wrong when issuing, validating or revoking tokens.
+///
+/// Match on the variant, or use [`Error::code`] (a stable string for logs,
+/// metrics and JSON bodies) and [`Error::status`] (the HTTP status a server
+/// should answer). A rejected token is a client error (401); an unavailable
+/// cutoff store is a server error (503): the token might be fine.
+///
+/// Messages never contain the token, a key, or claim values.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The token is not a well-formed JWT, or a claim has the wrong type
+    /// (e.g. `"ver": "7"`, a negative or fractional `iat`, an overflowing `exp`).
+    #[error("malformed token: {0}")]
+    Malformed(&'static str),
+    /// The token is longer than the configured limit; it was not parsed.
+    #[error("token of {size} bytes exceeds the {limit}-byte limit")]
+    TooLarge {
+        /// Length of the token in bytes.
+        size: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The signature does not match the header and payload.
+    #[error("invalid signature")]
+    InvalidSignature,
+    /// The header's `alg` is `none`, unknown, or not the algorithm of the
+    /// selected key.
+    #[error("algorithm not allowed")]
+    AlgorithmNotAllowed,
+    /// The header's `kid` names no configured key, or there is no `kid` and
+    /// several keys could apply.
+    #[error("no key for this token")]
+    UnknownKey,
+    /// The header lists `crit` extensions, which this library does not
+    /// understand and therefore must reject (RFC 7515 §4.1.11).
+    #[error("unsupported critical header")]
+    UnsupportedCriticalHeader,
+    /// `exp` is in the past (beyond the leeway).
+    #[error("token expired")]
+    Expired,
+    /// `nbf` is in the future (beyond the leeway).
+    #[error("token not yet valid")]
+    NotYetValid,
+    /// `iat` is in the future beyond the leeway: such a token would escape
+    /// every timestamp cutoff.
+    #[error("token issued in the future")]
+    IssuedInFuture,
+    /// A required claim is absent (or `null`).
+    #[error("missing claim `{0}`")]
+    MissingClaim(&'static str),
+    /// `iss` does not match the configured issuer.
+    #[error("invalid issuer")]
+    InvalidIssuer,
+    /// `aud` does not contain the configured audience.
+    #[error("invalid audience")]
+    InvalidAudience,
+    /// The store has no cutoff for the token's `sub` (deleted or unknown user).
+    #[error("unknown subject")]
+    UnknownSubject,
+    /// The token is revoked by a cutoff.
+    #[error("token revoked ({0})")]
+    Revoked(RevokedReason),
+    /// The cutoff store failed and no usable cached cutoff exists. The guard
+    /// fails closed: the token is not accepted.
+    #[error("cutoff store unavailable")]
+    StoreUnavailable(#[source] StoreError),
+    /// Signing a token failed, or the guard cannot sign (no signing key).
+    #[error("cannot issue token: {0}")]
+    Issue(String),
+    /// The guard or key configuration is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+impl Error {
+    /// A stable snake_case code, one per variant, safe to show to clients.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Malformed(_) => "malformed",
+            Error::TooLarge { .. } => "too_large",
+            Error::InvalidSignature => "invalid_signature",
+            Error::AlgorithmNotAllowed => "algorithm_not_allowed",
+            Error::UnknownKey => "unknown_key",
+            Error::UnsupportedCriticalHeader => "unsupported_critical_header",
+            Error::Expired => "expired",
+            Error::NotYetValid => "not_yet_valid",
+            Error::IssuedInFuture => "issued_in_future",
+            Error::MissingClaim(_) => "missing_claim",
+            Error::InvalidIssuer => "invalid_issuer",
+            Error::InvalidAudience => "invalid_audience",
+            Error::UnknownSubject => "unknown_subject",
+            Error::Revoked(_) => "token_revoked",
+            Error::StoreUnavailable(_) => "store_unavailable",
+            Error::Issue(_) => "issue_failed",
+            Error::Config(_) => "invalid_config",
+        }
+    }
+
+    /// `true` when the token itself is at fault (answer 401); `false` for
+    /// failures of the server side (store down, configuration, signing).
+    pub fn is_client_error(&self) -> bool {
+        !matches!(
+            self,
+            Error::StoreUnavailable(_) | Error::Issue(_) | Error::Config(_)
+        )
+    }
+
+    /// The HTTP status code a server should answer: 401 for a bad token,
+    /// 503 when the store is unavailable, 500 otherwise.
+    pub fn status(&self) -> u16 {
+        match self {
+            Error::StoreUnavailable(_) => 503,
+            Error::Issue(_) | Error::Config(_) => 500,
+            _ => 401,
+        }
+    }
+
+    /// The revocation reason, when the token was revoked.
+    pub fn revoked_reason(&self) -> Option<RevokedReason> {
+        match self {
+            Error::Revoked(r) => Some(*r),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_failure_is_503_not_401() {
+        let e = Error::StoreUnavailable(StoreError::msg("down"));
+        assert_eq!(e.status(), 503);
+        assert!(!e.is_client_error());
+        assert_eq!(e.code(), "store_unavailable");
+        assert_eq!(Error::Revoked(RevokedReason::Version).status(), 401);
+    }
+}

@@ -1,0 +1,642 @@
+//! The entry point: issue, validate and revoke tokens.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, Header};
+use serde::Serialize;
+use serde::de::{Deserialize, DeserializeOwned, IgnoredAny};
+
+use crate::bus::{CutoffEvent, Publisher};
+use crate::cache::{CacheConfig, CutoffCache, Lookup, SubjectKey};
+use crate::claims::{
+    RESERVED, Segments, Verified, WireClaims, b64, parse_claims, parse_extra, parse_header,
+    time_claim,
+};
+use crate::clock::{Clock, SystemClock};
+use crate::cutoff::{Cutoff, RevokedReason};
+use crate::error::Error;
+use crate::keys::Keys;
+use crate::store::CutoffStore;
+
+#[cfg(not(any(feature = "rust_crypto", feature = "aws_lc_rs")))]
+compile_error!(
+    "jwt-revoke needs a crypto backend: enable the `rust_crypto` or `aws_lc_rs` feature"
+);
+
+/// Default size limit of a token, checked before any parsing.
+pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// Validates, issues and revokes tokens for one application instance.
+///
+/// Cloning is cheap (a reference count) and clones share the cache, so one
+/// guard can be stored in framework state and handed to every request.
+///
+/// See the [crate documentation](crate) for an example.
+pub struct Guard<S: CutoffStore> {
+    inner: Arc<Inner<S>>,
+}
+
+impl<S: CutoffStore> Clone for Guard<S> {
+    fn clone(&self) -> Self {
+        Guard {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<S: CutoffStore> std::fmt::Debug for Guard<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guard")
+            .field("keys", &self.inner.keys)
+            .field("cached_subjects", &self.inner.cache.len())
+            .field("settings", &self.inner.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Settings {
+    leeway: i64,
+    max_token_bytes: usize,
+    access_ttl: i64,
+    issuer: Option<String>,
+    audience: Option<String>,
+    foreign_tokens: bool,
+}
+
+struct Inner<S> {
+    keys: Keys,
+    store: S,
+    cache: CutoffCache,
+    clock: Arc<dyn Clock>,
+    settings: Settings,
+    publisher: Option<Box<dyn Publisher>>,
+    publish_errors: AtomicU64,
+}
+
+/// Configures a [`Guard`]. Every setting documents its default; the defaults
+/// are the secure ones.
+#[must_use]
+pub struct GuardBuilder<S: CutoffStore> {
+    keys: Keys,
+    store: S,
+    clock: Arc<dyn Clock>,
+    ttl: Duration,
+    negative_ttl: Duration,
+    stale_if_error: Option<Duration>,
+    max_entries: usize,
+    max_negative_entries: usize,
+    leeway: Duration,
+    max_token_bytes: usize,
+    access_ttl: Duration,
+    issuer: Option<String>,
+    audience: Option<String>,
+    foreign_tokens: bool,
+    publisher: Option<Box<dyn Publisher>>,
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl<S: CutoffStore> GuardBuilder<S> {
+    /// The clock (default: [`SystemClock`]). Tests pass a
+    /// [`FakeClock`](crate::FakeClock).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// How long a cached cutoff is trusted before the store is asked again
+    /// (default 30 s). Without an invalidation bus this is the bound on how
+    /// long another instance keeps accepting a token revoked elsewhere.
+    pub fn cache_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// How long "unknown subject" answers are cached (default 5 s), so a
+    /// flood of tokens for nonexistent subjects cannot hammer the store.
+    pub fn negative_ttl(mut self, ttl: Duration) -> Self {
+        self.negative_ttl = ttl;
+        self
+    }
+
+    /// Opt-in: when the store fails, keep using a cached cutoff for up to
+    /// `window` past its expiry (default: off, the guard fails closed with
+    /// [`Error::StoreUnavailable`]). Cutoffs never move backwards, so a stale
+    /// cutoff only misses revocations made on other instances meanwhile.
+    pub fn stale_if_error(mut self, window: Duration) -> Self {
+        self.stale_if_error = Some(window);
+        self
+    }
+
+    /// Bound on cached subjects (default 100 000). When full, expired
+    /// entries are dropped first, then arbitrary ones down to 90 %. The bound
+    /// can be exceeded momentarily by the number of concurrent inserts.
+    pub fn max_entries(mut self, n: usize) -> Self {
+        self.max_entries = n;
+        self
+    }
+
+    /// Bound on cached "unknown subject" answers (default 10 000), kept
+    /// apart from `max_entries` so a flood of unknown subjects cannot evict
+    /// real ones.
+    pub fn max_negative_entries(mut self, n: usize) -> Self {
+        self.max_negative_entries = n;
+        self
+    }
+
+    /// Clock tolerance for `exp`, `nbf` and a future `iat` (default 60 s).
+    /// Never applied to cutoffs. A future `iat` is allowed up to
+    /// `max(leeway, 1 s)` so a login stamped `iat = not_before` right after a
+    /// revocation is accepted.
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// Tokens longer than this are rejected before parsing (default 8 KiB).
+    pub fn max_token_bytes(mut self, n: usize) -> Self {
+        self.max_token_bytes = n;
+        self
+    }
+
+    /// Lifetime of issued tokens: `exp = now + access_ttl` (default 15 min).
+    pub fn access_ttl(mut self, ttl: Duration) -> Self {
+        self.access_ttl = ttl;
+        self
+    }
+
+    /// Stamp `iss` on issued tokens and require it on validated ones
+    /// (default: not stamped, not checked).
+    pub fn issuer(mut self, iss: impl Into<String>) -> Self {
+        self.issuer = Some(iss.into());
+        self
+    }
+
+    /// Stamp `aud` on issued tokens and require validated ones to contain it
+    /// (default: not stamped, not checked).
+    pub fn audience(mut self, aud: impl Into<String>) -> Self {
+        self.audience = Some(aud.into());
+        self
+    }
+
+    /// Foreign-token mode (default off): tokens minted elsewhere, e.g. by an
+    /// identity provider, carry no `ver`. Their `ver` claim, if any, is
+    /// ignored and only the timestamp cutoffs apply, so log-out-everywhere is
+    /// done with [`Guard::revoke_before`], not [`Guard::bump_version`].
+    pub fn foreign_tokens(mut self, on: bool) -> Self {
+        self.foreign_tokens = on;
+        self
+    }
+
+    /// Publish every revocation to other instances (default: none).
+    pub fn publisher(mut self, publisher: impl Publisher) -> Self {
+        self.publisher = Some(Box::new(publisher));
+        self
+    }
+
+    /// Builds the guard, checking the settings.
+    pub fn build(self) -> Result<Guard<S>, Error> {
+        if self.ttl.is_zero() {
+            return Err(Error::Config("cache_ttl must be positive".into()));
+        }
+        if self.max_entries == 0 || self.max_negative_entries == 0 {
+            return Err(Error::Config("cache bounds must be positive".into()));
+        }
+        if self.max_token_bytes < 16 {
+            return Err(Error::Config("max_token_bytes is too small".into()));
+        }
+        if self.access_ttl.is_zero() {
+            return Err(Error::Config("access_ttl must be positive".into()));
+        }
+        install_crypto_provider();
+        let cache = CutoffCache::new(
+            CacheConfig {
+                ttl_ms: millis(self.ttl),
+                negative_ttl_ms: millis(self.negative_ttl),
+                stale_if_error_ms: self.stale_if_error.map(millis),
+                max_entries: self.max_entries,
+                max_negative_entries: self.max_negative_entries,
+            },
+            Arc::clone(&self.clock),
+        );
+        Ok(Guard {
+            inner: Arc::new(Inner {
+                keys: self.keys,
+                store: self.store,
+                cache,
+                clock: self.clock,
+                settings: Settings {
+                    leeway: secs(self.leeway),
+                    max_token_bytes: self.max_token_bytes,
+                    access_ttl: secs(self.access_ttl).max(1),
+                    issuer: self.issuer,
+                    audience: self.audience,
+                    foreign_tokens: self.foreign_tokens,
+                },
+                publisher: self.publisher,
+                publish_errors: AtomicU64::new(0),
+            }),
+        })
+    }
+}
+
+/// With both backends compiled in (e.g. `--all-features`), jsonwebtoken
+/// cannot pick one and would panic at the first signature; choose aws-lc-rs
+/// explicitly. A provider the host installed first is kept.
+fn install_crypto_provider() {
+    #[cfg(all(feature = "rust_crypto", feature = "aws_lc_rs"))]
+    {
+        let _ = jsonwebtoken::crypto::CryptoProvider::install_default(
+            &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER,
+        );
+    }
+}
+
+/// How `ver` is read: required `u64` for our tokens, ignored for foreign ones.
+trait VersionClaim: Sized {
+    fn version(v: Option<Self>) -> Result<Option<u64>, Error>;
+}
+
+impl VersionClaim for u64 {
+    fn version(v: Option<Self>) -> Result<Option<u64>, Error> {
+        v.map(Some).ok_or(Error::MissingClaim("ver"))
+    }
+}
+
+impl VersionClaim for IgnoredAny {
+    fn version(_: Option<Self>) -> Result<Option<u64>, Error> {
+        Ok(None)
+    }
+}
+
+/// The registered claims of a token whose signature checked out.
+struct Checked<'p> {
+    sub: std::borrow::Cow<'p, str>,
+    iat: i64,
+    exp: i64,
+    ver: Option<u64>,
+}
+
+impl<S: CutoffStore> Guard<S> {
+    /// Starts configuring a guard over `keys` and the host's `store`.
+    pub fn builder(keys: Keys, store: S) -> GuardBuilder<S> {
+        GuardBuilder {
+            keys,
+            store,
+            clock: Arc::new(SystemClock),
+            ttl: Duration::from_secs(30),
+            negative_ttl: Duration::from_secs(5),
+            stale_if_error: None,
+            max_entries: 100_000,
+            max_negative_entries: 10_000,
+            leeway: Duration::from_secs(60),
+            max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+            access_ttl: Duration::from_secs(15 * 60),
+            issuer: None,
+            audience: None,
+            foreign_tokens: false,
+            publisher: None,
+        }
+    }
+
+    /// The store this guard reads and writes.
+    pub fn store(&self) -> &S {
+        &self.inner.store
+    }
+
+    /// Lifetime of issued tokens (the `expires_in` of an OAuth response).
+    pub fn access_ttl(&self) -> Duration {
+        Duration::from_secs(self.inner.settings.access_ttl.unsigned_abs())
+    }
+
+    /// Number of subjects whose cutoff is cached.
+    pub fn cached_subjects(&self) -> usize {
+        self.inner.cache.len()
+    }
+
+    /// Number of cached "unknown subject" answers.
+    pub fn cached_unknown_subjects(&self) -> usize {
+        self.inner.cache.negative_len()
+    }
+
+    /// Number of revocations whose publication to other instances failed.
+    pub fn publish_errors(&self) -> u64 {
+        self.inner.publish_errors.load(Ordering::Relaxed)
+    }
+
+    /// Mints a token for `sub` with the caller's own claims `extra` (`&()`
+    /// for none).
+    ///
+    /// Reads the subject's cutoff from the store (not the cache) and stamps
+    /// `ver = cutoff.version` and `iat = max(now, cutoff.not_before, global
+    /// not_before)`, so a login right after a revocation (even in the same
+    /// second) yields a token that validates. The cutoff read also warms the
+    /// cache, so the first request with the new token is a cache hit.
+    ///
+    /// Errors: [`Error::UnknownSubject`] if the store has no such subject,
+    /// [`Error::StoreUnavailable`], [`Error::Revoked`] when the subject is
+    /// locked until a time in the future (a token would not validate), and
+    /// [`Error::Issue`] when there is no signing key, `sub` is empty, or
+    /// `extra` is not a JSON object or uses a registered claim name.
+    pub async fn issue<C: Serialize + ?Sized>(
+        &self,
+        sub: &str,
+        extra: &C,
+    ) -> Result<String, Error> {
+        let inner = &*self.inner;
+        let Some((kid, alg, key)) = inner.keys.signing() else {
+            return Err(Error::Issue("no signing key configured".into()));
+        };
+        if sub.is_empty() {
+            return Err(Error::Issue("empty subject".into()));
+        }
+        let mut claims = match serde_json::to_value(extra) {
+            Ok(serde_json::Value::Object(map)) => map,
+            Ok(serde_json::Value::Null) => serde_json::Map::new(),
+            Ok(_) => return Err(Error::Issue("extra claims must be a JSON object".into())),
+            Err(e) => return Err(Error::Issue(format!("extra claims: {e}"))),
+        };
+        if let Some(name) = RESERVED.iter().find(|r| claims.contains_key(**r)) {
+            return Err(Error::Issue(format!("claim `{name}` is reserved")));
+        }
+
+        let ckey = inner.cache.key(sub);
+        let cutoff = inner
+            .cache
+            .load(ckey, || inner.store.load(sub))
+            .await
+            .map_err(Error::StoreUnavailable)?
+            .ok_or(Error::UnknownSubject)?;
+        let global = inner
+            .store
+            .load_global()
+            .await
+            .map_err(Error::StoreUnavailable)?;
+        let global = inner.cache.merge_global(global);
+
+        let now = inner.clock.now_seconds();
+        let iat = now.max(cutoff.not_before).max(global);
+        if iat > now.saturating_add(self.future_iat_allowance()) {
+            let reason = if iat == global {
+                RevokedReason::Global
+            } else {
+                RevokedReason::NotBefore
+            };
+            return Err(Error::Revoked(reason));
+        }
+        let exp = now.saturating_add(inner.settings.access_ttl).max(iat + 1);
+
+        claims.insert("sub".into(), sub.into());
+        claims.insert("iat".into(), iat.into());
+        claims.insert("exp".into(), exp.into());
+        claims.insert("ver".into(), cutoff.version.into());
+        if let Some(iss) = &inner.settings.issuer {
+            claims.insert("iss".into(), iss.as_str().into());
+        }
+        if let Some(aud) = &inner.settings.audience {
+            claims.insert("aud".into(), aud.as_str().into());
+        }
+        let mut header = Header::new(alg);
+        header.kid = kid.map(str::to_owned);
+        jsonwebtoken::encode(&header, &claims, key).map_err(|e| Error::Issue(e.to_string()))
+    }
+
+    fn future_iat_allowance(&self) -> i64 {
+        self.inner.settings.leeway.max(1)
+    }
+
+    /// Validates a token: size, structure, algorithm, signature, registered
+    /// claims, then the subject's cutoffs (cached; the store is asked on a
+    /// miss). `C` is the caller's own claims type (`()` for none).
+    pub async fn validate<C: DeserializeOwned + 'static>(
+        &self,
+        token: &str,
+    ) -> Result<Verified<C>, Error> {
+        let inner = &*self.inner;
+        let now_ms = inner.clock.now_millis();
+        let payload = self.verify_signature(token)?;
+        let checked = if inner.settings.foreign_tokens {
+            self.check_claims::<IgnoredAny>(&payload, now_ms)?
+        } else {
+            self.check_claims::<u64>(&payload, now_ms)?
+        };
+        self.check_cutoffs(&checked, now_ms).await?;
+        let claims = parse_extra::<C>(&payload)?;
+        Ok(Verified {
+            sub: checked.sub.into_owned(),
+            iat: checked.iat,
+            exp: checked.exp,
+            ver: checked.ver,
+            claims,
+        })
+    }
+
+    /// Structure, header, algorithm, key and signature. Returns the decoded
+    /// payload, authenticated but not yet checked.
+    fn verify_signature(&self, token: &str) -> Result<Vec<u8>, Error> {
+        let settings = &self.inner.settings;
+        if token.len() > settings.max_token_bytes {
+            return Err(Error::TooLarge {
+                size: token.len(),
+                limit: settings.max_token_bytes,
+            });
+        }
+        let seg = Segments::split(token)?;
+        let header_bytes = b64(seg.header)?;
+        let header = parse_header(&header_bytes)?;
+        let alg_name = header
+            .alg
+            .as_deref()
+            .ok_or(Error::Malformed("header has no `alg`"))?;
+        let alg: Algorithm = alg_name.parse().map_err(|_| Error::AlgorithmNotAllowed)?;
+        if header.crit.is_some() {
+            return Err(Error::UnsupportedCriticalHeader);
+        }
+        let key = self.inner.keys.select(header.kid.as_deref())?;
+        if key.alg != alg {
+            return Err(Error::AlgorithmNotAllowed);
+        }
+        match jsonwebtoken::crypto::verify(seg.signature, seg.signed.as_bytes(), &key.key, alg) {
+            Ok(true) => {}
+            Ok(false) => return Err(Error::InvalidSignature),
+            Err(e) => {
+                return Err(match e.kind() {
+                    jsonwebtoken::errors::ErrorKind::Base64(_) => {
+                        Error::Malformed("signature is not base64url")
+                    }
+                    _ => Error::InvalidSignature,
+                });
+            }
+        }
+        b64(seg.payload)
+    }
+
+    /// Registered claims against the clock and the configured issuer and
+    /// audience. Leeway applies here, never to cutoffs.
+    fn check_claims<'p, V>(&self, payload: &'p [u8], now_ms: i64) -> Result<Checked<'p>, Error>
+    where
+        V: Deserialize<'p> + VersionClaim,
+    {
+        let settings = &self.inner.settings;
+        let now = now_ms.div_euclid(1000);
+        let wire: WireClaims<'p, V> = parse_claims(payload)?;
+        let sub = wire.sub.ok_or(Error::MissingClaim("sub"))?;
+        if sub.is_empty() {
+            return Err(Error::Malformed("empty `sub`"));
+        }
+        let exp = time_claim(wire.exp, "exp")?;
+        let iat = time_claim(wire.iat, "iat")?;
+        let ver = V::version(wire.ver)?;
+        if exp.saturating_add(settings.leeway) < now {
+            return Err(Error::Expired);
+        }
+        if iat > now.saturating_add(self.future_iat_allowance()) {
+            return Err(Error::IssuedInFuture);
+        }
+        if wire.nbf.is_some() {
+            let nbf = time_claim(wire.nbf, "nbf")?;
+            if nbf > now.saturating_add(settings.leeway) {
+                return Err(Error::NotYetValid);
+            }
+        }
+        if let Some(expected) = &settings.issuer
+            && wire.iss.as_deref() != Some(expected.as_str())
+        {
+            return Err(Error::InvalidIssuer);
+        }
+        if let Some(expected) = &settings.audience
+            && !wire.aud.as_ref().is_some_and(|a| a.contains(expected))
+        {
+            return Err(Error::InvalidAudience);
+        }
+        Ok(Checked { sub, iat, exp, ver })
+    }
+
+    async fn check_cutoffs(&self, checked: &Checked<'_>, now_ms: i64) -> Result<(), Error> {
+        let inner = &*self.inner;
+        let sub: &str = &checked.sub;
+        let key = inner.cache.key(sub);
+        let cutoff = match inner.cache.lookup(key, now_ms) {
+            Lookup::Fresh(c) => c,
+            Lookup::Unknown => return Err(Error::UnknownSubject),
+            Lookup::Miss => self.load_cutoff(sub, key, now_ms).await?,
+        };
+        let global = inner
+            .cache
+            .global(now_ms, || inner.store.load_global())
+            .await
+            .map_err(Error::StoreUnavailable)?;
+        cutoff
+            .check(checked.ver, checked.iat, global)
+            .map_err(Error::Revoked)
+    }
+
+    async fn load_cutoff(&self, sub: &str, key: SubjectKey, now_ms: i64) -> Result<Cutoff, Error> {
+        let inner = &*self.inner;
+        match inner.cache.load(key, || inner.store.load(sub)).await {
+            Ok(Some(c)) => Ok(c),
+            Ok(None) => Err(Error::UnknownSubject),
+            Err(e) => inner
+                .cache
+                .stale(key, now_ms)
+                .ok_or(Error::StoreUnavailable(e)),
+        }
+    }
+
+    /// Revokes every token of `sub` issued so far (log out everywhere,
+    /// password change, role change): increments the subject's version in
+    /// the store, then updates this guard's cache, then publishes to other
+    /// instances. When this returns, this guard rejects every older token of
+    /// `sub`, with no window. Returns the new cutoff.
+    pub async fn bump_version(&self, sub: &str) -> Result<Cutoff, Error> {
+        let cutoff = self
+            .inner
+            .store
+            .bump_version(sub)
+            .await
+            .map_err(Error::StoreUnavailable)?;
+        self.apply_subject(sub, cutoff).await;
+        Ok(cutoff)
+    }
+
+    /// Revokes every token of `sub` with `iat <= at` (Unix seconds). With a
+    /// future `at`, also refuses tokens issued until then (an account lock).
+    /// Same ordering and guarantees as [`Guard::bump_version`].
+    pub async fn revoke_before(&self, sub: &str, at: i64) -> Result<Cutoff, Error> {
+        let cutoff = self
+            .inner
+            .store
+            .revoke_before(sub, at)
+            .await
+            .map_err(Error::StoreUnavailable)?;
+        self.apply_subject(sub, cutoff).await;
+        Ok(cutoff)
+    }
+
+    /// Revokes every token of every subject with `iat <= at`. Returns the new
+    /// global `not_before`.
+    pub async fn revoke_all_before(&self, at: i64) -> Result<i64, Error> {
+        let nb = self
+            .inner
+            .store
+            .revoke_all_before(at)
+            .await
+            .map_err(Error::StoreUnavailable)?;
+        let nb = self.inner.cache.merge_global(nb);
+        self.publish(CutoffEvent::Global { not_before: nb }).await;
+        Ok(nb)
+    }
+
+    async fn apply_subject(&self, sub: &str, cutoff: Cutoff) {
+        let key = self.inner.cache.key(sub);
+        self.inner.cache.apply(key, cutoff);
+        if self.inner.publisher.is_some() {
+            self.publish(CutoffEvent::Subject {
+                sub: sub.to_owned(),
+                cutoff,
+            })
+            .await;
+        }
+    }
+
+    async fn publish(&self, event: CutoffEvent) {
+        if let Some(p) = &self.inner.publisher
+            && p.publish(&event).await.is_err()
+        {
+            // The store holds the revocation; other instances converge
+            // within their cache TTL. Counted, not returned: the revocation
+            // itself succeeded.
+            self.inner.publish_errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Merges a cutoff change received from another instance into this
+    /// guard's cache (by maximum: stale or duplicate events are harmless).
+    pub fn apply_event(&self, event: &CutoffEvent) {
+        match event {
+            CutoffEvent::Subject { sub, cutoff } => {
+                let key = self.inner.cache.key(sub);
+                self.inner.cache.apply(key, *cutoff);
+            }
+            CutoffEvent::Global { not_before } => {
+                self.inner.cache.merge_global(*not_before);
+            }
+        }
+    }
+
+    /// Drops every cached cutoff, so the next validation of each subject
+    /// asks the store. Use it when events from other instances may have been
+    /// missed (an invalidation channel reconnected).
+    pub fn clear_cache(&self) {
+        self.inner.cache.clear();
+    }
+}

@@ -1,0 +1,85 @@
+//! Revocable JWT access tokens without storing tokens.
+//!
+//! Every token carries `sub`, `iat`, `exp` and `ver` (the subject's token
+//! version when it was issued). Each subject has a [`Cutoff`] in the host
+//! application's own database, behind the [`CutoffStore`] trait. A token is
+//! revoked when
+//!
+//! ```text
+//! token.ver < cutoff.version  OR  token.iat < cutoff.not_before  OR  token.iat < global.not_before
+//! ```
+//!
+//! so "log out everywhere", a password change or an account lock is one
+//! write to one row ([`Guard::bump_version`]) and takes effect on the next
+//! request. The [`Guard`] caches cutoffs in a concurrent map, so a validation
+//! costs a signature check plus a map lookup.
+//!
+//! # Example
+//!
+//! ```
+//! use jwt_revoke::{Algorithm, Cutoff, Error, Guard, Keys, MemoryStore, RevokedReason};
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let store = MemoryStore::new();
+//! store.insert("alice", Cutoff::default()); // a registered user
+//!
+//! let keys = Keys::hmac(Algorithm::HS256, b"a secret of at least thirty-two bytes").unwrap();
+//! let guard = Guard::builder(keys, store).build().unwrap();
+//!
+//! let token = guard.issue("alice", &()).await.unwrap();
+//! let verified = guard.validate::<()>(&token).await.unwrap();
+//! assert_eq!(verified.sub(), "alice");
+//!
+//! // Log out everywhere: every token issued so far stops working at once.
+//! guard.bump_version("alice").await.unwrap();
+//! let err = guard.validate::<()>(&token).await.unwrap_err();
+//! assert!(matches!(err, Error::Revoked(RevokedReason::Version)));
+//! assert_eq!(err.code(), "token_revoked");
+//!
+//! // A fresh login gets the new version and is accepted.
+//! let token = guard.issue("alice", &()).await.unwrap();
+//! assert!(guard.validate::<()>(&token).await.is_ok());
+//! # });
+//! ```
+//!
+//! # Guarantees
+//! - **Same instance, immediate**: after `bump_version`/`revoke_before`
+//!   returns, the guard that made the call rejects every older token.
+//! - **Other instances, bounded**: within the cache TTL (default 30 s), or
+//!   within milliseconds with an invalidation [`Publisher`].
+//! - **Fail closed**: a cache miss while the store is down is
+//!   [`Error::StoreUnavailable`] (503), unless stale-if-error is enabled.
+//! - **State is O(subjects)**: no token is ever stored.
+//!
+//! # Crypto backend
+//! jsonwebtoken needs exactly one backend. The default feature `rust_crypto`
+//! is pure Rust; `aws_lc_rs` is faster for RSA/ECDSA but needs a C toolchain.
+//! If both are enabled, the guard installs aws-lc-rs as the process provider.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod bus;
+mod cache;
+mod claims;
+mod clock;
+mod cutoff;
+mod error;
+mod guard;
+mod keys;
+pub mod store;
+pub mod stores;
+
+pub use bus::{BoxFuture, CutoffEvent, Publisher};
+pub use claims::Verified;
+pub use clock::{Clock, FakeClock, SystemClock};
+pub use cutoff::{Cutoff, RevokedReason};
+pub use error::Error;
+pub use guard::{DEFAULT_MAX_TOKEN_BYTES, Guard, GuardBuilder};
+pub use keys::Keys;
+pub use store::{CutoffStore, StoreError};
+pub use stores::memory::MemoryStore;
+
+/// Re-exported from jsonwebtoken so callers need not depend on it directly.
+pub use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};

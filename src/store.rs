@@ -1,0 +1,167 @@
+//! The storage contract the host application implements over its own database.
+//!
+//! A [`CutoffStore`] holds one [`Cutoff`] per subject (one row per user, never
+//! one per token) and optionally one global `not_before`. The
+//! [`Guard`](crate::Guard) caches what `load` returns and calls the write
+//! methods on logout, password change or account lock.
+//!
+//! Every write must be atomic in the store (an `UPDATE … RETURNING`, a
+//! `HINCRBY`, a lock) and must never move a cutoff backwards: `bump_version`
+//! adds one, `revoke_before` takes the maximum.
+//!
+//! # A custom store
+//!
+//! ```
+//! use std::collections::HashMap;
+//! use std::sync::Mutex;
+//! use jwt_revoke::{Cutoff, CutoffStore, StoreError};
+//!
+//! /// A store over a mutex-protected map; a real one would talk to a database.
+//! #[derive(Default)]
+//! struct MyStore {
+//!     rows: Mutex<HashMap<String, Cutoff>>,
+//! }
+//!
+//! impl MyStore {
+//!     fn rows(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Cutoff>>, StoreError> {
+//!         self.rows.lock().map_err(|_| StoreError::msg("poisoned lock"))
+//!     }
+//! }
+//!
+//! impl CutoffStore for MyStore {
+//!     async fn load(&self, sub: &str) -> Result<Option<Cutoff>, StoreError> {
+//!         Ok(self.rows()?.get(sub).copied())
+//!     }
+//!     async fn bump_version(&self, sub: &str) -> Result<Cutoff, StoreError> {
+//!         let mut rows = self.rows()?;
+//!         let row = rows.entry(sub.to_owned()).or_default();
+//!         *row = row.bumped();
+//!         Ok(*row)
+//!     }
+//!     async fn revoke_before(&self, sub: &str, at: i64) -> Result<Cutoff, StoreError> {
+//!         let mut rows = self.rows()?;
+//!         let row = rows.entry(sub.to_owned()).or_default();
+//!         *row = row.revoked_before(at);
+//!         Ok(*row)
+//!     }
+//! }
+//!
+//! # tokio_test_block_on(async {
+//! let store = MyStore::default();
+//! assert_eq!(store.bump_version("alice").await.unwrap().version, 1);
+//! assert_eq!(store.load("alice").await.unwrap(), Some(Cutoff::new(1, 0)));
+//! assert_eq!(store.load("bob").await.unwrap(), None);
+//! # });
+//! # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+//! #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+//! # }
+//! ```
+
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::cutoff::Cutoff;
+
+/// An error from a [`CutoffStore`]: the database is down, a query failed, a
+/// connection timed out. The guard turns it into
+/// [`Error::StoreUnavailable`](crate::Error::StoreUnavailable) (HTTP 503).
+///
+/// Cloning is cheap (the source is shared), so one failed load can be
+/// reported to every caller that waited on it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("cutoff store error: {source}")]
+pub struct StoreError {
+    #[source]
+    source: Arc<dyn std::error::Error + Send + Sync + 'static>,
+}
+
+impl StoreError {
+    /// Wraps any error of the underlying database client.
+    pub fn new(source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
+        StoreError {
+            source: Arc::from(source.into()),
+        }
+    }
+
+    /// An error from a message.
+    pub fn msg(message: impl Into<String>) -> Self {
+        let boxed: Box<dyn std::error::Error + Send + Sync> = message.into().into();
+        StoreError {
+            source: Arc::from(boxed),
+        }
+    }
+
+    /// The operation is not supported by this store (the default for the
+    /// global cutoff methods).
+    pub fn unsupported(operation: &'static str) -> Self {
+        StoreError::msg(format!("{operation} is not supported by this store"))
+    }
+
+    /// The underlying error.
+    pub fn inner(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.source
+    }
+}
+
+/// Per-subject cutoffs in the host application's database.
+///
+/// Implementations must be atomic per call and monotone: a returned or stored
+/// cutoff never has a lower `version` or `not_before` than before the call.
+/// See the [module documentation](crate::store) for a complete implementation.
+pub trait CutoffStore: Send + Sync + 'static {
+    /// The subject's cutoff, or `None` when the subject is unknown (a deleted
+    /// user, a forged `sub`): the guard then rejects the token with
+    /// [`Error::UnknownSubject`](crate::Error::UnknownSubject).
+    fn load(&self, sub: &str) -> impl Future<Output = Result<Option<Cutoff>, StoreError>> + Send;
+
+    /// Atomically increments the subject's version and returns the new cutoff.
+    /// Creates the subject (from [`Cutoff::default`]) when absent.
+    fn bump_version(&self, sub: &str) -> impl Future<Output = Result<Cutoff, StoreError>> + Send;
+
+    /// Revokes every token of the subject with `iat <= at`: the stored
+    /// `not_before` becomes `max(not_before, at + 1)` (see
+    /// [`Cutoff::revoked_before`]). Returns the new cutoff. Creates the
+    /// subject when absent.
+    fn revoke_before(
+        &self,
+        sub: &str,
+        at: i64,
+    ) -> impl Future<Output = Result<Cutoff, StoreError>> + Send;
+
+    /// The global `not_before` (Unix seconds) that applies to every subject;
+    /// `0` means none. The default implementation has no global cutoff.
+    fn load_global(&self) -> impl Future<Output = Result<i64, StoreError>> + Send {
+        async { Ok(0) }
+    }
+
+    /// Revokes every token of every subject with `iat <= at`: the global
+    /// `not_before` becomes `max(not_before, at + 1)`, which is returned.
+    /// The default implementation returns an "unsupported" error.
+    fn revoke_all_before(&self, at: i64) -> impl Future<Output = Result<i64, StoreError>> + Send {
+        let _ = at;
+        async { Err(StoreError::unsupported("revoke_all_before")) }
+    }
+}
+
+/// A shared store is a store, so the host can keep a handle next to the guard.
+impl<S: CutoffStore> CutoffStore for Arc<S> {
+    fn load(&self, sub: &str) -> impl Future<Output = Result<Option<Cutoff>, StoreError>> + Send {
+        (**self).load(sub)
+    }
+    fn bump_version(&self, sub: &str) -> impl Future<Output = Result<Cutoff, StoreError>> + Send {
+        (**self).bump_version(sub)
+    }
+    fn revoke_before(
+        &self,
+        sub: &str,
+        at: i64,
+    ) -> impl Future<Output = Result<Cutoff, StoreError>> + Send {
+        (**self).revoke_before(sub, at)
+    }
+    fn load_global(&self) -> impl Future<Output = Result<i64, StoreError>> + Send {
+        (**self).load_global()
+    }
+    fn revoke_all_before(&self, at: i64) -> impl Future<Output = Result<i64, StoreError>> + Send {
+        (**self).revoke_all_before(at)
+    }
+}

@@ -1,0 +1,99 @@
+//! An in-process [`CutoffStore`] for tests, demos and single-process apps.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use dashmap::DashMap;
+
+use crate::cutoff::Cutoff;
+use crate::store::{CutoffStore, StoreError};
+
+/// An in-memory [`CutoffStore`] on a concurrent map.
+///
+/// Every operation is atomic per subject (it runs under the map's shard lock)
+/// and never blocks on I/O. State is lost when the process exits, so a
+/// revocation does not survive a restart: use a database-backed store when
+/// that matters.
+///
+/// ```
+/// use jwt_revoke::{Cutoff, CutoffStore, MemoryStore};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let store = MemoryStore::new();
+/// store.insert("alice", Cutoff::default());
+/// assert_eq!(store.bump_version("alice").await.unwrap(), Cutoff::new(1, 0));
+/// assert_eq!(store.load("nobody").await.unwrap(), None);
+/// # });
+/// ```
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    subjects: DashMap<String, Cutoff>,
+    global_not_before: AtomicI64,
+}
+
+impl MemoryStore {
+    /// An empty store: every subject is unknown until inserted or written.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a subject (a registered user). If the subject exists, the cutoffs
+    /// are merged by maximum: a cutoff never moves backwards.
+    pub fn insert(&self, sub: impl Into<String>, cutoff: Cutoff) {
+        self.subjects
+            .entry(sub.into())
+            .and_modify(|c| *c = c.merge(cutoff))
+            .or_insert(cutoff);
+    }
+
+    /// Forgets a subject (a deleted user): its tokens are then rejected as
+    /// [`Error::UnknownSubject`](crate::Error::UnknownSubject) once the guard's
+    /// cache entry expires. Returns the cutoff it had.
+    pub fn remove(&self, sub: &str) -> Option<Cutoff> {
+        self.subjects.remove(sub).map(|(_, c)| c)
+    }
+
+    /// Number of subjects held.
+    pub fn len(&self) -> usize {
+        self.subjects.len()
+    }
+
+    /// `true` when no subject is held.
+    pub fn is_empty(&self) -> bool {
+        self.subjects.is_empty()
+    }
+
+    fn update(&self, sub: &str, f: impl Fn(Cutoff) -> Cutoff) -> Cutoff {
+        // `get_mut` first so the common case does not allocate the key.
+        if let Some(mut c) = self.subjects.get_mut(sub) {
+            *c = f(*c);
+            return *c;
+        }
+        let mut entry = self.subjects.entry(sub.to_owned()).or_default();
+        *entry = f(*entry);
+        *entry
+    }
+}
+
+impl CutoffStore for MemoryStore {
+    async fn load(&self, sub: &str) -> Result<Option<Cutoff>, StoreError> {
+        Ok(self.subjects.get(sub).map(|c| *c))
+    }
+
+    async fn bump_version(&self, sub: &str) -> Result<Cutoff, StoreError> {
+        Ok(self.update(sub, Cutoff::bumped))
+    }
+
+    async fn revoke_before(&self, sub: &str, at: i64) -> Result<Cutoff, StoreError> {
+        Ok(self.update(sub, |c| c.revoked_before(at)))
+    }
+
+    async fn load_global(&self) -> Result<i64, StoreError> {
+        Ok(self.global_not_before.load(Ordering::Acquire))
+    }
+
+    async fn revoke_all_before(&self, at: i64) -> Result<i64, StoreError> {
+        let next = at.saturating_add(1);
+        let prev = self.global_not_before.fetch_max(next, Ordering::AcqRel);
+        Ok(prev.max(next))
+    }
+}

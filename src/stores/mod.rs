@@ -1,0 +1,3 @@
+//! [`CutoffStore`](crate::CutoffStore) implementations shipped with the crate.
+
+pub mod memory;

@@ -1,0 +1,163 @@
+//! The behaviour every [`CutoffStore`](jwt_revoke::CutoffStore) must have.
+//!
+//! A backend's test file implements [`TestStore`] for its store and invokes
+//! `store_conformance!(TheStore);` inside a module: the macro expands to one
+//! `#[tokio::test]` per property below.
+
+use jwt_revoke::{Cutoff, CutoffStore};
+
+/// How the suite gets a store and adds a subject (a registered user) to it.
+pub trait TestStore: CutoffStore + Sized {
+    /// A store connected to the test backend. Stores may share state
+    /// across tests (one server); the suite uses unique subject names.
+    fn fresh() -> impl std::future::Future<Output = Self> + Send;
+    /// Adds `sub` with `cutoff`, as the host does when a user registers.
+    fn put(&self, sub: &str, cutoff: Cutoff) -> impl std::future::Future<Output = ()> + Send;
+}
+
+#[macro_export]
+macro_rules! store_conformance {
+    ($store:ty) => {
+        use $crate::common::conformance::TestStore as _;
+        use $crate::common::unique;
+        use jwt_revoke::{Cutoff, CutoffStore};
+
+        async fn store() -> $store {
+            <$store as $crate::common::conformance::TestStore>::fresh().await
+        }
+
+        #[tokio::test]
+        async fn unknown_subject_loads_none() {
+            let s = store().await;
+            assert_eq!(s.load(&unique("nobody")).await.unwrap(), None);
+        }
+
+        #[tokio::test]
+        async fn put_then_load_round_trips() {
+            let s = store().await;
+            let sub = unique("alice");
+            s.put(&sub, Cutoff::new(7, 1_700_000_000)).await;
+            assert_eq!(s.load(&sub).await.unwrap(), Some(Cutoff::new(7, 1_700_000_000)));
+        }
+
+        #[tokio::test]
+        async fn bump_increments_by_one_and_returns_the_new_cutoff() {
+            let s = store().await;
+            let sub = unique("bob");
+            s.put(&sub, Cutoff::new(0, 55)).await;
+            for expected in 1..=3u64 {
+                let c = s.bump_version(&sub).await.unwrap();
+                assert_eq!(c, Cutoff::new(expected, 55));
+            }
+            assert_eq!(s.load(&sub).await.unwrap(), Some(Cutoff::new(3, 55)));
+        }
+
+        #[tokio::test]
+        async fn bump_on_unknown_subject_creates_it() {
+            let s = store().await;
+            let sub = unique("new");
+            assert_eq!(s.bump_version(&sub).await.unwrap(), Cutoff::new(1, 0));
+            assert_eq!(s.load(&sub).await.unwrap(), Some(Cutoff::new(1, 0)));
+        }
+
+        #[tokio::test]
+        async fn revoke_before_sets_at_plus_one_and_never_moves_back() {
+            let s = store().await;
+            let sub = unique("carol");
+            s.put(&sub, Cutoff::new(4, 0)).await;
+            assert_eq!(s.revoke_before(&sub, 1_000).await.unwrap(), Cutoff::new(4, 1_001));
+            // An earlier `at` does not lower the cutoff.
+            assert_eq!(s.revoke_before(&sub, 10).await.unwrap(), Cutoff::new(4, 1_001));
+            assert_eq!(s.load(&sub).await.unwrap(), Some(Cutoff::new(4, 1_001)));
+            // Version untouched, and bump keeps not_before.
+            assert_eq!(s.bump_version(&sub).await.unwrap(), Cutoff::new(5, 1_001));
+        }
+
+        #[tokio::test]
+        async fn revoke_before_on_unknown_subject_creates_it() {
+            let s = store().await;
+            let sub = unique("lock");
+            assert_eq!(s.revoke_before(&sub, 99).await.unwrap(), Cutoff::new(0, 100));
+            assert_eq!(s.load(&sub).await.unwrap(), Some(Cutoff::new(0, 100)));
+        }
+
+        #[tokio::test]
+        async fn subjects_are_isolated() {
+            let s = store().await;
+            let a = unique("iso-a");
+            let b = unique("iso-b");
+            s.put(&a, Cutoff::default()).await;
+            s.put(&b, Cutoff::default()).await;
+            s.bump_version(&a).await.unwrap();
+            s.revoke_before(&a, 500).await.unwrap();
+            assert_eq!(s.load(&b).await.unwrap(), Some(Cutoff::default()));
+            assert_eq!(s.load(&a).await.unwrap(), Some(Cutoff::new(1, 501)));
+        }
+
+        #[tokio::test]
+        async fn odd_subject_names_round_trip() {
+            let s = store().await;
+            let base = unique("odd");
+            for sub in [
+                format!("{base}-'; DROP TABLE users; --"),
+                format!("{base}-\u{1F600}-ünïcödé"),
+                format!("{base}-\"quoted\"\\slash"),
+                format!("{base}-{}", "x".repeat(1000)),
+                format!("{base} with spaces:and:colons*?[]"),
+            ] {
+                assert_eq!(s.load(&sub).await.unwrap(), None, "{sub}");
+                assert_eq!(s.bump_version(&sub).await.unwrap(), Cutoff::new(1, 0), "{sub}");
+                assert_eq!(s.load(&sub).await.unwrap(), Some(Cutoff::new(1, 0)), "{sub}");
+            }
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn concurrent_bumps_are_atomic() {
+            let s = std::sync::Arc::new(store().await);
+            let sub = unique("race");
+            s.put(&sub, Cutoff::default()).await;
+            let mut tasks = Vec::new();
+            for _ in 0..50 {
+                let s = s.clone();
+                let sub = sub.clone();
+                tasks.push(tokio::spawn(async move { s.bump_version(&sub).await.unwrap().version }));
+            }
+            let mut seen = Vec::new();
+            for t in tasks {
+                seen.push(t.await.unwrap());
+            }
+            seen.sort_unstable();
+            assert_eq!(seen, (1..=50).collect::<Vec<u64>>(), "every bump returns a distinct version");
+            assert_eq!(s.load(&sub).await.unwrap().unwrap().version, 50);
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn concurrent_revoke_before_keeps_the_maximum() {
+            let s = std::sync::Arc::new(store().await);
+            let sub = unique("race-nb");
+            s.put(&sub, Cutoff::default()).await;
+            let mut tasks = Vec::new();
+            for at in (0..40i64).rev() {
+                let s = s.clone();
+                let sub = sub.clone();
+                tasks.push(tokio::spawn(async move { s.revoke_before(&sub, at * 100).await.unwrap() }));
+            }
+            for t in tasks {
+                t.await.unwrap();
+            }
+            assert_eq!(s.load(&sub).await.unwrap(), Some(Cutoff::new(0, 3_901)));
+        }
+
+        #[tokio::test]
+        async fn global_cutoff_is_monotone() {
+            let s = store().await;
+            // The global row may be shared with other tests: assert relative to it.
+            let before = s.load_global().await.unwrap();
+            let at = before.max(1_000_000) + 1_000;
+            assert_eq!(s.revoke_all_before(at).await.unwrap(), at + 1);
+            assert!(s.load_global().await.unwrap() >= at + 1);
+            let lower = s.revoke_all_before(at - 500).await.unwrap();
+            assert!(lower >= at + 1, "a lower `at` never lowers the global cutoff");
+        }
+    };
+}

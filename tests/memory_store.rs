@@ -1,0 +1,31 @@
+//! `MemoryStore` runs the store conformance suite.
+
+mod common;
+
+use jwt_revoke::{Cutoff, MemoryStore};
+
+impl common::conformance::TestStore for MemoryStore {
+    async fn fresh() -> Self {
+        MemoryStore::new()
+    }
+    async fn put(&self, sub: &str, cutoff: Cutoff) {
+        self.insert(sub, cutoff);
+    }
+}
+
+mod conformance {
+    crate::store_conformance!(jwt_revoke::MemoryStore);
+}
+
+#[tokio::test]
+async fn insert_merges_by_maximum_and_remove_forgets() {
+    use jwt_revoke::CutoffStore;
+    let s = MemoryStore::new();
+    s.insert("a", Cutoff::new(5, 100));
+    s.insert("a", Cutoff::new(3, 200));
+    assert_eq!(s.load("a").await.unwrap(), Some(Cutoff::new(5, 200)));
+    assert_eq!(s.len(), 1);
+    assert_eq!(s.remove("a"), Some(Cutoff::new(5, 200)));
+    assert_eq!(s.load("a").await.unwrap(), None);
+    assert!(s.is_empty());
+}
