@@ -129,6 +129,10 @@ pub(crate) struct CutoffCache {
     epochs: Box<[AtomicU64]>,
     len: AtomicUsize,
     negative_len: AtomicUsize,
+    /// Milliseconds by which entries count as older than they are: 0
+    /// normally, `ttl - max_age` while the age of entries is limited (an
+    /// invalidation channel is down).
+    age_margin_ms: AtomicI64,
     global: Global,
     hash_keys: (u64, u64),
     cfg: CacheConfig,
@@ -160,6 +164,7 @@ impl CutoffCache {
             epochs: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
             len: AtomicUsize::new(0),
             negative_len: AtomicUsize::new(0),
+            age_margin_ms: AtomicI64::new(0),
             global: Global {
                 not_before: AtomicI64::new(i64::MIN),
                 expires_ms: AtomicI64::new(0),
@@ -185,8 +190,9 @@ impl CutoffCache {
     /// Looks a subject up without waiting. Never holds a map guard beyond the
     /// copy of the slot.
     pub(crate) fn lookup(&self, key: SubjectKey, now_ms: i64) -> Lookup {
+        let margin = self.age_margin_ms.load(Ordering::Relaxed);
         if let Some(slot) = self.entries.get(&key).map(|s| *s)
-            && slot.expires_ms > now_ms
+            && slot.expires_ms.saturating_sub(margin) > now_ms
         {
             return Lookup::Fresh(slot.cutoff);
         }
@@ -355,6 +361,16 @@ impl CutoffCache {
         self.global.expires_ms.store(0, Ordering::Release);
     }
 
+    /// While `Some(max_age)`, entries loaded longer ago than `max_age` are
+    /// treated as expired (and the global cutoff is reloaded as often).
+    pub(crate) fn limit_age(&self, max_age_ms: Option<i64>) {
+        let margin = match max_age_ms {
+            Some(age) => self.cfg.ttl_ms.saturating_sub(age).max(0),
+            None => 0,
+        };
+        self.age_margin_ms.store(margin, Ordering::Relaxed);
+    }
+
     /// Number of cached positive entries.
     pub(crate) fn len(&self) -> usize {
         self.len.load(Ordering::Relaxed)
@@ -426,11 +442,24 @@ impl CutoffCache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<i64, StoreError>>,
     {
-        if self.global.expires_ms.load(Ordering::Acquire) > now_ms {
+        let margin = self.age_margin_ms.load(Ordering::Relaxed);
+        if self
+            .global
+            .expires_ms
+            .load(Ordering::Acquire)
+            .saturating_sub(margin)
+            > now_ms
+        {
             return Ok(self.global.not_before.load(Ordering::Acquire));
         }
         let _refresh = self.global.refresh.lock().await;
-        if self.global.expires_ms.load(Ordering::Acquire) > now_ms {
+        if self
+            .global
+            .expires_ms
+            .load(Ordering::Acquire)
+            .saturating_sub(margin)
+            > now_ms
+        {
             return Ok(self.global.not_before.load(Ordering::Acquire));
         }
         match load().await {

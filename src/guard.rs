@@ -639,4 +639,13 @@ impl<S: CutoffStore> Guard<S> {
     pub fn clear_cache(&self) {
         self.inner.cache.clear();
     }
+
+    /// While `Some(max_age)`, cached cutoffs older than `max_age` are
+    /// reloaded from the store instead of trusted for the full cache TTL.
+    /// An invalidation subscriber sets this while disconnected (events may be
+    /// missed), and clears it with `None` once resubscribed (after
+    /// [`Guard::clear_cache`]). Has no effect when `max_age >= cache_ttl`.
+    pub fn limit_cache_age(&self, max_age: Option<Duration>) {
+        self.inner.cache.limit_age(max_age.map(millis));
+    }
 }

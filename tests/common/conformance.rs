@@ -18,9 +18,9 @@ pub trait TestStore: CutoffStore + Sized {
 #[macro_export]
 macro_rules! store_conformance {
     ($store:ty) => {
+        use jwt_revoke::{Cutoff, CutoffStore};
         use $crate::common::conformance::TestStore as _;
         use $crate::common::unique;
-        use jwt_revoke::{Cutoff, CutoffStore};
 
         async fn store() -> $store {
             <$store as $crate::common::conformance::TestStore>::fresh().await
@@ -37,7 +37,10 @@ macro_rules! store_conformance {
             let s = store().await;
             let sub = unique("alice");
             s.put(&sub, Cutoff::new(7, 1_700_000_000)).await;
-            assert_eq!(s.load(&sub).await.unwrap(), Some(Cutoff::new(7, 1_700_000_000)));
+            assert_eq!(
+                s.load(&sub).await.unwrap(),
+                Some(Cutoff::new(7, 1_700_000_000))
+            );
         }
 
         #[tokio::test]
@@ -65,9 +68,15 @@ macro_rules! store_conformance {
             let s = store().await;
             let sub = unique("carol");
             s.put(&sub, Cutoff::new(4, 0)).await;
-            assert_eq!(s.revoke_before(&sub, 1_000).await.unwrap(), Cutoff::new(4, 1_001));
+            assert_eq!(
+                s.revoke_before(&sub, 1_000).await.unwrap(),
+                Cutoff::new(4, 1_001)
+            );
             // An earlier `at` does not lower the cutoff.
-            assert_eq!(s.revoke_before(&sub, 10).await.unwrap(), Cutoff::new(4, 1_001));
+            assert_eq!(
+                s.revoke_before(&sub, 10).await.unwrap(),
+                Cutoff::new(4, 1_001)
+            );
             assert_eq!(s.load(&sub).await.unwrap(), Some(Cutoff::new(4, 1_001)));
             // Version untouched, and bump keeps not_before.
             assert_eq!(s.bump_version(&sub).await.unwrap(), Cutoff::new(5, 1_001));
@@ -77,7 +86,10 @@ macro_rules! store_conformance {
         async fn revoke_before_on_unknown_subject_creates_it() {
             let s = store().await;
             let sub = unique("lock");
-            assert_eq!(s.revoke_before(&sub, 99).await.unwrap(), Cutoff::new(0, 100));
+            assert_eq!(
+                s.revoke_before(&sub, 99).await.unwrap(),
+                Cutoff::new(0, 100)
+            );
             assert_eq!(s.load(&sub).await.unwrap(), Some(Cutoff::new(0, 100)));
         }
 
@@ -106,8 +118,16 @@ macro_rules! store_conformance {
                 format!("{base} with spaces:and:colons*?[]"),
             ] {
                 assert_eq!(s.load(&sub).await.unwrap(), None, "{sub}");
-                assert_eq!(s.bump_version(&sub).await.unwrap(), Cutoff::new(1, 0), "{sub}");
-                assert_eq!(s.load(&sub).await.unwrap(), Some(Cutoff::new(1, 0)), "{sub}");
+                assert_eq!(
+                    s.bump_version(&sub).await.unwrap(),
+                    Cutoff::new(1, 0),
+                    "{sub}"
+                );
+                assert_eq!(
+                    s.load(&sub).await.unwrap(),
+                    Some(Cutoff::new(1, 0)),
+                    "{sub}"
+                );
             }
         }
 
@@ -120,14 +140,20 @@ macro_rules! store_conformance {
             for _ in 0..50 {
                 let s = s.clone();
                 let sub = sub.clone();
-                tasks.push(tokio::spawn(async move { s.bump_version(&sub).await.unwrap().version }));
+                tasks.push(tokio::spawn(async move {
+                    s.bump_version(&sub).await.unwrap().version
+                }));
             }
             let mut seen = Vec::new();
             for t in tasks {
                 seen.push(t.await.unwrap());
             }
             seen.sort_unstable();
-            assert_eq!(seen, (1..=50).collect::<Vec<u64>>(), "every bump returns a distinct version");
+            assert_eq!(
+                seen,
+                (1..=50).collect::<Vec<u64>>(),
+                "every bump returns a distinct version"
+            );
             assert_eq!(s.load(&sub).await.unwrap().unwrap().version, 50);
         }
 
@@ -140,7 +166,9 @@ macro_rules! store_conformance {
             for at in (0..40i64).rev() {
                 let s = s.clone();
                 let sub = sub.clone();
-                tasks.push(tokio::spawn(async move { s.revoke_before(&sub, at * 100).await.unwrap() }));
+                tasks.push(tokio::spawn(async move {
+                    s.revoke_before(&sub, at * 100).await.unwrap()
+                }));
             }
             for t in tasks {
                 t.await.unwrap();
@@ -157,7 +185,10 @@ macro_rules! store_conformance {
             assert_eq!(s.revoke_all_before(at).await.unwrap(), at + 1);
             assert!(s.load_global().await.unwrap() >= at + 1);
             let lower = s.revoke_all_before(at - 500).await.unwrap();
-            assert!(lower >= at + 1, "a lower `at` never lowers the global cutoff");
+            assert!(
+                lower >= at + 1,
+                "a lower `at` never lowers the global cutoff"
+            );
         }
     };
 }
