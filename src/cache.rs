@@ -463,12 +463,7 @@ impl CutoffCache {
             return Ok(self.global.not_before.load(Ordering::Acquire));
         }
         match load().await {
-            Ok(nb) => {
-                let merged = self.merge_global(nb);
-                let expires = self.clock.now_millis().saturating_add(self.ttl_ms());
-                self.global.expires_ms.store(expires, Ordering::Release);
-                Ok(merged)
-            }
+            Ok(nb) => Ok(self.refresh_global(nb)),
             Err(e) => {
                 let loaded_before = self.global.expires_ms.load(Ordering::Acquire);
                 match self.cfg.stale_if_error_ms {
@@ -481,6 +476,15 @@ impl CutoffCache {
                 }
             }
         }
+    }
+
+    /// Records a global `not_before` just read from the store: merged, and
+    /// fresh for a TTL.
+    pub(crate) fn refresh_global(&self, not_before: i64) -> i64 {
+        let merged = self.merge_global(not_before);
+        let expires = self.clock.now_millis().saturating_add(self.ttl_ms());
+        self.global.expires_ms.fetch_max(expires, Ordering::AcqRel);
+        merged
     }
 
     /// Raises the cached global `not_before` (never lowers it).

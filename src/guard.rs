@@ -381,7 +381,7 @@ impl<S: CutoffStore> Guard<S> {
             .load_global()
             .await
             .map_err(Error::StoreUnavailable)?;
-        let global = inner.cache.merge_global(global);
+        let global = inner.cache.refresh_global(global);
 
         let now = inner.clock.now_seconds();
         let iat = now.max(cutoff.not_before).max(global);

@@ -97,7 +97,10 @@ async fn global_cutoff_revokes_everyone_and_relogin_works() {
 async fn unknown_subject_is_rejected_on_issue_and_validate() {
     let clock = FakeClock::new(T0);
     let g = guard_at(&clock);
-    assert!(matches!(g.issue("mallory", &()).await, Err(Error::UnknownSubject)));
+    assert!(matches!(
+        g.issue("mallory", &()).await,
+        Err(Error::UnknownSubject)
+    ));
 
     // A token for a user who is later deleted.
     let t = g.issue("bob", &()).await.unwrap();
@@ -153,7 +156,10 @@ async fn custom_claims_round_trip_and_reserved_names_are_refused() {
     assert_eq!(err.code(), "issue_failed");
     // Claims that do not match `C` are malformed, not a panic.
     let plain = g.issue("alice", &()).await.unwrap();
-    assert_eq!(g.validate::<Roles>(&plain).await.unwrap_err().code(), "malformed");
+    assert_eq!(
+        g.validate::<Roles>(&plain).await.unwrap_err().code(),
+        "malformed"
+    );
 }
 
 #[tokio::test]
@@ -195,11 +201,17 @@ async fn foreign_tokens_are_checked_against_timestamp_cutoffs_only() {
     assert!(g.validate::<()>(&no_ver).await.is_ok());
     g.revoke_before("ext-user", T0).await.unwrap();
     assert_eq!(revoked(g.validate(&no_ver).await), RevokedReason::NotBefore);
-    assert_eq!(revoked(g.validate(&idp_ver).await), RevokedReason::NotBefore);
+    assert_eq!(
+        revoked(g.validate(&idp_ver).await),
+        RevokedReason::NotBefore
+    );
     let later = mint(T0 + 1, serde_json::Value::Null);
     assert!(g.validate::<()>(&later).await.is_ok());
     // This guard cannot mint.
-    assert_eq!(g.issue("ext-user", &()).await.unwrap_err().code(), "issue_failed");
+    assert_eq!(
+        g.issue("ext-user", &()).await.unwrap_err().code(),
+        "issue_failed"
+    );
 }
 
 #[tokio::test]
@@ -240,7 +252,10 @@ async fn issuer_and_audience_are_stamped_and_required() {
         .issuer("https://other.example")
         .build()
         .unwrap();
-    assert_eq!(other.validate::<()>(&t).await.unwrap_err().code(), "invalid_issuer");
+    assert_eq!(
+        other.validate::<()>(&t).await.unwrap_err().code(),
+        "invalid_issuer"
+    );
     let other_store = MemoryStore::new();
     other_store.insert("alice", Cutoff::default());
     let other_aud = Guard::builder(keys(), other_store)
@@ -274,7 +289,10 @@ async fn expiry_and_future_iat_use_the_leeway_and_the_fake_clock() {
         "issued_in_future"
     );
     clock.set(T0 + 60);
-    assert!(g.validate::<()>(&ahead).await.is_ok(), "60 s ahead is within leeway");
+    assert!(
+        g.validate::<()>(&ahead).await.is_ok(),
+        "60 s ahead is within leeway"
+    );
 }
 
 #[tokio::test]
@@ -288,7 +306,9 @@ async fn key_rotation_selects_by_kid() {
         s
     };
     let old = Guard::builder(
-        Keys::hmac(Algorithm::HS256, old_secret).unwrap().with_kid("k1"),
+        Keys::hmac(Algorithm::HS256, old_secret)
+            .unwrap()
+            .with_kid("k1"),
         mk_store(),
     )
     .clock(clock.clone())
@@ -311,7 +331,10 @@ async fn key_rotation_selects_by_kid() {
     assert!(rotated.validate::<()>(&old_token).await.is_ok());
     assert!(rotated.validate::<()>(&new_token).await.is_ok());
     // The old deployment does not know k2.
-    assert_eq!(old.validate::<()>(&new_token).await.unwrap_err().code(), "unknown_key");
+    assert_eq!(
+        old.validate::<()>(&new_token).await.unwrap_err().code(),
+        "unknown_key"
+    );
 }
 
 #[test]
@@ -332,5 +355,8 @@ fn key_configuration_errors_are_reported() {
     );
     let keys = Keys::hmac(Algorithm::HS256, common::SECRET).unwrap();
     let dbg = format!("{keys:?}");
-    assert!(!dbg.contains("test-secret"), "Debug must not show key material: {dbg}");
+    assert!(
+        !dbg.contains("test-secret"),
+        "Debug must not show key material: {dbg}"
+    );
 }

@@ -23,3 +23,92 @@ pub fn unique(prefix: &str) -> String {
 
 /// A 32-byte HS256 test secret.
 pub const SECRET: &[u8] = b"test-secret-test-secret-test-sec";
+
+pub mod counting {
+    //! A store wrapper that counts calls and can be told to fail or to hold
+    //! loads until released: a fault injector around a real store.
+
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    use jwt_revoke::{Cutoff, CutoffStore, StoreError};
+    use tokio::sync::Semaphore;
+
+    #[derive(Default)]
+    pub struct Counting<S> {
+        pub inner: S,
+        pub loads: AtomicUsize,
+        pub global_loads: AtomicUsize,
+        pub failing: AtomicBool,
+        /// When set, every `load` reads the store, then waits for a permit
+        /// before returning what it read: a slow load holding old data.
+        pub gate: std::sync::Mutex<Option<Arc<Semaphore>>>,
+    }
+
+    impl<S: CutoffStore> Counting<S> {
+        pub fn new(inner: S) -> Self {
+            Counting {
+                inner,
+                loads: AtomicUsize::new(0),
+                global_loads: AtomicUsize::new(0),
+                failing: AtomicBool::new(false),
+                gate: std::sync::Mutex::new(None),
+            }
+        }
+        pub fn loads(&self) -> usize {
+            self.loads.load(Ordering::SeqCst)
+        }
+        pub fn fail(&self, on: bool) {
+            self.failing.store(on, Ordering::SeqCst);
+        }
+        /// Holds every later `load` until permits are added to the returned
+        /// semaphore.
+        pub fn hold_loads(&self) -> Arc<Semaphore> {
+            let s = Arc::new(Semaphore::new(0));
+            *self.gate.lock().unwrap() = Some(s.clone());
+            s
+        }
+        pub fn release_loads(&self) {
+            if let Some(s) = self.gate.lock().unwrap().take() {
+                s.add_permits(Semaphore::MAX_PERMITS / 2);
+            }
+        }
+        fn check(&self) -> Result<(), StoreError> {
+            if self.failing.load(Ordering::SeqCst) {
+                Err(StoreError::msg("injected outage"))
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    impl<S: CutoffStore> CutoffStore for Counting<S> {
+        async fn load(&self, sub: &str) -> Result<Option<Cutoff>, StoreError> {
+            self.loads.fetch_add(1, Ordering::SeqCst);
+            self.check()?;
+            let read = self.inner.load(sub).await;
+            let gate = self.gate.lock().unwrap().clone();
+            if let Some(gate) = gate {
+                let _permit = gate.acquire().await.map_err(StoreError::new)?;
+            }
+            read
+        }
+        async fn bump_version(&self, sub: &str) -> Result<Cutoff, StoreError> {
+            self.check()?;
+            self.inner.bump_version(sub).await
+        }
+        async fn revoke_before(&self, sub: &str, at: i64) -> Result<Cutoff, StoreError> {
+            self.check()?;
+            self.inner.revoke_before(sub, at).await
+        }
+        async fn load_global(&self) -> Result<i64, StoreError> {
+            self.global_loads.fetch_add(1, Ordering::SeqCst);
+            self.check()?;
+            self.inner.load_global().await
+        }
+        async fn revoke_all_before(&self, at: i64) -> Result<i64, StoreError> {
+            self.check()?;
+            self.inner.revoke_all_before(at).await
+        }
+    }
+}
