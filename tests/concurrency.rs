@@ -1,0 +1,114 @@
+//! `bump_version` racing many validations: once a bump has returned, no
+//! token older than it is ever accepted, with or without cache evictions.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use jwt_revoke::{Algorithm, Cutoff, Error, Guard, Keys, MemoryStore, RevokedReason};
+
+const BUMPS: u64 = 2_000;
+
+fn guard(store: MemoryStore, max_entries: usize) -> Guard<MemoryStore> {
+    Guard::builder(Keys::hmac(Algorithm::HS256, common::SECRET).unwrap(), store)
+        .max_entries(max_entries)
+        .build()
+        .unwrap()
+}
+
+fn subjects() -> MemoryStore {
+    let store = MemoryStore::new();
+    store.insert("bob", Cutoff::default());
+    for i in 0..50 {
+        store.insert(format!("filler-{i}"), Cutoff::default());
+    }
+    store
+}
+
+async fn race(max_entries: usize, clear_every: u64) {
+    // A minting guard (same keys, its own store) produces one token per
+    // version: bob_tokens[v] carries ver = v.
+    let minter = guard(subjects(), 100_000);
+    let mut bob_tokens = Vec::new();
+    for v in 0..=BUMPS {
+        bob_tokens.push(minter.issue("bob", &()).await.unwrap());
+        minter.store().insert("bob", Cutoff::new(v + 1, 0));
+    }
+    let mut fillers = Vec::new();
+    for i in 0..50 {
+        fillers.push(minter.issue(&format!("filler-{i}"), &()).await.unwrap());
+    }
+    let (bob_tokens, fillers) = (Arc::new(bob_tokens), Arc::new(fillers));
+
+    // The guard under test starts with bob at version 0.
+    let g = guard(subjects(), max_entries);
+    let bumped = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let violations = Arc::new(AtomicU64::new(0));
+    let accepted = Arc::new(AtomicU64::new(0));
+
+    let mut validators = Vec::new();
+    for w in 0..6u64 {
+        let (g, toks, fill) = (g.clone(), bob_tokens.clone(), fillers.clone());
+        let (bumped, done, violations, accepted) =
+            (bumped.clone(), done.clone(), violations.clone(), accepted.clone());
+        validators.push(tokio::spawn(async move {
+            let mut i = w;
+            while !done.load(Ordering::Acquire) {
+                i = i.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let floor = bumped.load(Ordering::Acquire);
+                // Mostly tokens near the current version, where races live.
+                let v = (floor + (i >> 33) % 3).saturating_sub(1).min(BUMPS);
+                match g.validate::<()>(&toks[v as usize]).await {
+                    Ok(_) => {
+                        accepted.fetch_add(1, Ordering::Relaxed);
+                        if v < floor {
+                            violations.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    Err(Error::Revoked(RevokedReason::Version)) => {}
+                    Err(e) => panic!("unexpected error: {e:?}"),
+                }
+                // Churn other subjects so bob's entry gets evicted.
+                let f = &fill[(i % fill.len() as u64) as usize];
+                let _ = g.validate::<()>(f).await;
+                tokio::task::yield_now().await;
+            }
+        }));
+    }
+
+    for k in 1..=BUMPS {
+        let c = g.bump_version("bob").await.unwrap();
+        assert_eq!(c.version, k);
+        bumped.store(k, Ordering::Release);
+        if clear_every > 0 && k % clear_every == 0 {
+            g.clear_cache();
+        }
+        tokio::task::yield_now().await;
+    }
+    done.store(true, Ordering::Release);
+    for v in validators {
+        v.await.unwrap();
+    }
+    assert_eq!(violations.load(Ordering::Relaxed), 0, "a token older than a returned bump was accepted");
+    assert!(accepted.load(Ordering::Relaxed) > 0, "the race exercised the accepting path");
+    // After the last bump only the newest token is valid.
+    assert!(g.validate::<()>(&bob_tokens[BUMPS as usize]).await.is_ok());
+    assert!(g.validate::<()>(&bob_tokens[BUMPS as usize - 1]).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bumps_racing_validations_never_let_an_older_token_through() {
+    tokio::time::timeout(Duration::from_secs(60), race(100_000, 0))
+        .await
+        .expect("no deadlock");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bumps_racing_validations_with_evictions_and_cache_clears() {
+    tokio::time::timeout(Duration::from_secs(60), race(8, 7))
+        .await
+        .expect("no deadlock");
+}
