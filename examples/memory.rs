@@ -1,0 +1,54 @@
+//! Memory per cached subject: fills the guard's cache with N subjects and
+//! reports the growth of the resident set (Linux `/proc/self/statm`).
+//!
+//! Run: `cargo run --release --example memory -- 1000000`
+
+use std::time::Duration;
+
+use jwt_revoke::{Algorithm, Cutoff, Guard, Keys, MemoryStore};
+
+fn rss_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+fn main() {
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
+    let names: Vec<String> = (0..n).map(|i| format!("user-{i}")).collect();
+    let store = MemoryStore::new();
+    for name in &names {
+        store.insert(name.as_str(), Cutoff::default());
+    }
+    let guard = Guard::builder(
+        Keys::hmac(Algorithm::HS256, b"memory-example-secret-32-bytes!!").expect("key"),
+        store,
+    )
+    .max_entries(n + 1)
+    .cache_ttl(Duration::from_secs(3_600))
+    .build()
+    .expect("guard");
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    // The store and the names are allocated before the baseline: only the
+    // cache's growth is measured.
+    let before = rss_bytes().expect("/proc/self/statm (Linux only)");
+    rt.block_on(async {
+        for name in &names {
+            // A write through the guard inserts the subject into the cache.
+            guard.bump_version(name).await.expect("bump");
+        }
+    });
+    let after = rss_bytes().expect("rss");
+    assert_eq!(guard.cached_subjects(), n);
+    let per = (after.saturating_sub(before)) as f64 / n as f64;
+    println!(
+        "cached subjects: {n}\nrss growth: {:.1} MiB\nbytes per cached subject: {per:.1}",
+        (after - before) as f64 / (1024.0 * 1024.0)
+    );
+}
