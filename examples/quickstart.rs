@@ -22,10 +22,20 @@ async fn main() -> Result<(), jwt_revoke::Error> {
 
     // Login: mint a token.
     let laptop = guard
-        .issue("user-42", &AppClaims { role: "admin".into() })
+        .issue(
+            "user-42",
+            &AppClaims {
+                role: "admin".into(),
+            },
+        )
         .await?;
     let phone = guard
-        .issue("user-42", &AppClaims { role: "admin".into() })
+        .issue(
+            "user-42",
+            &AppClaims {
+                role: "admin".into(),
+            },
+        )
         .await?;
 
     // Every request: validate (signature + claims + cached cutoff).
@@ -44,13 +54,22 @@ async fn main() -> Result<(), jwt_revoke::Error> {
     for (name, token) in [("laptop", &laptop), ("phone", &phone)] {
         match guard.validate::<AppClaims>(token).await {
             Ok(_) => println!("{name}: still valid (unexpected)"),
-            Err(e) => println!("{name}: rejected: {e} (code {}, HTTP {})", e.code(), e.status()),
+            Err(e) => println!(
+                "{name}: rejected: {e} (code {}, HTTP {})",
+                e.code(),
+                e.status()
+            ),
         }
     }
 
     // A fresh login works at once.
     let fresh = guard
-        .issue("user-42", &AppClaims { role: "admin".into() })
+        .issue(
+            "user-42",
+            &AppClaims {
+                role: "admin".into(),
+            },
+        )
         .await?;
     let v = guard.validate::<AppClaims>(&fresh).await?;
     println!("new token ok: ver={:?}", v.version());

@@ -52,12 +52,18 @@ async fn race(max_entries: usize, clear_every: u64) {
     let mut validators = Vec::new();
     for w in 0..6u64 {
         let (g, toks, fill) = (g.clone(), bob_tokens.clone(), fillers.clone());
-        let (bumped, done, violations, accepted) =
-            (bumped.clone(), done.clone(), violations.clone(), accepted.clone());
+        let (bumped, done, violations, accepted) = (
+            bumped.clone(),
+            done.clone(),
+            violations.clone(),
+            accepted.clone(),
+        );
         validators.push(tokio::spawn(async move {
             let mut i = w;
             while !done.load(Ordering::Acquire) {
-                i = i.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                i = i
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 let floor = bumped.load(Ordering::Acquire);
                 // Mostly tokens near the current version, where races live.
                 let v = (floor + (i >> 33) % 3).saturating_sub(1).min(BUMPS);
@@ -92,11 +98,22 @@ async fn race(max_entries: usize, clear_every: u64) {
     for v in validators {
         v.await.unwrap();
     }
-    assert_eq!(violations.load(Ordering::Relaxed), 0, "a token older than a returned bump was accepted");
-    assert!(accepted.load(Ordering::Relaxed) > 0, "the race exercised the accepting path");
+    assert_eq!(
+        violations.load(Ordering::Relaxed),
+        0,
+        "a token older than a returned bump was accepted"
+    );
+    assert!(
+        accepted.load(Ordering::Relaxed) > 0,
+        "the race exercised the accepting path"
+    );
     // After the last bump only the newest token is valid.
     assert!(g.validate::<()>(&bob_tokens[BUMPS as usize]).await.is_ok());
-    assert!(g.validate::<()>(&bob_tokens[BUMPS as usize - 1]).await.is_err());
+    assert!(
+        g.validate::<()>(&bob_tokens[BUMPS as usize - 1])
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
