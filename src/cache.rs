@@ -381,58 +381,23 @@ impl CutoffCache {
         self.negative_len.load(Ordering::Relaxed)
     }
 
-    /// Keeps the positive map under `max_entries`: first drops entries past
-    /// their stale window, then arbitrary ones down to 90 % of the bound.
-    /// Dropping an entry only costs a reload; the epochs keep it safe.
+    /// Keeps the positive map under `max_entries`, dropping entries past
+    /// their stale window first. Dropping an entry only costs a reload; the
+    /// epochs keep a racing load from re-caching an old cutoff.
     fn make_room(&self, now_ms: i64) {
-        let max = self.cfg.max_entries;
-        if self.len.load(Ordering::Relaxed) < max {
-            return;
-        }
         let keep_after = now_ms.saturating_sub(self.cfg.stale_if_error_ms.unwrap_or(0));
-        self.entries.retain(|_, slot| {
-            let keep = slot.expires_ms > keep_after;
-            if !keep {
-                self.len.fetch_sub(1, Ordering::Relaxed);
-            }
-            keep
+        enforce_bound(&self.entries, &self.len, self.cfg.max_entries, |slot| {
+            slot.expires_ms > keep_after
         });
-        let target = max - max / 10;
-        if self.len.load(Ordering::Relaxed) >= max {
-            self.entries.retain(|_, _| {
-                if self.len.load(Ordering::Relaxed) > target.saturating_sub(1) {
-                    self.len.fetch_sub(1, Ordering::Relaxed);
-                    false
-                } else {
-                    true
-                }
-            });
-        }
     }
 
     fn make_negative_room(&self, now_ms: i64) {
-        let max = self.cfg.max_negative_entries;
-        if self.negative_len.load(Ordering::Relaxed) < max {
-            return;
-        }
-        self.negative.retain(|_, expires| {
-            let keep = *expires > now_ms;
-            if !keep {
-                self.negative_len.fetch_sub(1, Ordering::Relaxed);
-            }
-            keep
-        });
-        let target = max - max / 10;
-        if self.negative_len.load(Ordering::Relaxed) >= max {
-            self.negative.retain(|_, _| {
-                if self.negative_len.load(Ordering::Relaxed) > target.saturating_sub(1) {
-                    self.negative_len.fetch_sub(1, Ordering::Relaxed);
-                    false
-                } else {
-                    true
-                }
-            });
-        }
+        enforce_bound(
+            &self.negative,
+            &self.negative_len,
+            self.cfg.max_negative_entries,
+            |expires| *expires > now_ms,
+        );
     }
 
     /// The global `not_before`, loaded through `load` when the cached value
@@ -494,6 +459,33 @@ impl CutoffCache {
             .not_before
             .fetch_max(not_before, Ordering::AcqRel);
         prev.max(not_before)
+    }
+}
+
+/// When `map` holds `max` entries or more: drops the entries `live` rejects,
+/// then arbitrary ones until fewer than 90 % of `max` remain. `len` is the
+/// map's entry count, kept in step under the shard locks.
+fn enforce_bound<V>(map: &Map<V>, len: &AtomicUsize, max: usize, live: impl Fn(&V) -> bool) {
+    if len.load(Ordering::Relaxed) < max {
+        return;
+    }
+    map.retain(|_, v| {
+        let keep = live(v);
+        if !keep {
+            len.fetch_sub(1, Ordering::Relaxed);
+        }
+        keep
+    });
+    let target = max - max / 10;
+    if len.load(Ordering::Relaxed) >= max {
+        map.retain(|_, _| {
+            if len.load(Ordering::Relaxed) >= target {
+                len.fetch_sub(1, Ordering::Relaxed);
+                false
+            } else {
+                true
+            }
+        });
     }
 }
 

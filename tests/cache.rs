@@ -239,26 +239,35 @@ async fn stale_if_error_serves_a_cached_cutoff_for_the_window_only() {
     );
 }
 
-#[tokio::test]
-async fn a_slow_load_that_read_old_data_cannot_resurrect_a_revoked_token_after_eviction() {
+type Racing = tokio::task::JoinHandle<Result<jwt_revoke::Verified, Error>>;
+
+/// The common start of the race tests: a validation of alice's version-0
+/// token misses, its store load reads version 0 and is held; meanwhile
+/// alice logs out everywhere and her cache entry is evicted. Returns the
+/// guard, the store, the old token, the held validation and the load count
+/// before it.
+async fn held_load_then_bump_and_evict() -> (Guard<Store>, Store, String, Racing, usize) {
     let (_clock, store, b) = setup(&["alice"]);
     let g = b.build().unwrap();
     let old = g.issue("alice", &()).await.unwrap();
     g.clear_cache();
 
-    // A validation misses; its load reads version 0 and is held.
     let before = store.loads();
-    let gate = store.hold_loads();
-    let g2 = g.clone();
-    let old2 = old.clone();
-    let racing = tokio::spawn(async move { g2.validate::<()>(&old2).await });
+    // The store keeps the gate closed until `release_loads`.
+    store.hold_loads();
+    let (g1, t1) = (g.clone(), old.clone());
+    let racing = tokio::spawn(async move { g1.validate::<()>(&t1).await });
     while store.loads() == before {
         tokio::task::yield_now().await;
     }
-    // Meanwhile: logout everywhere, and the entry is evicted.
     g.bump_version("alice").await.unwrap();
     g.clear_cache();
-    drop(gate);
+    (g, store, old, racing, before)
+}
+
+#[tokio::test]
+async fn a_slow_load_that_read_old_data_cannot_resurrect_a_revoked_token_after_eviction() {
+    let (g, store, old, racing, _) = held_load_then_bump_and_evict().await;
     store.release_loads();
     // The racing validation started before the bump returned: either
     // answer is linearizable. What matters is what it left in the cache.
@@ -274,20 +283,7 @@ async fn a_slow_load_that_read_old_data_cannot_resurrect_a_revoked_token_after_e
 
 #[tokio::test]
 async fn a_validation_started_after_a_bump_never_joins_an_older_flight() {
-    let (_clock, store, b) = setup(&["alice"]);
-    let g = b.build().unwrap();
-    let old = g.issue("alice", &()).await.unwrap();
-    g.clear_cache();
-
-    let before = store.loads();
-    let gate = store.hold_loads();
-    let (g1, t1) = (g.clone(), old.clone());
-    let first = tokio::spawn(async move { g1.validate::<()>(&t1).await });
-    while store.loads() == before {
-        tokio::task::yield_now().await;
-    }
-    g.bump_version("alice").await.unwrap();
-    g.clear_cache();
+    let (g, store, old, first, before) = held_load_then_bump_and_evict().await;
     // Starts after bump_version returned: must see version 1.
     let (g2, t2) = (g.clone(), old.clone());
     let second = tokio::spawn(async move { g2.validate::<()>(&t2).await });
@@ -298,7 +294,6 @@ async fn a_validation_started_after_a_bump_never_joins_an_older_flight() {
         }
         tokio::task::yield_now().await;
     }
-    drop(gate);
     store.release_loads();
     let _ = first.await.unwrap();
     assert!(matches!(

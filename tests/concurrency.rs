@@ -48,15 +48,17 @@ async fn race(max_entries: usize, clear_every: u64) {
     let done = Arc::new(AtomicBool::new(false));
     let violations = Arc::new(AtomicU64::new(0));
     let accepted = Arc::new(AtomicU64::new(0));
+    let validations = Arc::new(AtomicU64::new(0));
 
     let mut validators = Vec::new();
     for w in 0..6u64 {
         let (g, toks, fill) = (g.clone(), bob_tokens.clone(), fillers.clone());
-        let (bumped, done, violations, accepted) = (
+        let (bumped, done, violations, accepted, validations) = (
             bumped.clone(),
             done.clone(),
             violations.clone(),
             accepted.clone(),
+            validations.clone(),
         );
         validators.push(tokio::spawn(async move {
             let mut i = w;
@@ -77,6 +79,7 @@ async fn race(max_entries: usize, clear_every: u64) {
                     Err(Error::Revoked(RevokedReason::Version)) => {}
                     Err(e) => panic!("unexpected error: {e:?}"),
                 }
+                validations.fetch_add(1, Ordering::Release);
                 // Churn other subjects so bob's entry gets evicted.
                 let f = &fill[(i % fill.len() as u64) as usize];
                 let _ = g.validate::<()>(f).await;
@@ -92,7 +95,14 @@ async fn race(max_entries: usize, clear_every: u64) {
         if clear_every > 0 && k % clear_every == 0 {
             g.clear_cache();
         }
-        tokio::task::yield_now().await;
+        // Let the validators interleave with every bump (bounded wait).
+        let seen = validations.load(Ordering::Acquire);
+        for _ in 0..10_000 {
+            if validations.load(Ordering::Acquire) >= seen + 3 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
     }
     done.store(true, Ordering::Release);
     for v in validators {

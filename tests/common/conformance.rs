@@ -185,10 +185,7 @@ macro_rules! store_conformance {
             assert_eq!(s.revoke_all_before(at).await.unwrap(), at + 1);
             assert!(s.load_global().await.unwrap() > at);
             let lower = s.revoke_all_before(at - 500).await.unwrap();
-            assert!(
-                lower > at,
-                "a lower `at` never lowers the global cutoff"
-            );
+            assert!(lower > at, "a lower `at` never lowers the global cutoff");
         }
     };
 }
