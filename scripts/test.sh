@@ -29,6 +29,10 @@ cargo test --doc --all-features
 step "tests: default features (rust_crypto only)"
 cargo nextest run --no-fail-fast
 
+step "tests: aws_lc_rs backend only (core tests)"
+cargo nextest run --no-fail-fast --no-default-features --features aws_lc_rs \
+  --test revocation --test cache --test concurrency --test memory_store
+
 if [ -x scripts/fuzz.sh ]; then
   step "fuzz (bounded)"
   scripts/fuzz.sh "${FUZZ_SECONDS:-10}"
