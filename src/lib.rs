@@ -80,6 +80,12 @@ pub use guard::{DEFAULT_MAX_TOKEN_BYTES, Guard, GuardBuilder};
 pub use keys::Keys;
 pub use store::{CutoffStore, StoreError};
 pub use stores::memory::MemoryStore;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use stores::postgres::PostgresStore;
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use stores::sqlite::SqliteStore;
 
 /// Re-exported from jsonwebtoken so callers need not depend on it directly.
 pub use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};

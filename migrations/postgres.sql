@@ -1,0 +1,12 @@
+-- jwt-revoke cutoffs for PostgreSQL. Idempotent: safe to run at every start.
+-- One row per subject (user), never one per token.
+CREATE TABLE IF NOT EXISTS jwt_revoke_cutoffs (
+    sub           TEXT PRIMARY KEY,
+    token_version BIGINT NOT NULL DEFAULT 0 CHECK (token_version >= 0),
+    not_before    BIGINT NOT NULL DEFAULT 0
+);
+-- The global cutoff: at most one row.
+CREATE TABLE IF NOT EXISTS jwt_revoke_global (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    not_before BIGINT NOT NULL
+);

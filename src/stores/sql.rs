@@ -1,0 +1,149 @@
+//! What the SQL stores share: row conversion and the store implementation,
+//! generated once for each sqlx database by `sql_store!`.
+//!
+//! Schemas are shipped as plain SQL (`SCHEMA`) and applied with `migrate()`
+//! (`CREATE TABLE IF NOT EXISTS`), not through sqlx's migrator: that one
+//! records its migrations in the host's own `_sqlx_migrations` table, where
+//! ours would break the host's migration history. Hosts that manage their
+//! schema themselves copy `SCHEMA` into their own migrations.
+
+use crate::cutoff::Cutoff;
+use crate::store::StoreError;
+
+/// A row `(token_version, not_before)` as a cutoff. A negative version
+/// cannot come from this crate's writes (the schema forbids it); it is
+/// reported, not wrapped.
+pub(crate) fn cutoff_from_row((version, not_before): (i64, i64)) -> Result<Cutoff, StoreError> {
+    let version = u64::try_from(version)
+        .map_err(|_| StoreError::msg(format!("token_version {version} is out of range")))?;
+    Ok(Cutoff::new(version, not_before))
+}
+
+/// A cutoff's version as a SQL `BIGINT`.
+pub(crate) fn version_to_sql(version: u64) -> Result<i64, StoreError> {
+    i64::try_from(version)
+        .map_err(|_| StoreError::msg(format!("token_version {version} does not fit in BIGINT")))
+}
+
+/// Generates a `CutoffStore` over an sqlx pool from the dialect's SQL.
+macro_rules! sql_store {
+    (
+        $(#[$meta:meta])*
+        store: $name:ident,
+        pool: $pool:ty,
+        schema: $schema:expr,
+        load: $load:expr,
+        bump: $bump:expr,
+        revoke_before: $revoke:expr,
+        merge: $merge:expr,
+        remove: $remove:expr,
+        load_global: $load_global:expr,
+        revoke_all_before: $revoke_all:expr $(,)?
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone)]
+        pub struct $name {
+            pool: $pool,
+        }
+
+        impl $name {
+            /// The schema this store needs (idempotent SQL).
+            pub const SCHEMA: &'static str = $schema;
+
+            /// A store over an existing pool. Call [`Self::migrate`] (or apply
+            /// [`Self::SCHEMA`] in your own migrations) before use.
+            pub fn new(pool: $pool) -> Self {
+                Self { pool }
+            }
+
+            /// The underlying pool.
+            pub fn pool(&self) -> &$pool {
+                &self.pool
+            }
+
+            /// Creates the tables if they do not exist.
+            pub async fn migrate(&self) -> Result<(), $crate::StoreError> {
+                sqlx::raw_sql(Self::SCHEMA)
+                    .execute(&self.pool)
+                    .await
+                    .map(|_| ())
+                    .map_err($crate::StoreError::new)
+            }
+
+            /// Adds a subject (a registered user). If it exists, the cutoffs
+            /// are merged by maximum: a cutoff never moves backwards.
+            pub async fn insert(&self, sub: &str, cutoff: $crate::Cutoff) -> Result<$crate::Cutoff, $crate::StoreError> {
+                let row: (i64, i64) = sqlx::query_as($merge)
+                    .bind(sub)
+                    .bind($crate::stores::sql::version_to_sql(cutoff.version)?)
+                    .bind(cutoff.not_before)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err($crate::StoreError::new)?;
+                $crate::stores::sql::cutoff_from_row(row)
+            }
+
+            /// Forgets a subject (a deleted user): its tokens are rejected as
+            /// unknown once the guard's cache entry expires. Returns whether it
+            /// existed.
+            pub async fn remove(&self, sub: &str) -> Result<bool, $crate::StoreError> {
+                let done = sqlx::query($remove)
+                    .bind(sub)
+                    .execute(&self.pool)
+                    .await
+                    .map_err($crate::StoreError::new)?;
+                Ok(done.rows_affected() > 0)
+            }
+        }
+
+        impl $crate::store::CutoffStore for $name {
+            async fn load(&self, sub: &str) -> Result<Option<$crate::Cutoff>, $crate::StoreError> {
+                let row: Option<(i64, i64)> = sqlx::query_as($load)
+                    .bind(sub)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err($crate::StoreError::new)?;
+                row.map($crate::stores::sql::cutoff_from_row).transpose()
+            }
+
+            async fn bump_version(&self, sub: &str) -> Result<$crate::Cutoff, $crate::StoreError> {
+                let row: Option<(i64, i64)> = sqlx::query_as($bump)
+                    .bind(sub)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err($crate::StoreError::new)?;
+                let row = row.ok_or_else(|| $crate::StoreError::msg("token_version is at its maximum"))?;
+                $crate::stores::sql::cutoff_from_row(row)
+            }
+
+            async fn revoke_before(&self, sub: &str, at: i64) -> Result<$crate::Cutoff, $crate::StoreError> {
+                let row: (i64, i64) = sqlx::query_as($revoke)
+                    .bind(sub)
+                    .bind(at.saturating_add(1))
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err($crate::StoreError::new)?;
+                $crate::stores::sql::cutoff_from_row(row)
+            }
+
+            async fn load_global(&self) -> Result<i64, $crate::StoreError> {
+                let row: Option<(i64,)> = sqlx::query_as($load_global)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err($crate::StoreError::new)?;
+                Ok(row.map_or(0, |(nb,)| nb))
+            }
+
+            async fn revoke_all_before(&self, at: i64) -> Result<i64, $crate::StoreError> {
+                let (nb,): (i64,) = sqlx::query_as($revoke_all)
+                    .bind(at.saturating_add(1))
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err($crate::StoreError::new)?;
+                Ok(nb)
+            }
+        }
+    };
+}
+
+pub(crate) use sql_store;
