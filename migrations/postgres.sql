@@ -1,5 +1,9 @@
 -- jwt-revoke cutoffs for PostgreSQL. Idempotent: safe to run at every start.
 -- One row per subject (user), never one per token.
+-- Serialize concurrent migrations (several instances starting at once):
+-- concurrent CREATE TABLE IF NOT EXISTS can otherwise collide in pg_type.
+-- The lock is released when this script's implicit transaction ends.
+SELECT pg_advisory_xact_lock(7245030171);
 CREATE TABLE IF NOT EXISTS jwt_revoke_cutoffs (
     sub           TEXT PRIMARY KEY,
     token_version BIGINT NOT NULL DEFAULT 0 CHECK (token_version >= 0),

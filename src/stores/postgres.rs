@@ -1,5 +1,7 @@
 //! A [`CutoffStore`](crate::CutoffStore) on PostgreSQL, through sqlx.
 
+use std::time::Duration;
+
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use crate::store::StoreError;
@@ -50,6 +52,7 @@ impl PostgresStore {
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
             .max_connections(10)
+            .acquire_timeout(Duration::from_secs(5))
             .connect(url)
             .await
             .map_err(StoreError::new)?;

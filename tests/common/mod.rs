@@ -112,3 +112,11 @@ pub mod counting {
         }
     }
 }
+
+/// A server URL from the environment. Missing is a failure, not a skip: the
+/// test command (`scripts/test.sh`) starts the servers and exports the URLs.
+pub fn server_url(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!("{var} is not set: run the tests through scripts/test.sh, or `eval \"$(bash scripts/services.sh start)\"` first")
+    })
+}
