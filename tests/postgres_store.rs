@@ -37,35 +37,54 @@ async fn migrate_is_idempotent_and_a_new_pool_sees_the_same_rows() {
 
 #[tokio::test]
 async fn a_version_at_the_maximum_is_reported_not_wrapped() {
-    let s = PostgresStore::connect(&common::server_url("POSTGRES_URL")).await.unwrap();
+    let s = PostgresStore::connect(&common::server_url("POSTGRES_URL"))
+        .await
+        .unwrap();
     let sub = common::unique("pg-max");
-    s.insert(&sub, Cutoff::new(i64::MAX as u64, 0)).await.unwrap();
+    s.insert(&sub, Cutoff::new(i64::MAX as u64, 0))
+        .await
+        .unwrap();
     assert!(s.bump_version(&sub).await.is_err());
-    assert!(s.insert(&common::unique("pg-huge"), Cutoff::new(u64::MAX, 0)).await.is_err());
+    assert!(
+        s.insert(&common::unique("pg-huge"), Cutoff::new(u64::MAX, 0))
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]
 async fn a_guard_on_an_unreachable_server_fails_closed_with_503() {
     // Mint a token on a working store, validate it on a guard whose pool
     // points at a port where nothing listens.
-    let good = PostgresStore::connect(&common::server_url("POSTGRES_URL")).await.unwrap();
+    let good = PostgresStore::connect(&common::server_url("POSTGRES_URL"))
+        .await
+        .unwrap();
     let sub = common::unique("pg-down");
     good.insert(&sub, Cutoff::default()).await.unwrap();
     let keys = || Keys::hmac(Algorithm::HS256, common::SECRET).unwrap();
-    let token = Guard::builder(keys(), good).build().unwrap().issue(&sub, &()).await.unwrap();
+    let token = Guard::builder(keys(), good)
+        .build()
+        .unwrap()
+        .issue(&sub, &())
+        .await
+        .unwrap();
 
     let dead_pool = sqlx::postgres::PgPoolOptions::new()
         .acquire_timeout(std::time::Duration::from_millis(500))
         .connect_lazy("postgres://postgres@127.0.0.1:9/none")
         .unwrap();
-    let guard = Guard::builder(keys(), PostgresStore::new(dead_pool)).build().unwrap();
+    let guard = Guard::builder(keys(), PostgresStore::new(dead_pool))
+        .build()
+        .unwrap();
     let err = guard.validate::<()>(&token).await.unwrap_err();
     assert_eq!((err.code(), err.status()), ("store_unavailable", 503));
 }
 
 #[tokio::test]
 async fn a_guard_on_postgres_revokes_old_tokens() {
-    let store = PostgresStore::connect(&common::server_url("POSTGRES_URL")).await.unwrap();
+    let store = PostgresStore::connect(&common::server_url("POSTGRES_URL"))
+        .await
+        .unwrap();
     let sub = common::unique("pg-guard");
     store.insert(&sub, Cutoff::default()).await.unwrap();
     let guard = Guard::builder(Keys::hmac(Algorithm::HS256, common::SECRET).unwrap(), store)
@@ -74,7 +93,10 @@ async fn a_guard_on_postgres_revokes_old_tokens() {
     let old = guard.issue(&sub, &()).await.unwrap();
     assert!(guard.validate::<()>(&old).await.is_ok());
     guard.bump_version(&sub).await.unwrap();
-    assert_eq!(guard.validate::<()>(&old).await.unwrap_err().code(), "token_revoked");
+    assert_eq!(
+        guard.validate::<()>(&old).await.unwrap_err().code(),
+        "token_revoked"
+    );
     let new = guard.issue(&sub, &()).await.unwrap();
     assert_eq!(guard.validate::<()>(&new).await.unwrap().version(), Some(1));
 }
