@@ -67,6 +67,9 @@ mod clock;
 mod cutoff;
 mod error;
 mod guard;
+#[cfg(any(feature = "tower", feature = "actix"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "tower", feature = "actix"))))]
+pub mod integrations;
 mod keys;
 pub mod store;
 pub mod stores;
