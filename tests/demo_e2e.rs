@@ -1,0 +1,233 @@
+//! End to end: starts the real demo server process (`examples/server.rs`)
+//! on a free port with a fresh SQLite file and drives it over HTTP.
+#![cfg(all(feature = "sqlite", feature = "axum"))]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// The example binary next to this test's own binary (`target/<profile>/`),
+/// built on demand when the test runner did not build examples.
+fn server_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(|d| d.parent()).unwrap().to_path_buf();
+    let bin = profile_dir.join("examples").join("server");
+    if !bin.exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--example", "server", "--features", "sqlite,axum"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .unwrap();
+        assert!(status.success(), "building the demo server failed");
+    }
+    assert!(
+        bin.exists(),
+        "demo server binary not found at {}",
+        bin.display()
+    );
+    bin
+}
+
+/// The running server; killed (and its database removed) when dropped, also
+/// when an assertion fails.
+struct Server {
+    child: Child,
+    base: String,
+    db: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", self.db.display()));
+        }
+    }
+}
+
+async fn start() -> Server {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let db = std::env::temp_dir().join(format!("jwt-revoke-e2e-{}-{port}.db", std::process::id()));
+    let child = Command::new(server_binary())
+        .env("BIND", format!("127.0.0.1:{port}"))
+        .env("DATABASE_URL", format!("sqlite://{}", db.display()))
+        .env("JWT_SECRET", "e2e-secret-e2e-secret-e2e-secret")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        db,
+    };
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if let Ok(r) = client.get(format!("{}/health", server.base)).send().await
+            && r.status() == StatusCode::OK
+        {
+            return server;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the demo server did not answer /health within 10 s");
+}
+
+async fn login(c: &reqwest::Client, base: &str, user: &str, pw: &str) -> (StatusCode, Value) {
+    let r = c
+        .post(format!("{base}/login"))
+        .json(&json!({"username": user, "password": pw}))
+        .send()
+        .await
+        .unwrap();
+    (r.status(), r.json().await.unwrap_or(Value::Null))
+}
+
+async fn me(c: &reqwest::Client, base: &str, token: &str) -> (StatusCode, Option<String>, Value) {
+    let r = c
+        .get(format!("{base}/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let www = r
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (r.status(), www, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn register_login_logout_everywhere_and_password_change() {
+    let server = start().await;
+    let (c, base) = (reqwest::Client::new(), server.base.as_str());
+
+    let r = c
+        .post(format!("{base}/register"))
+        .json(&json!({"username": "alice", "password": "correct horse"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let sub = r.json::<Value>().await.unwrap()["sub"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Duplicate, bad JSON, bad input.
+    let dup = c
+        .post(format!("{base}/register"))
+        .json(&json!({"username": "alice", "password": "whatever!"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dup.status(), StatusCode::CONFLICT);
+    let bad = c
+        .post(format!("{base}/register"))
+        .header("content-type", "application/json")
+        .body("{\"username\":")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    let short = c
+        .post(format!("{base}/register"))
+        .json(&json!({"username": "bob", "password": "short"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(short.status(), StatusCode::BAD_REQUEST);
+
+    // Two sessions (laptop, phone).
+    let (status, body) = login(&c, base, "alice", "correct horse").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["token_type"], "Bearer");
+    assert!(body["expires_in"].as_u64().unwrap() > 0);
+    let laptop = body["access_token"].as_str().unwrap().to_owned();
+    let phone = login(&c, base, "alice", "correct horse").await.1["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _, body) = me(&c, base, &laptop).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({"sub": sub, "username": "alice", "ver": 0}));
+
+    // Wrong password and unknown user look the same.
+    assert_eq!(
+        login(&c, base, "alice", "wrong password").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        login(&c, base, "nobody", "wrong password").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    // No token.
+    let none = c.get(format!("{base}/me")).send().await.unwrap();
+    assert_eq!(none.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(none.headers()["www-authenticate"], "Bearer");
+
+    // Log out everywhere from the phone: the laptop's token dies too.
+    let out = c
+        .post(format!("{base}/logout"))
+        .bearer_auth(&phone)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), StatusCode::NO_CONTENT);
+    for token in [&laptop, &phone] {
+        let (status, www, body) = me(&c, base, token).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(body, json!({"error": "token_revoked"}));
+        assert!(www.unwrap().contains("error=\"invalid_token\""));
+    }
+
+    // Logging in again at once (same second) works.
+    let fresh = login(&c, base, "alice", "correct horse").await.1["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _, body) = me(&c, base, &fresh).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["ver"], 1);
+
+    // Password change ends every session; only the new password works.
+    let change = c
+        .post(format!("{base}/password"))
+        .bearer_auth(&fresh)
+        .json(&json!({"old_password": "wrong!!!!", "new_password": "battery staple"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(change.status(), StatusCode::UNAUTHORIZED);
+    let change = c
+        .post(format!("{base}/password"))
+        .bearer_auth(&fresh)
+        .json(&json!({"old_password": "correct horse", "new_password": "battery staple"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(change.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        me(&c, base, &fresh).await.2,
+        json!({"error": "token_revoked"})
+    );
+    assert_eq!(
+        login(&c, base, "alice", "correct horse").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (status, body) = login(&c, base, "alice", "battery staple").await;
+    assert_eq!(status, StatusCode::OK);
+    let newest = body["access_token"].as_str().unwrap();
+    assert_eq!(me(&c, base, newest).await.2["ver"], 2);
+
+    // A forged token is rejected with the library's code.
+    assert_eq!(me(&c, base, "a.b.c").await.2, json!({"error": "malformed"}));
+}
