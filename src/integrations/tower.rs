@@ -4,7 +4,7 @@
 //! can be built from a `String` (axum's `Body`, `String`, …). On success the
 //! [`Verified<C>`](crate::Verified) is inserted into the request extensions
 //! and the inner service is called; otherwise the layer answers with the
-//! [`Rejection`](super::Rejection) and the inner service never sees the
+//! [`Rejection`] and the inner service never sees the
 //! request.
 //!
 //! The response future is boxed: validation is an `async fn` whose future

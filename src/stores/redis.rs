@@ -1,4 +1,4 @@
-//! A [`CutoffStore`](crate::CutoffStore) on Redis, through redis-rs.
+//! A [`CutoffStore`] on Redis, through redis-rs.
 //!
 //! One hash per subject, `{prefix}sub:{sub}` with fields `v` (version) and
 //! `nb` (not_before), and one string `{prefix}global`. Every write is one
