@@ -70,6 +70,9 @@ mod guard;
 #[cfg(any(feature = "tower", feature = "actix"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "tower", feature = "actix"))))]
 pub mod integrations;
+#[cfg(any(feature = "redis", feature = "postgres"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "redis", feature = "postgres"))))]
+pub mod invalidation;
 mod keys;
 pub mod store;
 pub mod stores;
