@@ -3,7 +3,7 @@
 //!
 //! Each bus has a [`Publisher`](crate::Publisher) (give it to
 //! [`GuardBuilder::publisher`](crate::GuardBuilder::publisher)) and a
-//! subscriber task that merges received [`CutoffEvent`](crate::CutoffEvent)s
+//! subscriber task that merges received [`CutoffEvent`]s
 //! into the local guard's cache (by maximum, so late, duplicated or
 //! reordered events are harmless).
 //!
