@@ -1,5 +1,6 @@
-//! `bump_version` racing many validations: once a bump has returned, no
-//! token older than it is ever accepted, with or without cache evictions.
+//! Revocations racing many validations: once a `bump_version` or a
+//! `revoke_before` has returned, no token older than it is ever accepted,
+//! with or without cache evictions, and nothing deadlocks.
 
 mod common;
 
@@ -7,13 +8,24 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use jwt_revoke::{Algorithm, Cutoff, Error, Guard, Keys, MemoryStore, RevokedReason};
+use jwt_revoke::{Algorithm, Cutoff, Error, FakeClock, Guard, Keys, MemoryStore, RevokedReason};
+
+const T0: i64 = 1_800_000_000;
 
 const BUMPS: u64 = 2_000;
 
-fn guard(store: MemoryStore, max_entries: usize) -> Guard<MemoryStore> {
+/// How the race revokes: by version or by timestamp.
+#[derive(Clone, Copy)]
+enum Mode {
+    Bump,
+    RevokeBefore,
+}
+
+fn guard(store: MemoryStore, max_entries: usize, clock: &FakeClock) -> Guard<MemoryStore> {
     Guard::builder(Keys::hmac(Algorithm::HS256, common::SECRET).unwrap(), store)
         .max_entries(max_entries)
+        .clock(clock.clone())
+        .access_ttl(Duration::from_secs(86_400))
         .build()
         .unwrap()
 }
@@ -27,14 +39,19 @@ fn subjects() -> MemoryStore {
     store
 }
 
-async fn race(max_entries: usize, clear_every: u64) {
+async fn race(mode: Mode, max_entries: usize, clear_every: u64) {
     // A minting guard (same keys, its own store) produces one token per
-    // version: bob_tokens[v] carries ver = v.
-    let minter = guard(subjects(), 100_000);
+    // step: bob_tokens[k] carries ver = k (Bump) or iat = T0 + k
+    // (RevokeBefore), so step k of the race revokes exactly tokens[..k].
+    let mint_clock = FakeClock::new(T0);
+    let minter = guard(subjects(), 100_000, &mint_clock);
     let mut bob_tokens = Vec::new();
     for v in 0..=BUMPS {
         bob_tokens.push(minter.issue("bob", &()).await.unwrap());
-        minter.store().insert("bob", Cutoff::new(v + 1, 0));
+        match mode {
+            Mode::Bump => minter.store().insert("bob", Cutoff::new(v + 1, 0)),
+            Mode::RevokeBefore => mint_clock.advance(Duration::from_secs(1)),
+        }
     }
     let mut fillers = Vec::new();
     for i in 0..50 {
@@ -42,8 +59,16 @@ async fn race(max_entries: usize, clear_every: u64) {
     }
     let (bob_tokens, fillers) = (Arc::new(bob_tokens), Arc::new(fillers));
 
-    // The guard under test starts with bob at version 0.
-    let g = guard(subjects(), max_entries);
+    // The guard under test starts with bob at version 0, after every iat.
+    let g = guard(
+        subjects(),
+        max_entries,
+        &FakeClock::new(T0 + BUMPS as i64 + 1),
+    );
+    let expected_reason = match mode {
+        Mode::Bump => RevokedReason::Version,
+        Mode::RevokeBefore => RevokedReason::NotBefore,
+    };
     let bumped = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicBool::new(false));
     let violations = Arc::new(AtomicU64::new(0));
@@ -76,7 +101,7 @@ async fn race(max_entries: usize, clear_every: u64) {
                             violations.fetch_add(1, Ordering::Relaxed);
                         }
                     }
-                    Err(Error::Revoked(RevokedReason::Version)) => {}
+                    Err(Error::Revoked(r)) if r == expected_reason => {}
                     Err(e) => panic!("unexpected error: {e:?}"),
                 }
                 validations.fetch_add(1, Ordering::Release);
@@ -89,8 +114,13 @@ async fn race(max_entries: usize, clear_every: u64) {
     }
 
     for k in 1..=BUMPS {
-        let c = g.bump_version("bob").await.unwrap();
-        assert_eq!(c.version, k);
+        match mode {
+            Mode::Bump => assert_eq!(g.bump_version("bob").await.unwrap().version, k),
+            Mode::RevokeBefore => {
+                let at = T0 + k as i64 - 1;
+                assert_eq!(g.revoke_before("bob", at).await.unwrap().not_before, at + 1);
+            }
+        }
         bumped.store(k, Ordering::Release);
         if clear_every > 0 && k % clear_every == 0 {
             g.clear_cache();
@@ -128,14 +158,21 @@ async fn race(max_entries: usize, clear_every: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bumps_racing_validations_never_let_an_older_token_through() {
-    tokio::time::timeout(Duration::from_secs(60), race(100_000, 0))
+    tokio::time::timeout(Duration::from_secs(60), race(Mode::Bump, 100_000, 0))
         .await
         .expect("no deadlock");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bumps_racing_validations_with_evictions_and_cache_clears() {
-    tokio::time::timeout(Duration::from_secs(60), race(8, 7))
+    tokio::time::timeout(Duration::from_secs(60), race(Mode::Bump, 8, 7))
+        .await
+        .expect("no deadlock");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn revoke_before_racing_validations_with_evictions() {
+    tokio::time::timeout(Duration::from_secs(60), race(Mode::RevokeBefore, 8, 5))
         .await
         .expect("no deadlock");
 }
