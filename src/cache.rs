@@ -407,25 +407,13 @@ impl CutoffCache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<i64, StoreError>>,
     {
-        let margin = self.age_margin_ms.load(Ordering::Relaxed);
-        if self
-            .global
-            .expires_ms
-            .load(Ordering::Acquire)
-            .saturating_sub(margin)
-            > now_ms
-        {
-            return Ok(self.global.not_before.load(Ordering::Acquire));
+        if let Some(nb) = self.fresh_global(now_ms) {
+            return Ok(nb);
         }
         let _refresh = self.global.refresh.lock().await;
-        if self
-            .global
-            .expires_ms
-            .load(Ordering::Acquire)
-            .saturating_sub(margin)
-            > now_ms
-        {
-            return Ok(self.global.not_before.load(Ordering::Acquire));
+        // Another caller may have refreshed it while this one waited.
+        if let Some(nb) = self.fresh_global(now_ms) {
+            return Ok(nb);
         }
         match load().await {
             Ok(nb) => Ok(self.refresh_global(nb)),
@@ -441,6 +429,14 @@ impl CutoffCache {
                 }
             }
         }
+    }
+
+    /// The cached global `not_before`, if still fresh.
+    fn fresh_global(&self, now_ms: i64) -> Option<i64> {
+        let margin = self.age_margin_ms.load(Ordering::Relaxed);
+        let expires = self.global.expires_ms.load(Ordering::Acquire);
+        (expires.saturating_sub(margin) > now_ms)
+            .then(|| self.global.not_before.load(Ordering::Acquire))
     }
 
     /// Records a global `not_before` just read from the store: merged, and

@@ -121,44 +121,11 @@ mod redis_bus {
         .await;
     }
 
-    /// A private redis-server for the bus, so the test can kill it.
-    struct BusServer(std::process::Child);
-
-    impl BusServer {
-        fn start(port: u16) -> Self {
-            BusServer(
-                std::process::Command::new("redis-server")
-                    .args([
-                        "--bind",
-                        "127.0.0.1",
-                        "--port",
-                        &port.to_string(),
-                        "--save",
-                        "",
-                        "--appendonly",
-                        "no",
-                    ])
-                    .stdout(std::process::Stdio::null())
-                    .spawn()
-                    .expect("redis-server on PATH"),
-            )
-        }
-    }
-
-    impl Drop for BusServer {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
+    use common::redis_server::{OwnRedis as BusServer, free_port};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_lost_subscription_limits_cache_age_and_resubscribes() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let bus_url = format!("redis://127.0.0.1:{port}/");
         let server = BusServer::start(port);
         let client = redis::Client::open(bus_url.as_str()).unwrap();

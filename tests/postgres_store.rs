@@ -79,24 +79,3 @@ async fn a_guard_on_an_unreachable_server_fails_closed_with_503() {
     let err = guard.validate::<()>(&token).await.unwrap_err();
     assert_eq!((err.code(), err.status()), ("store_unavailable", 503));
 }
-
-#[tokio::test]
-async fn a_guard_on_postgres_revokes_old_tokens() {
-    let store = PostgresStore::connect(&common::server_url("POSTGRES_URL"))
-        .await
-        .unwrap();
-    let sub = common::unique("pg-guard");
-    store.insert(&sub, Cutoff::default()).await.unwrap();
-    let guard = Guard::builder(Keys::hmac(Algorithm::HS256, common::SECRET).unwrap(), store)
-        .build()
-        .unwrap();
-    let old = guard.issue(&sub, &()).await.unwrap();
-    assert!(guard.validate::<()>(&old).await.is_ok());
-    guard.bump_version(&sub).await.unwrap();
-    assert_eq!(
-        guard.validate::<()>(&old).await.unwrap_err().code(),
-        "token_revoked"
-    );
-    let new = guard.issue(&sub, &()).await.unwrap();
-    assert_eq!(guard.validate::<()>(&new).await.unwrap().version(), Some(1));
-}

@@ -79,41 +79,7 @@ async fn prefixes_keep_applications_apart() {
     assert_eq!(b.load("shared-name").await.unwrap(), None);
 }
 
-/// A private redis-server on a free port, killed when dropped.
-struct OwnRedis {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl OwnRedis {
-    fn start(port: u16) -> Self {
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server on PATH (scripts/services.sh installs it)");
-        OwnRedis { child, port }
-    }
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::redis_server::{OwnRedis, free_port};
 
 async fn connect_retrying(url: &str) -> RedisStore {
     for _ in 0..100 {
@@ -127,10 +93,7 @@ async fn connect_retrying(url: &str) -> RedisStore {
 
 #[tokio::test]
 async fn an_outage_fails_closed_with_503_and_recovers_without_restart() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = free_port();
     let server = OwnRedis::start(port);
     let store = connect_retrying(&server.url()).await;
     store.insert("alice", Cutoff::default()).await.unwrap();
@@ -165,25 +128,4 @@ async fn an_outage_fails_closed_with_503_and_recovers_without_restart() {
         "unknown_subject"
     );
     drop(server);
-}
-
-#[tokio::test]
-async fn a_guard_on_redis_revokes_old_tokens() {
-    let store = RedisStore::connect(&common::server_url("REDIS_URL"))
-        .await
-        .unwrap();
-    let sub = common::unique("redis-guard");
-    store.insert(&sub, Cutoff::default()).await.unwrap();
-    let guard = Guard::builder(Keys::hmac(Algorithm::HS256, common::SECRET).unwrap(), store)
-        .build()
-        .unwrap();
-    let old = guard.issue(&sub, &()).await.unwrap();
-    assert!(guard.validate::<()>(&old).await.is_ok());
-    guard.bump_version(&sub).await.unwrap();
-    assert_eq!(
-        guard.validate::<()>(&old).await.unwrap_err().code(),
-        "token_revoked"
-    );
-    let new = guard.issue(&sub, &()).await.unwrap();
-    assert_eq!(guard.validate::<()>(&new).await.unwrap().version(), Some(1));
 }

@@ -11,7 +11,6 @@ use axum::routing::get;
 use common::http_cases::{Fixture, Store, fixture};
 use jwt_revoke::integrations::axum::Authenticated;
 use jwt_revoke::integrations::tower::RevokeLayer;
-use serde_json::Value;
 use tower::ServiceExt;
 
 async fn me(Authenticated(v): Authenticated) -> String {
@@ -65,33 +64,7 @@ async fn every_case_gets_the_documented_answer() {
     let (f, cases) = fixture().await;
     for case in cases {
         let (status, www, ctype, body) = send(app(&f), case.authorization.as_deref()).await;
-        assert_eq!(status.as_u16(), case.status, "{}", case.name);
-        match case.code {
-            Some(code) => {
-                assert_eq!(ctype.as_deref(), Some("application/json"), "{}", case.name);
-                let json: Value = serde_json::from_str(&body).unwrap();
-                assert_eq!(json["error"], code, "{}", case.name);
-            }
-            None => assert_eq!(body, "alice:0", "{}", case.name),
-        }
-        match case.www_authenticate {
-            Some(needle) => {
-                let www = www.unwrap_or_default();
-                assert!(www.starts_with("Bearer"), "{}: {www}", case.name);
-                assert!(www.contains(needle), "{}: {www}", case.name);
-            }
-            None => assert!(www.is_none(), "{}", case.name),
-        }
-        if let Some(a) = &case.authorization {
-            let token = a.trim_start_matches("Bearer ").trim_start_matches("Basic ");
-            if token.len() > 8 {
-                assert!(
-                    !body.contains(token),
-                    "{}: the token is never echoed",
-                    case.name
-                );
-            }
-        }
+        case.check(status.as_u16(), www.as_deref(), ctype.as_deref(), &body);
     }
 }
 

@@ -177,6 +177,25 @@ macro_rules! store_conformance {
         }
 
         #[tokio::test]
+        async fn a_guard_on_this_store_revokes_old_tokens() {
+            let s = store().await;
+            let sub = unique("guard");
+            s.put(&sub, Cutoff::default()).await;
+            let keys = jwt_revoke::Keys::hmac(jwt_revoke::Algorithm::HS256, $crate::common::SECRET)
+                .unwrap();
+            let guard = jwt_revoke::Guard::builder(keys, s).build().unwrap();
+            let old = guard.issue(&sub, &()).await.unwrap();
+            assert!(guard.validate::<()>(&old).await.is_ok());
+            guard.bump_version(&sub).await.unwrap();
+            assert_eq!(
+                guard.validate::<()>(&old).await.unwrap_err().code(),
+                "token_revoked"
+            );
+            let new = guard.issue(&sub, &()).await.unwrap();
+            assert_eq!(guard.validate::<()>(&new).await.unwrap().version(), Some(1));
+        }
+
+        #[tokio::test]
         async fn global_cutoff_is_monotone() {
             let s = store().await;
             // The global row may be shared with other tests: assert relative to it.

@@ -145,3 +145,37 @@ pub async fn fixture() -> (Fixture, Vec<Case>) {
         cases,
     )
 }
+
+impl Case {
+    /// Asserts what a client received for this case.
+    pub fn check(&self, status: u16, www: Option<&str>, content_type: Option<&str>, body: &str) {
+        let name = self.name;
+        assert_eq!(status, self.status, "{name}");
+        match self.code {
+            Some(code) => {
+                assert_eq!(content_type, Some("application/json"), "{name}");
+                let json: serde_json::Value = serde_json::from_str(body).unwrap();
+                assert_eq!(json["error"], code, "{name}");
+            }
+            None => assert_eq!(body, "alice:0", "{name}: the handler saw the subject"),
+        }
+        match self.www_authenticate {
+            Some(needle) => {
+                let www = www.unwrap_or_default();
+                assert!(
+                    www.starts_with("Bearer") && www.contains(needle),
+                    "{name}: {www}"
+                );
+            }
+            None => assert!(www.is_none(), "{name}"),
+        }
+        if let Some(token) = self
+            .authorization
+            .as_deref()
+            .and_then(|a| a.split(' ').nth(1))
+            && token.len() > 8
+        {
+            assert!(!body.contains(token), "{name}: the token is never echoed");
+        }
+    }
+}
