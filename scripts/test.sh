@@ -22,18 +22,21 @@ cargo clippy --all-targets --all-features -- -D warnings
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
 
-step "tests: all features"
-cargo nextest run --all-features --no-fail-fast
-cargo test --doc --all-features
-
-step "tests: default features (rust_crypto only)"
-cargo nextest run --no-fail-fast
+if [ -x scripts/fuzz.sh ]; then
+  step "fuzz (bounded)"
+  scripts/fuzz.sh "${FUZZ_SECONDS:-10}"
+fi
 
 step "tests: aws_lc_rs backend only (core tests)"
 cargo nextest run --no-fail-fast --no-default-features --features aws_lc_rs \
   --test revocation --test cache --test concurrency --test memory_store
 
-if [ -x scripts/fuzz.sh ]; then
-  step "fuzz (bounded)"
-  scripts/fuzz.sh "${FUZZ_SECONDS:-10}"
-fi
+step "tests: default features (rust_crypto only)"
+cargo nextest run --no-fail-fast
+
+step "doc tests: all features"
+cargo test --doc --all-features
+
+# Last, so the run closes on the full suite's summary.
+step "tests: all features (PostgreSQL, Redis, SQLite, axum, actix, demo end to end)"
+cargo nextest run --all-features --no-fail-fast
