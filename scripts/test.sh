@@ -20,6 +20,7 @@ step "clippy (all targets, all features)"
 cargo clippy --all-targets --all-features -- -D warnings
 
 step "docs"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
 
 if [ -x scripts/fuzz.sh ]; then
