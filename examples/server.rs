@@ -158,11 +158,16 @@ async fn register(
         Err(e) => return Err(e.into()),
     };
     let sub = id.to_string();
-    app.guard
-        .store()
-        .insert(&sub, Cutoff::default())
-        .await
-        .map_err(jwt_revoke::Error::StoreUnavailable)?;
+    // The subject's cutoff row: without it every token of this user would be
+    // rejected as `unknown_subject`. If it cannot be written, undo the user
+    // row so the client can simply retry the registration.
+    if let Err(e) = app.guard.store().insert(&sub, Cutoff::default()).await {
+        let _ = sqlx::query("DELETE FROM users WHERE id = ?1")
+            .bind(id)
+            .execute(app.db())
+            .await;
+        return Err(jwt_revoke::Error::StoreUnavailable(e).into());
+    }
     Ok((
         StatusCode::CREATED,
         Json(json!({ "sub": sub, "username": c.username })),

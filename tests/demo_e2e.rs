@@ -9,20 +9,50 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-/// The example binary next to this test's own binary (`target/<profile>/`),
-/// built on demand when the test runner did not build examples.
+/// The features this test was compiled with, so the example is built from
+/// the same library build (a no-op when the runner already built examples).
+fn enabled_features() -> Vec<&'static str> {
+    [
+        ("rust_crypto", cfg!(feature = "rust_crypto")),
+        ("aws_lc_rs", cfg!(feature = "aws_lc_rs")),
+        ("sqlite", cfg!(feature = "sqlite")),
+        ("postgres", cfg!(feature = "postgres")),
+        ("redis", cfg!(feature = "redis")),
+        ("tower", cfg!(feature = "tower")),
+        ("axum", cfg!(feature = "axum")),
+        ("actix", cfg!(feature = "actix")),
+    ]
+    .into_iter()
+    .filter_map(|(name, on)| on.then_some(name))
+    .collect()
+}
+
+/// The example binary next to this test's own binary (`target/<profile>/`).
+/// Always asks cargo to build it, so a stale binary from an older build is
+/// never the one under test.
 fn server_binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().and_then(|d| d.parent()).unwrap().to_path_buf();
+    let profile = profile_dir
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let profile = if profile == "debug" {
+        "dev".to_owned()
+    } else {
+        profile
+    };
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--example", "server", "--no-default-features"])
+        .args(["--features", &enabled_features().join(",")])
+        .args(["--profile", &profile])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "building the demo server failed");
     let bin = profile_dir.join("examples").join("server");
-    if !bin.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--example", "server", "--features", "sqlite,axum"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .unwrap();
-        assert!(status.success(), "building the demo server failed");
-    }
     assert!(
         bin.exists(),
         "demo server binary not found at {}",
@@ -30,6 +60,9 @@ fn server_binary() -> PathBuf {
     );
     bin
 }
+
+/// The server's HS256 secret.
+const SECRET: &str = "e2e-secret-e2e-secret-e2e-secret";
 
 /// The running server; killed (and its database removed) when dropped, also
 /// when an assertion fails.
@@ -59,7 +92,7 @@ async fn start() -> Server {
     let child = Command::new(server_binary())
         .env("BIND", format!("127.0.0.1:{port}"))
         .env("DATABASE_URL", format!("sqlite://{}", db.display()))
-        .env("JWT_SECRET", "e2e-secret-e2e-secret-e2e-secret")
+        .env("JWT_SECRET", SECRET)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()
@@ -69,8 +102,12 @@ async fn start() -> Server {
         base: format!("http://127.0.0.1:{port}"),
         db,
     };
+    let mut server = server;
     let client = reqwest::Client::new();
     for _ in 0..200 {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            panic!("the demo server exited before answering /health: {status}");
+        }
         if let Ok(r) = client.get(format!("{}/health", server.base)).send().await
             && r.status() == StatusCode::OK
         {
@@ -145,6 +182,15 @@ async fn register_login_logout_everywhere_and_password_change() {
         .await
         .unwrap();
     assert_eq!(short.status(), StatusCode::BAD_REQUEST);
+    for username in [String::new(), "x".repeat(65)] {
+        let r = c
+            .post(format!("{base}/register"))
+            .json(&json!({"username": username, "password": "long enough"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{username:?}");
+    }
 
     // Two sessions (laptop, phone).
     let (status, body) = login(&c, base, "alice", "correct horse").await;
@@ -230,4 +276,40 @@ async fn register_login_logout_everywhere_and_password_change() {
 
     // A forged token is rejected with the library's code.
     assert_eq!(me(&c, base, "a.b.c").await.2, json!({"error": "malformed"}));
+}
+
+#[tokio::test]
+async fn tokens_for_unknown_users_or_other_keys_are_rejected() {
+    use jwt_revoke::{Algorithm, Cutoff, Guard, Keys, MemoryStore};
+
+    let server = start().await;
+    let (c, base) = (reqwest::Client::new(), server.base.as_str());
+
+    // Correctly signed with the server's secret, but for a user id that
+    // the server's database does not hold.
+    let forge = |secret: &'static [u8]| {
+        let store = MemoryStore::new();
+        store.insert("424242", Cutoff::default());
+        Guard::builder(Keys::hmac(Algorithm::HS256, secret).unwrap(), store)
+            .build()
+            .unwrap()
+    };
+    let token = forge(SECRET.as_bytes())
+        .issue("424242", &serde_json::json!({"username": "ghost"}))
+        .await
+        .unwrap();
+    let (status, www, body) = me(&c, base, &token).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body, json!({"error": "unknown_subject"}));
+    assert!(www.unwrap().contains("error=\"invalid_token\""));
+
+    // Signed with another key.
+    let token = forge(b"another-secret-another-secret-another")
+        .issue("424242", &serde_json::json!({"username": "ghost"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        me(&c, base, &token).await.2,
+        json!({"error": "invalid_signature"})
+    );
 }

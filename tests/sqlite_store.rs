@@ -3,14 +3,21 @@
 
 mod common;
 
-use jwt_revoke::{Cutoff, CutoffStore, SqliteStore};
+use jwt_revoke::{Algorithm, Cutoff, CutoffStore, Guard, Keys, SqliteStore};
+
+/// Where the test databases live, apart from everything else in the temp dir.
+fn test_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join("jwt-revoke-sqlite-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
 
 /// A database file unique to this test, removed when dropped.
 struct TempDb(std::path::PathBuf);
 
 impl TempDb {
     fn new() -> Self {
-        TempDb(std::env::temp_dir().join(format!("{}.db", common::unique("jwt-revoke-test"))))
+        TempDb(test_dir().join(format!("{}.db", common::unique("db"))))
     }
     fn url(&self) -> String {
         format!("sqlite://{}", self.0.display())
@@ -25,10 +32,31 @@ impl Drop for TempDb {
     }
 }
 
+/// Removes databases that earlier conformance runs left behind: a store
+/// cannot own its file, so `fresh()` cannot delete it when the test ends.
+fn sweep_old_databases() {
+    let Ok(entries) = std::fs::read_dir(test_dir()) else {
+        return;
+    };
+    let hour = std::time::Duration::from_secs(3600);
+    for entry in entries.flatten() {
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > hour);
+        if old {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 impl common::conformance::TestStore for SqliteStore {
     async fn fresh() -> Self {
-        // A file database (WAL, pooled connections), like production. The
-        // file is left in the temp dir; tests share nothing.
+        // A file database (WAL, pooled connections), like production; tests
+        // share nothing. The file outlives the test and is swept an hour later.
+        sweep_old_databases();
         let db = TempDb::new();
         let url = db.url();
         std::mem::forget(db);
@@ -97,4 +125,49 @@ async fn version_at_the_maximum_is_reported_not_wrapped() {
             .await
             .is_err()
     );
+}
+
+#[tokio::test]
+async fn an_in_memory_database_keeps_its_only_connection() {
+    // `sqlite::memory:` dies with its last connection: the pool must never
+    // retire that connection, or every cutoff would vanish after a while.
+    let store = SqliteStore::connect("sqlite::memory:").await.unwrap();
+    let options = store.pool().options();
+    assert_eq!(options.get_max_connections(), 1);
+    assert_eq!(options.get_idle_timeout(), None);
+    assert_eq!(options.get_max_lifetime(), None);
+    store.insert("alice", Cutoff::new(2, 0)).await.unwrap();
+    assert_eq!(store.load("alice").await.unwrap(), Some(Cutoff::new(2, 0)));
+    // Each in-memory store is its own database.
+    let other = SqliteStore::connect("sqlite::memory:").await.unwrap();
+    assert_eq!(other.load("alice").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_logout_survives_a_server_restart() {
+    let db = TempDb::new();
+    let keys = || Keys::hmac(Algorithm::HS256, common::SECRET).unwrap();
+    let (old, now) = {
+        let store = SqliteStore::connect(&db.url()).await.unwrap();
+        store.insert("alice", Cutoff::default()).await.unwrap();
+        let guard = Guard::builder(keys(), store).build().unwrap();
+        let old = guard.issue("alice", &()).await.unwrap();
+        let now = guard.validate::<()>(&old).await.unwrap().issued_at();
+        guard.bump_version("alice").await.unwrap();
+        guard.revoke_all_before(now - 10).await.unwrap();
+        guard.store().pool().close().await;
+        (old, now)
+    };
+    // A new process: empty cache, same database file, same key.
+    let store = SqliteStore::connect(&db.url()).await.unwrap();
+    let guard = Guard::builder(keys(), store).build().unwrap();
+    assert_eq!(
+        guard.validate::<()>(&old).await.unwrap_err().code(),
+        "token_revoked"
+    );
+    let new = guard.issue("alice", &()).await.unwrap();
+    let verified = guard.validate::<()>(&new).await.unwrap();
+    assert_eq!(verified.version(), Some(1));
+    assert!(verified.issued_at() >= now);
+    assert_eq!(guard.store().load_global().await.unwrap(), now - 9);
 }

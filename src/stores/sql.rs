@@ -47,7 +47,13 @@ macro_rules! sql_store {
         }
 
         impl $name {
-            /// The schema this store needs (idempotent SQL).
+            /// The schema this store needs: idempotent SQL
+            /// (`CREATE TABLE IF NOT EXISTS`), applied by [`Self::migrate`].
+            ///
+            /// Not an sqlx migration on purpose: sqlx's migrator would record
+            /// it in the host's own `_sqlx_migrations` table and break the
+            /// host's migration history. Copy it into your own migrations if
+            /// a migration tool owns your schema.
             pub const SCHEMA: &'static str = $schema;
 
             /// A store over an existing pool. Call [`Self::migrate`] (or apply

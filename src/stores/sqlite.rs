@@ -1,4 +1,19 @@
 //! A [`CutoffStore`](crate::CutoffStore) on SQLite, through sqlx.
+//!
+//! # Schema
+//!
+//! The tables are in [`SqliteStore::SCHEMA`] (the file `migrations/sqlite.sql`
+//! of the crate): plain, idempotent SQL (`CREATE TABLE IF NOT EXISTS`) that
+//! [`SqliteStore::migrate`] runs, and that [`SqliteStore::connect`] runs for
+//! you. It is deliberately not an sqlx migration (`sqlx::migrate!`): sqlx's
+//! migrator records what it applied in the database's `_sqlx_migrations`
+//! table, which belongs to the host application, and foreign entries there
+//! break the host's own migrations. Hosts that manage their schema with a
+//! migration tool copy `SCHEMA` into one of their migrations instead of
+//! calling `migrate`.
+//!
+//! Versions are `u64` in Rust and `INTEGER` (64-bit signed) in SQLite: a
+//! version that does not fit either way is a [`StoreError`], never a wrap.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -54,8 +69,12 @@ impl SqliteStore {
     /// `sqlite://app.db` or `sqlite::memory:`) and applies the schema.
     ///
     /// The file is opened in WAL mode with a 5 s busy timeout, so readers do
-    /// not block the writer. An in-memory database uses a single connection
-    /// (each connection of `sqlite::memory:` would be a separate database).
+    /// not block the writer.
+    ///
+    /// An in-memory database (`sqlite::memory:`) lives only as long as a
+    /// connection to it is open, so it gets exactly one connection that the
+    /// pool never closes for being idle or old (sqlx's defaults would drop
+    /// it after 10 or 30 minutes, and every cutoff with it).
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(StoreError::new)?
@@ -67,8 +86,16 @@ impl SqliteStore {
         } else {
             options.journal_mode(SqliteJournalMode::Wal)
         };
-        let pool = SqlitePoolOptions::new()
-            .max_connections(if in_memory { 1 } else { 8 })
+        let pool_options = if in_memory {
+            SqlitePoolOptions::new()
+                .min_connections(1)
+                .max_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+        } else {
+            SqlitePoolOptions::new().max_connections(8)
+        };
+        let pool = pool_options
             .connect_with(options)
             .await
             .map_err(StoreError::new)?;
