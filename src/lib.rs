@@ -51,6 +51,16 @@
 //!   [`Error::StoreUnavailable`] (503), unless stale-if-error is enabled.
 //! - **State is O(subjects)**: no token is ever stored.
 //!
+//! # Pieces
+//! - Stores: [`MemoryStore`]; `SqliteStore`, `PostgresStore`, `RedisStore`
+//!   behind the `sqlite`, `postgres`, `redis` features; or implement
+//!   [`CutoffStore`] over your own tables.
+//! - Web frameworks: `integrations::tower::RevokeLayer` with
+//!   `integrations::axum::Authenticated` (features `tower`, `axum`), and
+//!   `integrations::actix` (feature `actix`).
+//! - Many instances: `invalidation::redis` and `invalidation::postgres`
+//!   publish revocations and keep other instances' caches current.
+//!
 //! # Crypto backend
 //! jsonwebtoken needs exactly one backend. The default feature `rust_crypto`
 //! is pure Rust; `aws_lc_rs` is faster for RSA/ECDSA but needs a C toolchain.
