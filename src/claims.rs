@@ -100,13 +100,32 @@ pub(crate) fn b64(segment: &str) -> Result<Vec<u8>, Error> {
         .map_err(|_| Error::Malformed("segment is not base64url without padding"))
 }
 
+/// `true` when the JSON text is an object. Derived `Deserialize` structs
+/// also accept a JSON array (fields by position); RFC 7515 §4 and RFC 7519
+/// §7.2 require objects, and accepting arrays would make the guard read
+/// tokens that other verifiers reject.
+fn is_object(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        .is_some_and(|b| *b == b'{')
+}
+
 pub(crate) fn parse_header(bytes: &[u8]) -> Result<WireHeader<'_>, Error> {
+    if !is_object(bytes) {
+        return Err(Error::Malformed("header is not a valid JSON object"));
+    }
     serde_json::from_slice(bytes).map_err(|_| Error::Malformed("header is not a valid JSON object"))
 }
 
 pub(crate) fn parse_claims<'a, V: Deserialize<'a>>(
     bytes: &'a [u8],
 ) -> Result<WireClaims<'a, V>, Error> {
+    if !is_object(bytes) {
+        return Err(Error::Malformed(
+            "claims are not a JSON object with correctly typed registered claims",
+        ));
+    }
     serde_json::from_slice(bytes).map_err(|_| {
         Error::Malformed("claims are not a JSON object with correctly typed registered claims")
     })

@@ -593,3 +593,39 @@ async fn tokens_we_mint_for_every_algorithm_validate_and_revoke() {
         assert_eq!(code(&g, &t).await, "token_revoked", "{alg}");
     }
 }
+
+/// Derived `Deserialize` structs also accept a JSON array (fields by
+/// position). A JOSE header and a claims set must be JSON objects (RFC 7515
+/// §4, RFC 7519 §7.2); accepting arrays would make the guard honour tokens
+/// that every other verifier rejects.
+#[tokio::test]
+async fn header_and_claims_must_be_json_objects() {
+    let g = hs256_guard();
+    // Positional forms of WireHeader (alg, kid, crit) and WireClaims
+    // (sub, iat, exp, nbf, ver, iss, aud).
+    let header_array = br#"["HS256",null,null]"#;
+    let claims_array = format!(r#"["alice",{T0},{},null,0,null,null]"#, T0 + 600);
+    for (name, token) in [
+        ("header array", signed(header_array, &claims(json!({})))),
+        (
+            "short header array",
+            signed(br#"["HS256"]"#, &claims(json!({}))),
+        ),
+        ("claims array", signed(HS, claims_array.as_bytes())),
+        ("both arrays", signed(header_array, claims_array.as_bytes())),
+        (
+            "header array after whitespace",
+            signed(b" \n[\"HS256\"]", &claims(json!({}))),
+        ),
+    ] {
+        assert_eq!(code(&g, &token).await, "malformed", "{name}");
+        assert_eq!(
+            g.validate::<()>(&token).await.unwrap_err().code(),
+            "malformed",
+            "{name}"
+        );
+    }
+    // Whitespace before an object is still fine.
+    let token = signed(b" \t\r\n{\"alg\":\"HS256\"}", &claims(json!({})));
+    assert_eq!(code(&g, &token).await, "ok");
+}
