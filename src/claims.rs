@@ -100,15 +100,19 @@ pub(crate) fn b64(segment: &str) -> Result<Vec<u8>, Error> {
         .map_err(|_| Error::Malformed("segment is not base64url without padding"))
 }
 
-/// `true` when the JSON text is an object. Derived `Deserialize` structs
+/// `true` when the bytes are UTF-8 JSON text whose top-level value is an
+/// object. UTF-8 is checked over the whole text because serde_json does not
+/// check the values it skips (unknown header fields and claims). Derived
+/// `Deserialize` structs
 /// also accept a JSON array (fields by position); RFC 7515 §4 and RFC 7519
 /// §7.2 require objects, and accepting arrays would make the guard read
 /// tokens that other verifiers reject.
 fn is_object(bytes: &[u8]) -> bool {
-    bytes
-        .iter()
-        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
-        .is_some_and(|b| *b == b'{')
+    std::str::from_utf8(bytes).is_ok()
+        && bytes
+            .iter()
+            .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+            .is_some_and(|b| *b == b'{')
 }
 
 pub(crate) fn parse_header(bytes: &[u8]) -> Result<WireHeader<'_>, Error> {
