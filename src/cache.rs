@@ -119,7 +119,12 @@ struct Global {
     not_before: AtomicI64,
     /// 0 until the first successful load.
     expires_ms: AtomicI64,
-    refresh: tokio::sync::Mutex<()>,
+    /// Held by the one refresh in progress; holds the error of the last
+    /// attempt if it failed, so callers queued behind a failed attempt
+    /// share its outcome instead of repeating it one after the other.
+    refresh: tokio::sync::Mutex<Option<StoreError>>,
+    /// Number of finished refresh attempts.
+    attempts: AtomicU64,
 }
 
 pub(crate) struct CutoffCache {
@@ -168,7 +173,8 @@ impl CutoffCache {
             global: Global {
                 not_before: AtomicI64::new(i64::MIN),
                 expires_ms: AtomicI64::new(0),
-                refresh: tokio::sync::Mutex::new(()),
+                refresh: tokio::sync::Mutex::new(None),
+                attempts: AtomicU64::new(0),
             },
             hash_keys: random_keys(),
             cfg,
@@ -295,7 +301,15 @@ impl CutoffCache {
                 }
             }
             None => {
-                if self.entries.remove(&key).is_some() {
+                // Under the shard lock, like the inserts: a load that started
+                // before a revocation must not drop the revocation's entry.
+                if self
+                    .entries
+                    .remove_if(&key, |_, _| {
+                        self.epoch(key).load(Ordering::Acquire) == epoch
+                    })
+                    .is_some()
+                {
                     self.len.fetch_sub(1, Ordering::Relaxed);
                 }
                 self.make_negative_room(now);
@@ -410,24 +424,41 @@ impl CutoffCache {
         if let Some(nb) = self.fresh_global(now_ms) {
             return Ok(nb);
         }
-        let _refresh = self.global.refresh.lock().await;
+        let seen = self.global.attempts.load(Ordering::Acquire);
+        let mut last_error = self.global.refresh.lock().await;
         // Another caller may have refreshed it while this one waited.
         if let Some(nb) = self.fresh_global(now_ms) {
             return Ok(nb);
         }
-        match load().await {
-            Ok(nb) => Ok(self.refresh_global(nb)),
-            Err(e) => {
-                let loaded_before = self.global.expires_ms.load(Ordering::Acquire);
-                match self.cfg.stale_if_error_ms {
-                    Some(window)
-                        if loaded_before != 0 && loaded_before.saturating_add(window) > now_ms =>
-                    {
-                        Ok(self.global.not_before.load(Ordering::Acquire))
-                    }
-                    _ => Err(e),
-                }
+        // ... or failed to: share that failure rather than queueing one
+        // more store round trip behind it.
+        if self.global.attempts.load(Ordering::Acquire) != seen
+            && let Some(e) = last_error.clone()
+        {
+            return self.stale_global(now_ms, e);
+        }
+        let loaded = load().await;
+        self.global.attempts.fetch_add(1, Ordering::AcqRel);
+        match loaded {
+            Ok(nb) => {
+                *last_error = None;
+                Ok(self.refresh_global(nb))
             }
+            Err(e) => {
+                *last_error = Some(e.clone());
+                self.stale_global(now_ms, e)
+            }
+        }
+    }
+
+    /// The cached global `not_before` within the stale-if-error window, or `e`.
+    fn stale_global(&self, now_ms: i64, e: StoreError) -> Result<i64, StoreError> {
+        let loaded_before = self.global.expires_ms.load(Ordering::Acquire);
+        match self.cfg.stale_if_error_ms {
+            Some(window) if loaded_before != 0 && loaded_before.saturating_add(window) > now_ms => {
+                Ok(self.global.not_before.load(Ordering::Acquire))
+            }
+            _ => Err(e),
         }
     }
 

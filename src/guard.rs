@@ -385,7 +385,11 @@ impl<S: CutoffStore> Guard<S> {
 
         let now = inner.clock.now_seconds();
         let iat = now.max(cutoff.not_before).max(global);
-        if iat > now.saturating_add(self.future_iat_allowance()) {
+        // Only the same-second case (`not_before = at + 1`) may push `iat`
+        // ahead of the clock. Stamping anything later would hand out a token
+        // during an account lock shorter than the leeway, and a token whose
+        // future `iat` outlives every `revoke_before` made before that `iat`.
+        if iat > now.saturating_add(1) {
             let reason = if iat == global {
                 RevokedReason::Global
             } else {

@@ -626,11 +626,21 @@ async fn header_and_claims_must_be_json_objects() {
         );
     }
     // Invalid UTF-8 inside a field nobody reads is still malformed.
-    let hidden = [&claims(json!({}))[..claims(json!({})).len() - 1], b",\"x\":\"\xff\xfe\"}"].concat();
+    let hidden = [
+        &claims(json!({}))[..claims(json!({})).len() - 1],
+        b",\"x\":\"\xff\xfe\"}",
+    ]
+    .concat();
     let token = signed(HS, &hidden);
-    assert_eq!(g.validate::<()>(&token).await.unwrap_err().code(), "malformed");
+    assert_eq!(
+        g.validate::<()>(&token).await.unwrap_err().code(),
+        "malformed"
+    );
     let token = signed(b"{\"alg\":\"HS256\",\"x\":\"\xff\"}", &claims(json!({})));
-    assert_eq!(g.validate::<()>(&token).await.unwrap_err().code(), "malformed");
+    assert_eq!(
+        g.validate::<()>(&token).await.unwrap_err().code(),
+        "malformed"
+    );
     // Whitespace before an object is still fine.
     let token = signed(b" \t\r\n{\"alg\":\"HS256\"}", &claims(json!({})));
     assert_eq!(code(&g, &token).await, "ok");

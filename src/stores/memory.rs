@@ -62,7 +62,7 @@ impl MemoryStore {
         self.subjects.is_empty()
     }
 
-    fn update(&self, sub: &str, f: impl Fn(Cutoff) -> Cutoff) -> Cutoff {
+    fn update(&self, sub: &str, mut f: impl FnMut(Cutoff) -> Cutoff) -> Cutoff {
         // `get_mut` first so the common case does not allocate the key.
         if let Some(mut c) = self.subjects.get_mut(sub) {
             *c = f(*c);
@@ -80,7 +80,17 @@ impl CutoffStore for MemoryStore {
     }
 
     async fn bump_version(&self, sub: &str) -> Result<Cutoff, StoreError> {
-        Ok(self.update(sub, Cutoff::bumped))
+        // At u64::MAX, `bumped` saturates: the "revocation" would change
+        // nothing yet report success. Fail like the SQL and Redis stores.
+        let mut saturated = false;
+        let c = self.update(sub, |c| {
+            saturated = c.version == u64::MAX;
+            c.bumped()
+        });
+        if saturated {
+            return Err(StoreError::msg("token_version is at its maximum"));
+        }
+        Ok(c)
     }
 
     async fn revoke_before(&self, sub: &str, at: i64) -> Result<Cutoff, StoreError> {
