@@ -143,3 +143,59 @@ async fn optional_middleware_and_missing_middleware() {
         "no silent None without the middleware"
     );
 }
+
+#[actix_web::test]
+async fn a_required_extractor_behind_an_optional_middleware_answers_401_not_500() {
+    let (f, _) = fixture().await;
+    let app = test::init_service(
+        App::new()
+            .wrap(RevokeMiddleware::<Store, ()>::new(f.guard.clone()).optional())
+            .route("/me", web::get().to(me)),
+    )
+    .await;
+    let (status, www, ctype, _, body) = call(&app, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(www.as_deref(), Some("Bearer"));
+    assert_eq!(ctype.as_deref(), Some("application/json"));
+    assert_eq!(body, r#"{"error":"missing_token"}"#);
+    let (status, _, _, _, body) = call(&app, Some(&format!("Bearer {}", f.valid))).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "alice:0"));
+}
+
+#[derive(Clone, serde::Deserialize)]
+struct Role {
+    #[allow(dead_code)]
+    role: String,
+}
+
+#[actix_web::test]
+async fn an_extractor_for_other_claims_than_the_middleware_is_a_loud_500_not_anonymous() {
+    let (f, _) = fixture().await;
+    let app = test::init_service(
+        App::new()
+            .wrap(RevokeMiddleware::<Store, ()>::new(f.guard.clone()).optional())
+            .route(
+                "/me",
+                web::get().to(|user: MaybeAuthenticated<Role>| async move {
+                    HttpResponse::Ok().body(user.0.is_some().to_string())
+                }),
+            )
+            .route(
+                "/required",
+                web::get().to(|_: Authenticated<Role>| async { HttpResponse::Ok().finish() }),
+            ),
+    )
+    .await;
+    let auth = format!("Bearer {}", f.valid);
+    let (status, _, _, _, body) = call(&app, Some(&auth)).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert!(body.contains("claims type"), "{body}");
+    let req = test::TestRequest::get()
+        .uri("/required")
+        .insert_header((header::AUTHORIZATION, auth))
+        .to_request();
+    let res = test::call_service(&app, req).await;
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    // Without a token the mismatch cannot be seen: the request is anonymous.
+    assert_eq!(call(&app, None).await.4, "false");
+}

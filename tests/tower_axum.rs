@@ -164,3 +164,44 @@ async fn custom_claims_reach_the_handler() {
         .unwrap();
     assert_eq!(&body[..], b"admin");
 }
+
+#[tokio::test]
+async fn a_required_extractor_behind_an_optional_layer_answers_401_not_500() {
+    let (f, _) = fixture().await;
+    let app = Router::new()
+        .route("/me", get(me))
+        .layer(RevokeLayer::<Store, ()>::new(f.guard.clone()).optional());
+    let (status, www, ctype, body) = send(app.clone(), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(www.as_deref(), Some("Bearer"));
+    assert_eq!(ctype.as_deref(), Some("application/json"));
+    assert_eq!(body, r#"{"error":"missing_token"}"#);
+    let (status, _, _, body) = send(app, Some(&format!("Bearer {}", f.valid))).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "alice:0"));
+}
+
+#[tokio::test]
+async fn an_extractor_for_other_claims_than_the_layer_is_a_loud_500_not_anonymous() {
+    let (f, _) = fixture().await;
+    let app = Router::new()
+        .route(
+            "/me",
+            get(|user: Option<Authenticated<Role>>| async move { user.is_some().to_string() }),
+        )
+        .route(
+            "/required",
+            get(|Authenticated(v): Authenticated<Role>| async move { v.claims().role.clone() }),
+        )
+        .layer(RevokeLayer::<Store, ()>::new(f.guard.clone()).optional());
+    let (status, _, _, body) = send(app.clone(), Some(&format!("Bearer {}", f.valid))).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert!(body.contains("claims type"), "{body}");
+    let req = Request::get("/required")
+        .header(header::AUTHORIZATION, format!("Bearer {}", f.valid))
+        .body(Body::empty())
+        .unwrap();
+    let res = app.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    // Without a token the mismatch cannot be seen: the request is anonymous.
+    assert_eq!(send(app, None).await.3, "false");
+}

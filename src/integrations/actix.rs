@@ -25,30 +25,22 @@ use std::rc::Rc;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use serde::de::DeserializeOwned;
 
-use super::{Checked, Credentials, MISSING_LAYER, Rejection, bearer_credentials};
+use super::{Checked, Credentials, ExtractError, Rejection, bearer_credentials, extract};
 use crate::claims::Verified;
 use crate::guard::Guard;
 use crate::store::CutoffStore;
 
-/// Builds the actix response for a rejection (same as the tower layer's).
+/// Builds the actix response for a rejection: status,
+/// [`Rejection::headers`] and [`Rejection::body`], as the tower layer does.
 pub fn rejection_response(rejection: &Rejection) -> HttpResponse {
     let status = StatusCode::from_u16(rejection.status).unwrap_or(StatusCode::UNAUTHORIZED);
     let mut res = HttpResponse::build(status);
-    res.insert_header((header::CONTENT_TYPE, "application/json"))
-        .insert_header((header::CACHE_CONTROL, "no-store"));
-    if let Some(value) = rejection
-        .www_authenticate
-        .as_deref()
-        .and_then(|v| HeaderValue::from_str(v).ok())
-    {
-        res.insert_header((header::WWW_AUTHENTICATE, value));
-    }
-    if let Some(secs) = rejection.retry_after {
-        res.insert_header((header::RETRY_AFTER, secs.to_string()));
+    for header in rejection.headers() {
+        res.insert_header(header);
     }
     res.body(rejection.body())
 }
@@ -151,9 +143,14 @@ where
                 Ok(verified) => {
                     {
                         let mut ext = req.extensions_mut();
-                        ext.insert(Checked);
-                        if let Some(v) = verified {
-                            ext.insert(v);
+                        match verified {
+                            Some(v) => {
+                                ext.insert(v);
+                                ext.insert(Checked::Authenticated);
+                            }
+                            None => {
+                                ext.insert(Checked::Anonymous);
+                            }
                         }
                     }
                     service
@@ -170,58 +167,81 @@ where
 }
 
 /// The verified token of the request, inserted by [`RevokeMiddleware`].
-/// Without the middleware, extraction fails with a 500 that names it.
+///
+/// Behind an [`optional`](RevokeMiddleware::optional) middleware, a request
+/// without an `Authorization` header gets the same 401 the required
+/// middleware answers. Wiring mistakes fail with a 500 that says what to fix
+/// ([`ExtractError`]): no middleware on the route, or a middleware
+/// validating another claims type `C`. See the [module](self) example.
 #[derive(Debug, Clone)]
 pub struct Authenticated<C = ()>(pub Verified<C>);
 
 /// Like [`Authenticated`], but `None` when the request carried no
 /// `Authorization` header (with an [`optional`](RevokeMiddleware::optional)
-/// middleware). actix's own `Option<T>` extractor would also turn a missing
-/// middleware into `None`; this one fails loudly instead.
+/// middleware); a header that is present must still hold a valid token.
+/// actix's own `Option<T>` extractor would also turn a missing middleware or
+/// a claims-type mismatch into `None`; this one fails loudly instead.
+///
+/// ```
+/// use actix_web::{App, web};
+/// use jwt_revoke::integrations::actix::{MaybeAuthenticated, RevokeMiddleware};
+/// use jwt_revoke::{Algorithm, Guard, Keys, MemoryStore};
+///
+/// async fn home(user: MaybeAuthenticated) -> String {
+///     match user.0 {
+///         Some(v) => format!("hello {}", v.sub()),
+///         None => "hello stranger".to_owned(),
+///     }
+/// }
+///
+/// let keys = Keys::hmac(Algorithm::HS256, b"a secret of at least thirty-two bytes").unwrap();
+/// let guard = Guard::builder(keys, MemoryStore::new()).build().unwrap();
+/// let app = App::new()
+///     .wrap(RevokeMiddleware::<_, ()>::new(guard).optional())
+///     .route("/", web::get().to(home));
+/// ```
 #[derive(Debug, Clone)]
 pub struct MaybeAuthenticated<C = ()>(pub Option<Verified<C>>);
 
-/// The middleware is not installed on the route (a 500).
-#[derive(Debug, Clone, Copy)]
-pub struct MissingMiddleware;
+impl ResponseError for ExtractError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
 
-impl std::fmt::Display for MissingMiddleware {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(MISSING_LAYER)
+    fn error_response(&self) -> HttpResponse {
+        match self.rejection() {
+            Some(r) => rejection_response(&r),
+            None => HttpResponse::build(self.status_code())
+                .content_type("text/plain; charset=utf-8")
+                .body(self.to_string()),
+        }
     }
 }
 
-impl ResponseError for MissingMiddleware {
-    fn status_code(&self) -> StatusCode {
-        StatusCode::INTERNAL_SERVER_ERROR
-    }
+fn extract_request<C: Clone + 'static>(
+    req: &HttpRequest,
+) -> Result<Option<Verified<C>>, ExtractError> {
+    let ext = req.extensions();
+    extract(ext.get::<Verified<C>>(), ext.get::<Checked>())
 }
 
 impl<C: Clone + 'static> FromRequest for Authenticated<C> {
-    type Error = MissingMiddleware;
-    type Future = Ready<Result<Self, MissingMiddleware>>;
+    type Error = ExtractError;
+    type Future = Ready<Result<Self, ExtractError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(
-            req.extensions()
-                .get::<Verified<C>>()
-                .cloned()
-                .map(Authenticated)
-                .ok_or(MissingMiddleware),
+            extract_request(req)
+                .and_then(|v| v.map(Authenticated).ok_or(ExtractError::MissingToken)),
         )
     }
 }
 
 impl<C: Clone + 'static> FromRequest for MaybeAuthenticated<C> {
-    type Error = MissingMiddleware;
-    type Future = Ready<Result<Self, MissingMiddleware>>;
+    type Error = ExtractError;
+    type Future = Ready<Result<Self, ExtractError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let ext = req.extensions();
-        ready(match ext.get::<Verified<C>>() {
-            Some(v) => Ok(MaybeAuthenticated(Some(v.clone()))),
-            None if ext.get::<Checked>().is_some() => Ok(MaybeAuthenticated(None)),
-            None => Err(MissingMiddleware),
-        })
+        ready(extract_request(req).map(MaybeAuthenticated))
     }
 }

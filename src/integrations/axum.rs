@@ -3,9 +3,10 @@
 
 use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum_core::response::{IntoResponse, Response};
+use http::StatusCode;
 use http::request::Parts;
 
-use super::{Checked, MISSING_LAYER, Rejection};
+use super::{Checked, ExtractError, Rejection, extract};
 use crate::claims::Verified;
 
 /// The verified token of the request, inserted by
@@ -14,23 +15,45 @@ use crate::claims::Verified;
 /// As `Option<Authenticated<C>>` it is `None` only when the request carried
 /// no `Authorization` header and the layer is
 /// [`optional`](super::tower::RevokeLayer::optional); a bad token is still
-/// rejected by the layer. Without the layer, extraction fails with a 500
-/// that names it, rather than a misleading 401.
+/// rejected by the layer. As plain `Authenticated<C>` behind an optional
+/// layer, a request without a header gets the same 401 the required layer
+/// answers. Wiring mistakes fail with a 500 that says what to fix
+/// ([`ExtractError`]): no layer on the route, or a layer validating another
+/// claims type `C` (which would otherwise look like an anonymous request).
 ///
-/// See [`RevokeLayer`](super::tower::RevokeLayer) for a complete example.
+/// ```
+/// use axum::{Router, routing::get};
+/// use jwt_revoke::integrations::axum::Authenticated;
+/// use jwt_revoke::integrations::tower::RevokeLayer;
+/// use jwt_revoke::{Algorithm, Guard, Keys, MemoryStore};
+///
+/// #[derive(Clone, serde::Deserialize)]
+/// struct Claims {
+///     role: String,
+/// }
+///
+/// // Anonymous visitors are welcome here; a bad token is still a 401.
+/// async fn home(user: Option<Authenticated<Claims>>) -> String {
+///     match user {
+///         Some(Authenticated(v)) => format!("{} ({})", v.sub(), v.claims().role),
+///         None => "hello stranger".to_owned(),
+///     }
+/// }
+///
+/// // Requires a token: a request without one gets the layer's 401.
+/// async fn me(Authenticated(v): Authenticated<Claims>) -> String {
+///     v.sub().to_owned()
+/// }
+///
+/// let keys = Keys::hmac(Algorithm::HS256, b"a secret of at least thirty-two bytes").unwrap();
+/// let guard = Guard::builder(keys, MemoryStore::new()).build().unwrap();
+/// let app: Router = Router::new()
+///     .route("/", get(home))
+///     .route("/me", get(me))
+///     .layer(RevokeLayer::<_, Claims>::new(guard).optional());
+/// ```
 #[derive(Debug, Clone)]
 pub struct Authenticated<C = ()>(pub Verified<C>);
-
-/// Extraction failed because [`RevokeLayer`](super::tower::RevokeLayer) is
-/// not installed on the route (a 500).
-#[derive(Debug, Clone, Copy)]
-pub struct MissingLayer;
-
-impl IntoResponse for MissingLayer {
-    fn into_response(self) -> Response {
-        (http::StatusCode::INTERNAL_SERVER_ERROR, MISSING_LAYER).into_response()
-    }
-}
 
 impl IntoResponse for Rejection {
     fn into_response(self) -> Response {
@@ -38,20 +61,32 @@ impl IntoResponse for Rejection {
     }
 }
 
+impl IntoResponse for ExtractError {
+    fn into_response(self) -> Response {
+        match self.rejection() {
+            Some(r) => r.into_response(),
+            None => (StatusCode::INTERNAL_SERVER_ERROR, self.to_string()).into_response(),
+        }
+    }
+}
+
+fn extract_parts<C: Clone + Send + Sync + 'static>(
+    parts: &Parts,
+) -> Result<Option<Authenticated<C>>, ExtractError> {
+    let extensions = &parts.extensions;
+    extract(extensions.get::<Verified<C>>(), extensions.get::<Checked>())
+        .map(|v| v.map(Authenticated))
+}
+
 impl<St, C> FromRequestParts<St> for Authenticated<C>
 where
     St: Send + Sync,
     C: Clone + Send + Sync + 'static,
 {
-    type Rejection = MissingLayer;
+    type Rejection = ExtractError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &St) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<Verified<C>>()
-            .cloned()
-            .map(Authenticated)
-            .ok_or(MissingLayer)
+        extract_parts(parts)?.ok_or(ExtractError::MissingToken)
     }
 }
 
@@ -60,16 +95,12 @@ where
     St: Send + Sync,
     C: Clone + Send + Sync + 'static,
 {
-    type Rejection = MissingLayer;
+    type Rejection = ExtractError;
 
     async fn from_request_parts(
         parts: &mut Parts,
         _state: &St,
     ) -> Result<Option<Self>, Self::Rejection> {
-        match parts.extensions.get::<Verified<C>>() {
-            Some(v) => Ok(Some(Authenticated(v.clone()))),
-            None if parts.extensions.get::<Checked>().is_some() => Ok(None),
-            None => Err(MissingLayer),
-        }
+        extract_parts(parts)
     }
 }

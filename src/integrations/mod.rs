@@ -2,7 +2,7 @@
 //!
 //! Every integration reads `Authorization: Bearer <token>`, validates it with
 //! the [`Guard`](crate::Guard), and either hands the handler a
-//! [`Verified`](crate::Verified) or answers with a [`Rejection`]. The
+//! [`Verified`] or answers with a [`Rejection`]. The
 //! responses follow RFC 6750 §3 and are identical across frameworks:
 //!
 //! | situation | status | `WWW-Authenticate` | body |
@@ -13,8 +13,16 @@
 //! | cutoff store unavailable | 503 | — (`Retry-After: 1`) | `{"error":"store_unavailable"}` |
 //! | server misconfiguration | 500 | — | `{"error":"<code>"}` |
 //!
-//! The token itself is never echoed.
+//! Every rejection also carries `Content-Type: application/json` and
+//! `Cache-Control: no-store`. The token itself is never echoed.
+//!
+//! Behind an `optional` middleware, requests without an `Authorization`
+//! header reach the handler: an optional extractor sees "anonymous", a
+//! required one answers the 401 `missing_token` above. An extractor that
+//! finds no middleware, or a middleware that validated another claims type,
+//! answers a plain-text 500 saying so ([`ExtractError`]).
 
+use crate::claims::Verified;
 use crate::error::Error;
 
 #[cfg(feature = "tower")]
@@ -94,6 +102,23 @@ impl Rejection {
         }
     }
 
+    /// The response headers as lowercase (name, value) pairs: every
+    /// framework sends exactly these, so the answers cannot drift apart.
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
+        let mut headers = vec![
+            ("content-type", "application/json".to_owned()),
+            // A rejection depends on the credentials: never cache it.
+            ("cache-control", "no-store".to_owned()),
+        ];
+        if let Some(www) = &self.www_authenticate {
+            headers.push(("www-authenticate", www.clone()));
+        }
+        if let Some(secs) = self.retry_after {
+            headers.push(("retry-after", secs.to_string()));
+        }
+        headers
+    }
+
     /// The JSON body: `{"error":"<code>"}`.
     pub fn body(&self) -> String {
         // Codes are static snake_case identifiers: nothing to escape.
@@ -158,14 +183,86 @@ pub fn bearer_credentials(header: Option<&[u8]>) -> Credentials<'_> {
     }
 }
 
-/// Marks a request the middleware has seen, so an extractor can tell "no
-/// token (optional authentication)" from "the middleware is not installed".
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Checked;
+/// What the middleware leaves in the request extensions for the extractors,
+/// beside the [`Verified`] itself: it lets an extractor tell
+/// "no token (optional authentication)" from "the middleware is not
+/// installed" and from "the middleware checked other claims than asked for".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Checked {
+    /// An optional middleware let a request without credentials through.
+    Anonymous,
+    /// The token was valid; a `Verified<C>` of the middleware's `C` is there.
+    Authenticated,
+}
 
-/// The 500 an extractor answers when its middleware is not installed: a
-/// wiring mistake should be loud, not look like a bad token.
-pub(crate) const MISSING_LAYER: &str = "jwt-revoke: the authentication middleware (RevokeLayer / RevokeMiddleware) is not installed on this route";
+/// Why an extractor could not hand the handler a verified token.
+///
+/// The middleware answers every bad token itself, so what is left here is
+/// either a request without credentials reaching a handler that requires
+/// them (behind an `optional` middleware: the same 401 the required
+/// middleware would give), or a wiring mistake (a 500 whose body says what
+/// to fix, rather than a misleading 401 or a silent "anonymous").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ExtractError {
+    /// No credentials, behind an optional middleware: 401, like
+    /// [`Rejection::missing_token`].
+    MissingToken,
+    /// The middleware is not installed on this route: 500.
+    MissingMiddleware,
+    /// The middleware validated the token into other claims than the
+    /// extractor's `C` (e.g. `RevokeLayer<_, ()>` with
+    /// `Authenticated<MyClaims>`): 500.
+    ClaimsTypeMismatch,
+}
+
+impl ExtractError {
+    /// The HTTP status of the answer.
+    pub fn status(&self) -> u16 {
+        match self {
+            ExtractError::MissingToken => 401,
+            ExtractError::MissingMiddleware | ExtractError::ClaimsTypeMismatch => 500,
+        }
+    }
+
+    /// The RFC 6750 answer, for the one case that is the client's to fix.
+    pub fn rejection(&self) -> Option<Rejection> {
+        match self {
+            ExtractError::MissingToken => Some(Rejection::missing_token()),
+            ExtractError::MissingMiddleware | ExtractError::ClaimsTypeMismatch => None,
+        }
+    }
+}
+
+impl std::fmt::Display for ExtractError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ExtractError::MissingToken => "no bearer token",
+            ExtractError::MissingMiddleware => {
+                "jwt-revoke: the authentication middleware (RevokeLayer / RevokeMiddleware) is not installed on this route"
+            }
+            ExtractError::ClaimsTypeMismatch => {
+                "jwt-revoke: the authentication middleware validated the token into another claims type than this extractor asks for: use the same C in RevokeLayer<_, C> / RevokeMiddleware<_, C> and Authenticated<C>"
+            }
+        })
+    }
+}
+
+impl std::error::Error for ExtractError {}
+
+/// The extractors' one decision, from what the middleware left in the
+/// request extensions: `Ok(None)` means "anonymous, and that was allowed".
+pub(crate) fn extract<C: Clone>(
+    verified: Option<&Verified<C>>,
+    checked: Option<&Checked>,
+) -> Result<Option<Verified<C>>, ExtractError> {
+    match (verified, checked) {
+        (Some(v), _) => Ok(Some(v.clone())),
+        (None, Some(Checked::Anonymous)) => Ok(None),
+        (None, Some(Checked::Authenticated)) => Err(ExtractError::ClaimsTypeMismatch),
+        (None, None) => Err(ExtractError::MissingMiddleware),
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -198,6 +295,57 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn extractors_tell_anonymous_from_wiring_mistakes() {
+        let v = Verified::<()> {
+            sub: "alice".into(),
+            iat: 0,
+            exp: 1,
+            ver: Some(0),
+            claims: (),
+        };
+        let ok = extract(Some(&v), Some(&Checked::Authenticated));
+        assert_eq!(
+            ok.map(|v| v.map(|v| v.sub().to_owned())),
+            Ok(Some("alice".into()))
+        );
+        assert_eq!(
+            extract::<()>(None, Some(&Checked::Anonymous)).map(|v| v.is_none()),
+            Ok(true)
+        );
+        assert_eq!(
+            extract::<()>(None, Some(&Checked::Authenticated)).err(),
+            Some(ExtractError::ClaimsTypeMismatch)
+        );
+        assert_eq!(
+            extract::<()>(None, None).err(),
+            Some(ExtractError::MissingMiddleware)
+        );
+        assert_eq!(
+            ExtractError::MissingToken.rejection(),
+            Some(Rejection::missing_token())
+        );
+        assert_eq!(ExtractError::ClaimsTypeMismatch.status(), 500);
+    }
+
+    #[test]
+    fn rejection_headers_are_the_same_for_every_framework() {
+        let names = |r: Rejection| r.headers().into_iter().map(|(n, _)| n).collect::<Vec<_>>();
+        assert_eq!(
+            names(Rejection::missing_token()),
+            ["content-type", "cache-control", "www-authenticate"]
+        );
+        let down = Rejection::from_error(&Error::StoreUnavailable(crate::StoreError::msg("x")));
+        assert_eq!(
+            down.headers().last(),
+            Some(&("retry-after", "1".to_owned()))
+        );
+        assert_eq!(
+            names(down),
+            ["content-type", "cache-control", "retry-after"]
+        );
     }
 
     #[test]

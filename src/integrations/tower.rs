@@ -16,7 +16,7 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use http::{HeaderValue, Request, Response, header};
+use http::{HeaderName, HeaderValue, Request, Response, header};
 use serde::de::DeserializeOwned;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -130,26 +130,19 @@ impl<S: CutoffStore, C, Inner> std::fmt::Debug for RevokeService<S, C, Inner> {
     }
 }
 
-/// Builds the HTTP response for a rejection.
+/// Builds the HTTP response for a rejection: status, [`Rejection::headers`]
+/// and [`Rejection::body`].
 pub fn rejection_response<B: From<String>>(rejection: &Rejection) -> Response<B> {
     let mut res = Response::new(B::from(rejection.body()));
     *res.status_mut() =
         http::StatusCode::from_u16(rejection.status).unwrap_or(http::StatusCode::UNAUTHORIZED);
     let headers = res.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Some(value) = rejection
-        .www_authenticate
-        .as_deref()
-        .and_then(|v| HeaderValue::from_str(v).ok())
-    {
-        headers.insert(header::WWW_AUTHENTICATE, value);
-    }
-    if let Some(secs) = rejection.retry_after {
-        headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    for (name, value) in rejection.headers() {
+        // Values are built from printable ASCII (descriptions are
+        // sanitised), so a failure here would be a bug, not input.
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
     }
     res
 }
@@ -182,24 +175,24 @@ where
                 .headers()
                 .get(header::AUTHORIZATION)
                 .map(|v| v.as_bytes().to_vec());
-            let rejection = match bearer_credentials(header.as_deref()) {
-                Credentials::Missing if optional => None,
-                Credentials::Missing => Some(Rejection::missing_token()),
-                Credentials::Invalid => Some(Rejection::invalid_request()),
+            let checked = match bearer_credentials(header.as_deref()) {
+                Credentials::Missing if optional => Ok(Checked::Anonymous),
+                Credentials::Missing => Err(Rejection::missing_token()),
+                Credentials::Invalid => Err(Rejection::invalid_request()),
                 Credentials::Bearer(token) => match guard.validate::<C>(token).await {
                     Ok(verified) => {
                         req.extensions_mut().insert(verified);
-                        None
+                        Ok(Checked::Authenticated)
                     }
-                    Err(e) => Some(Rejection::from_error(&e)),
+                    Err(e) => Err(Rejection::from_error(&e)),
                 },
             };
-            match rejection {
-                Some(r) => Ok(rejection_response(&r)),
-                None => {
-                    req.extensions_mut().insert(Checked);
+            match checked {
+                Ok(checked) => {
+                    req.extensions_mut().insert(checked);
                     inner.call(req).await
                 }
+                Err(r) => Ok(rejection_response(&r)),
             }
         })
     }
