@@ -105,6 +105,11 @@ async fn optional_layer_lets_anonymous_requests_through_but_still_rejects_bad_to
         .route("/me", get(maybe))
         .layer(RevokeLayer::<Store, ()>::new(f.guard.clone()).optional());
     assert_eq!(send(app.clone(), None).await.3, "anonymous");
+    // Another scheme is for another layer: anonymous here, not an error.
+    assert_eq!(
+        send(app.clone(), Some("Basic YWxpY2U6cHc=")).await.3,
+        "anonymous"
+    );
     assert_eq!(
         send(app.clone(), Some(&format!("Bearer {}", f.valid)))
             .await

@@ -7,8 +7,8 @@
 //!
 //! | situation | status | `WWW-Authenticate` | body |
 //! |---|---|---|---|
-//! | no `Authorization` header | 401 | `Bearer` | `{"error":"missing_token"}` |
-//! | header present but not `Bearer <b64token>` | 400 | `Bearer error="invalid_request", …` | `{"error":"invalid_request"}` |
+//! | no `Authorization` header, or one for another scheme (`Basic …`) | 401 | `Bearer` | `{"error":"missing_token"}` |
+//! | `Bearer` with an empty or malformed token | 400 | `Bearer error="invalid_request", …` | `{"error":"invalid_request"}` |
 //! | token rejected (malformed, expired, revoked, …) | 401 | `Bearer error="invalid_token", error_description="…"` | `{"error":"<Error::code()>"}` |
 //! | cutoff store unavailable | 503 | — (`Retry-After: 1`) | `{"error":"store_unavailable"}` |
 //! | server misconfiguration | 500 | — | `{"error":"<code>"}` |
@@ -16,8 +16,8 @@
 //! Every rejection also carries `Content-Type: application/json` and
 //! `Cache-Control: no-store`. The token itself is never echoed.
 //!
-//! Behind an `optional` middleware, requests without an `Authorization`
-//! header reach the handler: an optional extractor sees "anonymous", a
+//! Behind an `optional` middleware, requests without bearer credentials
+//! reach the handler: an optional extractor sees "anonymous", a
 //! required one answers the 401 `missing_token` above. An extractor that
 //! finds no middleware, or a middleware that validated another claims type,
 //! answers a plain-text 500 saying so ([`ExtractError`]).
@@ -62,7 +62,7 @@ impl Rejection {
         }
     }
 
-    /// An `Authorization` header that is not `Bearer <b64token>`: 400.
+    /// A `Bearer` header whose token is empty or not a `b64token`: 400.
     pub fn invalid_request() -> Self {
         Rejection {
             status: 400,
@@ -146,11 +146,14 @@ fn quoted_string_safe(s: &str) -> String {
 /// What the `Authorization` header holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Credentials<'a> {
-    /// No `Authorization` header.
+    /// No bearer credentials: no `Authorization` header, or one for another
+    /// scheme (e.g. `Basic`). RFC 6750 §3.1 answers both without an error
+    /// code, and an optional layer lets both through as anonymous.
     Missing,
     /// `Bearer <token>`, with a syntactically valid b64token.
     Bearer(&'a str),
-    /// Anything else: another scheme, an empty or malformed token, non-ASCII.
+    /// A `Bearer` header with an empty or malformed token, or a header that
+    /// is not UTF-8.
     Invalid,
 }
 
@@ -163,11 +166,9 @@ pub fn bearer_credentials(header: Option<&[u8]>) -> Credentials<'_> {
     let Ok(value) = std::str::from_utf8(raw) else {
         return Credentials::Invalid;
     };
-    let Some((scheme, rest)) = value.split_once(' ') else {
-        return Credentials::Invalid;
-    };
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
-        return Credentials::Invalid;
+        return Credentials::Missing;
     }
     let token = rest.trim_start_matches(' ');
     let b64token = !token.is_empty()
@@ -279,15 +280,20 @@ mod tests {
             bearer_credentials(Some(b"bearer   a.b.c")),
             Credentials::Bearer("a.b.c")
         );
+        for other_scheme in [&b"Basic dXNlcjpwYXNz"[..], b"Negotiate", b"Bearerabc"] {
+            assert_eq!(
+                bearer_credentials(Some(other_scheme)),
+                Credentials::Missing,
+                "{other_scheme:?}"
+            );
+        }
         for bad in [
-            &b"Basic dXNlcjpwYXNz"[..],
-            b"Bearer",
+            &b"Bearer"[..],
             b"Bearer ",
             b"Bearer a b",
             b"Bearer a\"b",
             b"Bearer \xff\xfe",
             b"Bearer =abc",
-            b"Bearerabc",
         ] {
             assert_eq!(
                 bearer_credentials(Some(bad)),

@@ -72,11 +72,11 @@ pub async fn fixture() -> (Fixture, Vec<Case>) {
             www_authenticate: Some("Bearer"),
         },
         Case {
-            name: "basic scheme",
+            name: "another scheme (RFC 6750 3.1: no error code)",
             authorization: Some("Basic YWxpY2U6cHc=".into()),
-            status: 400,
-            code: Some("invalid_request"),
-            www_authenticate: Some("error=\"invalid_request\""),
+            status: 401,
+            code: Some("missing_token"),
+            www_authenticate: Some("Bearer"),
         },
         Case {
             name: "empty bearer",
