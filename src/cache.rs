@@ -108,6 +108,15 @@ pub(crate) enum Lookup {
     Miss,
 }
 
+/// Whether a load may join a flight already under way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Join {
+    /// Any flight that started at this caller's epoch or later.
+    Any,
+    /// None: start a new store read.
+    Fresh,
+}
+
 /// One shared store load.
 struct Flight {
     epoch: u64,
@@ -229,9 +238,15 @@ impl CutoffCache {
     /// Loads a subject's cutoff from the store, sharing one call among
     /// concurrent callers, and caches the result unless a revocation on the
     /// same stripe happened meanwhile.
+    ///
+    /// With `Join::Fresh` the caller never joins a flight already under way:
+    /// `issue` must read the store itself, since a revocation made on another
+    /// instance (invisible to this one's epochs) may have landed after an
+    /// older flight read the store. Later callers may join the new flight.
     pub(crate) async fn load<F, Fut>(
         &self,
         key: SubjectKey,
+        join: Join,
         load: F,
     ) -> Result<Option<Cutoff>, StoreError>
     where
@@ -242,7 +257,9 @@ impl CutoffCache {
         let flight = match self.flights.entry(key) {
             // A flight that started at our epoch or later saw every
             // revocation that returned before we started.
-            Entry::Occupied(o) if o.get().epoch >= epoch => Arc::clone(o.get()),
+            Entry::Occupied(o) if join == Join::Any && o.get().epoch >= epoch => {
+                Arc::clone(o.get())
+            }
             Entry::Occupied(mut o) => {
                 let f = Arc::new(Flight::new(epoch));
                 o.insert(Arc::clone(&f));

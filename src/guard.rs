@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::de::{Deserialize, DeserializeOwned, IgnoredAny};
 
 use crate::bus::{CutoffEvent, Publisher};
-use crate::cache::{CacheConfig, CutoffCache, Lookup, SubjectKey};
+use crate::cache::{CacheConfig, CutoffCache, Join, Lookup, SubjectKey};
 use crate::claims::{
     RESERVED, Segments, Verified, WireClaims, b64, parse_claims, parse_extra, parse_header,
     time_claim,
@@ -372,7 +372,7 @@ impl<S: CutoffStore> Guard<S> {
         let ckey = inner.cache.key(sub);
         let cutoff = inner
             .cache
-            .load(ckey, || inner.store.load(sub))
+            .load(ckey, Join::Fresh, || inner.store.load(sub))
             .await
             .map_err(Error::StoreUnavailable)?
             .ok_or(Error::UnknownSubject)?;
@@ -546,7 +546,11 @@ impl<S: CutoffStore> Guard<S> {
 
     async fn load_cutoff(&self, sub: &str, key: SubjectKey, now_ms: i64) -> Result<Cutoff, Error> {
         let inner = &*self.inner;
-        match inner.cache.load(key, || inner.store.load(sub)).await {
+        match inner
+            .cache
+            .load(key, Join::Any, || inner.store.load(sub))
+            .await
+        {
             Ok(Some(c)) => Ok(c),
             Ok(None) => Err(Error::UnknownSubject),
             Err(e) => inner

@@ -156,3 +156,40 @@ async fn memory_store_bump_at_the_maximum_is_an_error() {
         "a saturated bump must not report success"
     );
 }
+
+/// `issue` reads the store itself: it must not join a load that a validation
+/// started before a revocation made on another instance (this guard's
+/// epochs cannot see it), or the login would get the old version and be
+/// logged out again moments later.
+#[tokio::test]
+async fn issue_never_joins_a_load_that_started_before_it() {
+    let store = Arc::new(Counting::new(MemoryStore::new()));
+    store.inner.insert("alice", Cutoff::default());
+    let g = Guard::builder(keys(), store.clone())
+        .clock(FakeClock::new(T0))
+        .build()
+        .unwrap();
+    let old = g.issue("alice", &()).await.unwrap();
+    g.clear_cache();
+    let before = store.loads();
+    store.hold_loads();
+    let (g1, t1) = (g.clone(), old.clone());
+    let validation = tokio::spawn(async move { g1.validate::<()>(&t1).await });
+    while store.loads() == before {
+        tokio::task::yield_now().await;
+    }
+    // Another instance changes the password: the store moves to version 1.
+    store.inner.bump_version("alice").await.unwrap();
+    let g2 = g.clone();
+    let login = tokio::spawn(async move { g2.issue("alice", &()).await });
+    for _ in 0..1_000 {
+        if store.loads() >= before + 2 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    store.release_loads();
+    let _ = validation.await.unwrap();
+    let token = login.await.unwrap().unwrap();
+    assert_eq!(g.validate::<()>(&token).await.unwrap().version(), Some(1));
+}
