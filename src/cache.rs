@@ -10,19 +10,44 @@
 //! who does not know the key).
 //!
 //! # Correctness under races
-//! Cutoffs merge by component-wise maximum, so updates to an entry that exists
-//! commute. The remaining hazard is a `load` that read the store *before* a
-//! revocation and inserts *after* the revocation's entry was evicted or
-//! expired. Every subject hashes to one of [`STRIPES`] epoch counters. A
-//! revocation (1) writes the store, (2) increments the epoch, (3) merges the
-//! new cutoff into the cache. A load reads the epoch before calling the store
-//! and inserts only if, under the entry's shard lock, the epoch is unchanged.
-//! If the revocation's increment came first, the load does not insert; if it
-//! came later, the revocation's merge runs after the insert and wins the max.
+//! Three kinds of information reach the cache:
+//! - a **fresh read**: a store `load` that no revocation overtook. Only such
+//!   a read makes an entry fresh, and it *replaces* the cached cutoff, so an
+//!   operator who repairs (lowers) a cutoff in the store is followed within
+//!   the TTL.
+//! - a **floor**: the store's reply to a revocation, or an event from another
+//!   instance. It says "the cutoff was at least this, some time ago". It
+//!   raises an existing entry by component-wise maximum but never makes it
+//!   fresh or extends its freshness. An event never creates an entry; a
+//!   local revocation creates one only as a floor (not fresh: the next
+//!   request reads the store), so a late, duplicated or reordered message,
+//!   or the slow reply of a racing revocation, cannot revive a token once a
+//!   newer entry was evicted or cleared.
+//! - a **stale read**: a `load` that a revocation overtook. It is returned
+//!   to its callers merged with the current entry, but not cached.
+//!
+//! Every subject hashes to one of [`STRIPES`] epoch counters. A floor (1)
+//! bumps the stripe's epoch, then (2) merges into the entry under the shard
+//! lock. A load reads the epoch before calling the store and caches its
+//! result only if, under the shard lock, the epoch is unchanged: if the
+//! floor's bump came first, the load does not cache; if it came later, the
+//! floor's merge runs after the replace and wins the max. A revocation's
+//! store write completes before its bump, and an event is published after
+//! its store write, so a load that passed the check read a store that
+//! already held every floor applied before it started (stores must give
+//! read-your-writes across connections, as a single database primary does).
+//! The global cutoff has its own epoch with the same rule.
 //!
 //! A flight (one shared `load` for concurrent misses) is joined only by
-//! callers whose epoch equals the flight's: a validation that starts after a
-//! revocation returned never decides from a load that started before it.
+//! callers whose epoch is not newer than the flight's: a validation that
+//! starts after a revocation returned never decides from a load that
+//! started before it. A flight is released by its last waiter, whether that
+//! waiter completes or is dropped mid-way (a client that went away), so
+//! cancelled requests leave nothing behind.
+//!
+//! Every wait on the store is bounded by the caller's deadline (the guard's
+//! store timeout): a hung store makes requests fail (or use stale-if-error),
+//! never wait longer.
 
 use std::future::Future;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
@@ -33,6 +58,7 @@ use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 use siphasher::sip128::{Hasher128, SipHasher13};
 use tokio::sync::OnceCell;
+use tokio::time::Instant;
 
 use crate::clock::Clock;
 use crate::cutoff::Cutoff;
@@ -40,7 +66,7 @@ use crate::store::StoreError;
 
 /// Number of revocation epoch stripes. A revocation only disturbs in-flight
 /// loads of subjects on its stripe.
-pub(crate) const STRIPES: usize = 64;
+pub(crate) const STRIPES: usize = 256;
 
 /// A subject's cache key: its keyed 128-bit hash.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -84,8 +110,12 @@ type Map<V> = DashMap<SubjectKey, V, BuildHasherDefault<PassThrough>>;
 #[derive(Clone, Copy, Debug)]
 struct Slot {
     cutoff: Cutoff,
+    /// [`NEVER_FRESH`] for a floor that no fresh read confirmed.
     expires_ms: i64,
 }
+
+/// `expires_ms` of a floor: never fresh, never within a stale window.
+const NEVER_FRESH: i64 = i64::MIN;
 
 /// Settings of the cache, all in milliseconds or counts.
 #[derive(Clone, Debug)]
@@ -108,6 +138,16 @@ pub(crate) enum Lookup {
     Miss,
 }
 
+/// Where a floor comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// This guard's own revocation, whose store write has completed.
+    Local,
+    /// An event from another instance (possibly late, duplicated or
+    /// replayed).
+    Remote,
+}
+
 /// Whether a load may join a flight already under way.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Join {
@@ -120,7 +160,28 @@ pub(crate) enum Join {
 /// One shared store load.
 struct Flight {
     epoch: u64,
+    /// Callers waiting on it; changed only under the `flights` shard lock.
+    waiters: AtomicUsize,
     result: OnceCell<Result<Option<Cutoff>, StoreError>>,
+}
+
+/// A caller's stake in a flight: leaving (done or dropped) releases it, and
+/// the last one to leave removes the flight from the map.
+struct Waiter<'a> {
+    flights: &'a Map<Arc<Flight>>,
+    key: SubjectKey,
+    flight: Arc<Flight>,
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        // The count is changed under the shard lock only, so a caller that
+        // joins cannot interleave with the last one leaving. A flight that
+        // was replaced in the map is no longer counted.
+        self.flights.remove_if(&self.key, |_, f| {
+            Arc::ptr_eq(f, &self.flight) && f.waiters.fetch_sub(1, Ordering::AcqRel) == 1
+        });
+    }
 }
 
 /// The global cutoff, cached like a subject's.
@@ -128,6 +189,11 @@ struct Global {
     not_before: AtomicI64,
     /// 0 until the first successful load.
     expires_ms: AtomicI64,
+    /// Bumped by every floor and by `clear` / `mark_stale`; a refresh whose
+    /// epoch changed is merged as a floor, not made fresh.
+    epoch: AtomicU64,
+    /// Serializes replacing the value with merging a floor into it.
+    write: std::sync::Mutex<()>,
     /// Held by the one refresh in progress; holds the error of the last
     /// attempt if it failed, so callers queued behind a failed attempt
     /// share its outcome instead of repeating it one after the other.
@@ -182,6 +248,8 @@ impl CutoffCache {
             global: Global {
                 not_before: AtomicI64::new(i64::MIN),
                 expires_ms: AtomicI64::new(0),
+                epoch: AtomicU64::new(0),
+                write: std::sync::Mutex::new(()),
                 refresh: tokio::sync::Mutex::new(None),
                 attempts: AtomicU64::new(0),
             },
@@ -236,8 +304,10 @@ impl CutoffCache {
     }
 
     /// Loads a subject's cutoff from the store, sharing one call among
-    /// concurrent callers, and caches the result unless a revocation on the
-    /// same stripe happened meanwhile.
+    /// concurrent callers, and caches the result unless a floor on the same
+    /// stripe was applied meanwhile. Gives up at `deadline` with a timeout
+    /// error (the load itself is bounded by the same deadline, so callers
+    /// queued on it share the failure).
     ///
     /// With `Join::Fresh` the caller never joins a flight already under way:
     /// `issue` must read the store itself, since a revocation made on another
@@ -247,6 +317,8 @@ impl CutoffCache {
         &self,
         key: SubjectKey,
         join: Join,
+        deadline: Instant,
+        timeout: std::time::Duration,
         load: F,
     ) -> Result<Option<Cutoff>, StoreError>
     where
@@ -258,6 +330,7 @@ impl CutoffCache {
             // A flight that started at our epoch or later saw every
             // revocation that returned before we started.
             Entry::Occupied(o) if join == Join::Any && o.get().epoch >= epoch => {
+                o.get().waiters.fetch_add(1, Ordering::AcqRel);
                 Arc::clone(o.get())
             }
             Entry::Occupied(mut o) => {
@@ -272,43 +345,53 @@ impl CutoffCache {
             }
         };
         // The shard guard of `flights` is dropped above, before any await.
-        let result = flight
-            .result
-            .get_or_init(|| async {
-                let loaded = load().await;
-                if let Ok(found) = &loaded {
-                    self.insert_loaded(key, flight.epoch, *found);
-                }
-                loaded
-            })
-            .await
-            .clone();
-        // Runs in the same poll as the completion above, so a cancelled
-        // caller cannot leave a finished flight behind.
-        self.flights.remove_if(&key, |_, f| Arc::ptr_eq(f, &flight));
-        // Merge with whatever revocations arrived meanwhile.
+        let waiter = Waiter {
+            flights: &self.flights,
+            key,
+            flight,
+        };
+        let flight = &waiter.flight;
+        let shared = flight.result.get_or_init(|| async {
+            let loaded = match tokio::time::timeout_at(deadline, load()).await {
+                Ok(loaded) => loaded,
+                Err(_) => Err(StoreError::timed_out(timeout)),
+            };
+            if let Ok(found) = &loaded {
+                self.insert_loaded(key, flight.epoch, *found);
+            }
+            loaded
+        });
+        let result = match tokio::time::timeout_at(deadline, shared).await {
+            Ok(result) => result.clone(),
+            Err(_) => Err(StoreError::timed_out(timeout)),
+        };
+        drop(waiter);
+        // Merge with whatever floors arrived meanwhile.
         result.map(|found| found.map(|c| self.current(key).map_or(c, |cur| c.merge(cur))))
     }
 
-    /// Caches a load's result if no revocation on the stripe happened since
-    /// `epoch` was read. The check runs under the entry's shard lock.
+    /// Caches a load's result if no floor on the stripe was applied since
+    /// `epoch` was read: the read is then the subject's current cutoff and
+    /// replaces the entry. The check runs under the entry's shard lock.
     fn insert_loaded(&self, key: SubjectKey, epoch: u64, found: Option<Cutoff>) {
         let now = self.clock.now_millis();
+        let unchanged = || self.epoch(key).load(Ordering::Acquire) == epoch;
         match found {
             Some(cutoff) => {
                 self.make_room(now);
-                let expires_ms = now.saturating_add(self.ttl_ms());
+                let fresh = Slot {
+                    cutoff,
+                    expires_ms: now.saturating_add(self.ttl_ms()),
+                };
                 match self.entries.entry(key) {
                     Entry::Occupied(mut o) => {
-                        if self.epoch(key).load(Ordering::Acquire) == epoch {
-                            let slot = o.get_mut();
-                            slot.cutoff = slot.cutoff.merge(cutoff);
-                            slot.expires_ms = slot.expires_ms.max(expires_ms);
+                        if unchanged() {
+                            *o.get_mut() = fresh;
                         }
                     }
                     Entry::Vacant(v) => {
-                        if self.epoch(key).load(Ordering::Acquire) == epoch {
-                            v.insert(Slot { cutoff, expires_ms });
+                        if unchanged() {
+                            v.insert(fresh);
                             self.len.fetch_add(1, Ordering::Relaxed);
                         }
                     }
@@ -320,25 +403,19 @@ impl CutoffCache {
             None => {
                 // Under the shard lock, like the inserts: a load that started
                 // before a revocation must not drop the revocation's entry.
-                if self
-                    .entries
-                    .remove_if(&key, |_, _| {
-                        self.epoch(key).load(Ordering::Acquire) == epoch
-                    })
-                    .is_some()
-                {
+                if self.entries.remove_if(&key, |_, _| unchanged()).is_some() {
                     self.len.fetch_sub(1, Ordering::Relaxed);
                 }
                 self.make_negative_room(now);
                 let expires = now.saturating_add(self.cfg.negative_ttl_ms);
                 match self.negative.entry(key) {
                     Entry::Occupied(mut o) => {
-                        if self.epoch(key).load(Ordering::Acquire) == epoch {
+                        if unchanged() {
                             *o.get_mut() = expires;
                         }
                     }
                     Entry::Vacant(v) => {
-                        if self.epoch(key).load(Ordering::Acquire) == epoch {
+                        if unchanged() {
                             v.insert(expires);
                             self.negative_len.fetch_add(1, Ordering::Relaxed);
                         }
@@ -348,14 +425,25 @@ impl CutoffCache {
         }
     }
 
-    /// Applies a revocation whose store write has completed: bumps the
-    /// stripe's epoch, then merges `cutoff` into the entry (creating it), and
-    /// forgets any negative entry. After this returns, every lookup of the
-    /// subject on this cache sees at least `cutoff`.
-    pub(crate) fn apply(&self, key: SubjectKey, cutoff: Cutoff) {
+    /// Applies a floor: a cutoff the subject had at least, at some point
+    /// (the store's reply to a revocation, or an event from another
+    /// instance). Bumps the stripe's epoch, so no load that started earlier
+    /// caches its result, then raises the entry by maximum without touching
+    /// its freshness.
+    ///
+    /// Where no entry exists, `Origin::Local` (this guard's own revocation,
+    /// whose store write has completed) keeps the cutoff as a floor that is
+    /// not fresh and forgets a negative entry (writes create the subject);
+    /// `Origin::Remote` changes nothing: the next request reads the store.
+    pub(crate) fn floor(&self, key: SubjectKey, cutoff: Cutoff, origin: Origin) {
         self.epoch(key).fetch_add(1, Ordering::AcqRel);
+        if origin == Origin::Remote {
+            if let Some(mut slot) = self.entries.get_mut(&key) {
+                slot.cutoff = slot.cutoff.merge(cutoff);
+            }
+            return;
+        }
         let now = self.clock.now_millis();
-        let expires_ms = now.saturating_add(self.ttl_ms());
         if self.negative.remove(&key).is_some() {
             self.negative_len.fetch_sub(1, Ordering::Relaxed);
         }
@@ -363,16 +451,38 @@ impl CutoffCache {
         match self.entries.entry(key) {
             Entry::Occupied(mut o) => {
                 let slot = o.get_mut();
-                // A revocation's cutoff is what the store holds right now, so
-                // the merged entry is fresh again.
                 slot.cutoff = slot.cutoff.merge(cutoff);
-                slot.expires_ms = slot.expires_ms.max(expires_ms);
             }
             Entry::Vacant(v) => {
-                v.insert(Slot { cutoff, expires_ms });
+                v.insert(Slot {
+                    cutoff,
+                    expires_ms: NEVER_FRESH,
+                });
                 self.len.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+
+    /// Number of store loads pending (flights in the map).
+    pub(crate) fn loads_in_flight(&self) -> usize {
+        self.flights.len()
+    }
+
+    /// Makes every cached cutoff (and the global one) not fresh, so the next
+    /// validation of each subject reads the store, but keeps them for
+    /// stale-if-error and as floors. Disturbs every in-flight load.
+    pub(crate) fn mark_stale(&self) {
+        for e in self.epochs.iter() {
+            e.fetch_add(1, Ordering::AcqRel);
+        }
+        let now = self.clock.now_millis();
+        self.entries.alter_all(|_, mut slot| {
+            slot.expires_ms = slot.expires_ms.min(now);
+            slot
+        });
+        let _w = self.global_write();
+        self.global.epoch.fetch_add(1, Ordering::AcqRel);
+        self.global.expires_ms.fetch_min(now, Ordering::AcqRel);
     }
 
     /// Drops every cached cutoff (positive and negative) and disturbs every
@@ -389,7 +499,17 @@ impl CutoffCache {
             self.negative_len.fetch_sub(1, Ordering::Relaxed);
             false
         });
+        let _w = self.global_write();
+        self.global.epoch.fetch_add(1, Ordering::AcqRel);
         self.global.expires_ms.store(0, Ordering::Release);
+    }
+
+    fn global_write(&self) -> std::sync::MutexGuard<'_, ()> {
+        // The guarded data is `()`: a poisoned lock holds nothing broken.
+        self.global
+            .write
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// While `Some(max_age)`, entries loaded longer ago than `max_age` are
@@ -432,8 +552,16 @@ impl CutoffCache {
     }
 
     /// The global `not_before`, loaded through `load` when the cached value
-    /// is older than the TTL. One refresh at a time.
-    pub(crate) async fn global<F, Fut>(&self, now_ms: i64, load: F) -> Result<i64, StoreError>
+    /// is older than the TTL. One refresh at a time; a caller gives up at
+    /// `deadline`, whether it waits for the refresh of another caller or
+    /// runs its own.
+    pub(crate) async fn global<F, Fut>(
+        &self,
+        now_ms: i64,
+        deadline: Instant,
+        timeout: std::time::Duration,
+        load: F,
+    ) -> Result<i64, StoreError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<i64, StoreError>>,
@@ -442,7 +570,11 @@ impl CutoffCache {
             return Ok(nb);
         }
         let seen = self.global.attempts.load(Ordering::Acquire);
-        let mut last_error = self.global.refresh.lock().await;
+        let Ok(mut last_error) =
+            tokio::time::timeout_at(deadline, self.global.refresh.lock()).await
+        else {
+            return self.stale_global(now_ms, StoreError::timed_out(timeout));
+        };
         // Another caller may have refreshed it while this one waited.
         if let Some(nb) = self.fresh_global(now_ms) {
             return Ok(nb);
@@ -454,12 +586,16 @@ impl CutoffCache {
         {
             return self.stale_global(now_ms, e);
         }
-        let loaded = load().await;
+        let epoch = self.global_epoch();
+        let loaded = match tokio::time::timeout_at(deadline, load()).await {
+            Ok(loaded) => loaded,
+            Err(_) => Err(StoreError::timed_out(timeout)),
+        };
         self.global.attempts.fetch_add(1, Ordering::AcqRel);
         match loaded {
             Ok(nb) => {
                 *last_error = None;
-                Ok(self.refresh_global(nb))
+                Ok(self.loaded_global(epoch, nb))
             }
             Err(e) => {
                 *last_error = Some(e.clone());
@@ -469,7 +605,7 @@ impl CutoffCache {
     }
 
     /// The cached global `not_before` within the stale-if-error window, or `e`.
-    fn stale_global(&self, now_ms: i64, e: StoreError) -> Result<i64, StoreError> {
+    pub(crate) fn stale_global(&self, now_ms: i64, e: StoreError) -> Result<i64, StoreError> {
         let loaded_before = self.global.expires_ms.load(Ordering::Acquire);
         match self.cfg.stale_if_error_ms {
             Some(window) if loaded_before != 0 && loaded_before.saturating_add(window) > now_ms => {
@@ -480,24 +616,45 @@ impl CutoffCache {
     }
 
     /// The cached global `not_before`, if still fresh.
-    fn fresh_global(&self, now_ms: i64) -> Option<i64> {
+    pub(crate) fn fresh_global(&self, now_ms: i64) -> Option<i64> {
         let margin = self.age_margin_ms.load(Ordering::Relaxed);
         let expires = self.global.expires_ms.load(Ordering::Acquire);
         (expires.saturating_sub(margin) > now_ms)
             .then(|| self.global.not_before.load(Ordering::Acquire))
     }
 
-    /// Records a global `not_before` just read from the store: merged, and
-    /// fresh for a TTL.
-    pub(crate) fn refresh_global(&self, not_before: i64) -> i64 {
-        let merged = self.merge_global(not_before);
-        let expires = self.clock.now_millis().saturating_add(self.ttl_ms());
-        self.global.expires_ms.fetch_max(expires, Ordering::AcqRel);
-        merged
+    /// The global epoch, read before a store read of the global cutoff.
+    pub(crate) fn global_epoch(&self) -> u64 {
+        self.global.epoch.load(Ordering::Acquire)
     }
 
-    /// Raises the cached global `not_before` (never lowers it).
-    pub(crate) fn merge_global(&self, not_before: i64) -> i64 {
+    /// Records a global `not_before` read from the store after `epoch` was
+    /// read. If no floor, clear or mark-stale happened since, the read is
+    /// the current value: it replaces the cached one (so a repaired,
+    /// lowered cutoff is followed) and is fresh for a TTL. Otherwise it is
+    /// only a floor. Returns the value now in force.
+    pub(crate) fn loaded_global(&self, epoch: u64, not_before: i64) -> i64 {
+        let _w = self.global_write();
+        if self.global.epoch.load(Ordering::Acquire) == epoch {
+            self.global.not_before.store(not_before, Ordering::Release);
+            let expires = self.clock.now_millis().saturating_add(self.ttl_ms());
+            self.global.expires_ms.store(expires, Ordering::Release);
+            not_before
+        } else {
+            let prev = self
+                .global
+                .not_before
+                .fetch_max(not_before, Ordering::AcqRel);
+            prev.max(not_before)
+        }
+    }
+
+    /// Raises the cached global `not_before` with a floor (a revocation's
+    /// reply or an event): never lowers it, never makes it fresh, and keeps
+    /// a refresh already under way from making its older read fresh.
+    pub(crate) fn floor_global(&self, not_before: i64) -> i64 {
+        let _w = self.global_write();
+        self.global.epoch.fetch_add(1, Ordering::AcqRel);
         let prev = self
             .global
             .not_before
@@ -537,6 +694,7 @@ impl Flight {
     fn new(epoch: u64) -> Self {
         Flight {
             epoch,
+            waiters: AtomicUsize::new(1),
             result: OnceCell::new(),
         }
     }

@@ -76,6 +76,20 @@ pub enum Error {
     /// The guard or key configuration is invalid.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// A revocation or event names a cutoff the guard refuses to apply: a
+    /// `not_before` further in the future than
+    /// [`GuardBuilder::max_future_cutoff`](crate::GuardBuilder::max_future_cutoff)
+    /// (e.g. milliseconds passed where seconds are expected). Nothing was
+    /// written.
+    #[error("invalid cutoff: {0}")]
+    InvalidCutoff(&'static str),
+    /// No token can be issued before the next second: a
+    /// [`Guard::revoke_all_before`](crate::Guard::revoke_all_before) for the
+    /// current second is in force, and a token stamped with the next second
+    /// could outlive a second such call within this one. Retry after a
+    /// second (HTTP 503 with `Retry-After: 1`).
+    #[error("cannot issue a token before the next second")]
+    RetryLater,
 }
 
 impl Error {
@@ -99,6 +113,8 @@ impl Error {
             Error::StoreUnavailable(_) => "store_unavailable",
             Error::Issue(_) => "issue_failed",
             Error::Config(_) => "invalid_config",
+            Error::InvalidCutoff(_) => "invalid_cutoff",
+            Error::RetryLater => "retry_later",
         }
     }
 
@@ -107,16 +123,21 @@ impl Error {
     pub fn is_client_error(&self) -> bool {
         !matches!(
             self,
-            Error::StoreUnavailable(_) | Error::Issue(_) | Error::Config(_)
+            Error::StoreUnavailable(_)
+                | Error::Issue(_)
+                | Error::Config(_)
+                | Error::InvalidCutoff(_)
+                | Error::RetryLater
         )
     }
 
     /// The HTTP status code a server should answer: 401 for a bad token,
-    /// 503 when the store is unavailable, 500 otherwise.
+    /// 503 when the store is unavailable or a login must wait for the next
+    /// second, 500 for the server's own mistakes.
     pub fn status(&self) -> u16 {
         match self {
-            Error::StoreUnavailable(_) => 503,
-            Error::Issue(_) | Error::Config(_) => 500,
+            Error::StoreUnavailable(_) | Error::RetryLater => 503,
+            Error::Issue(_) | Error::Config(_) | Error::InvalidCutoff(_) => 500,
             _ => 401,
         }
     }

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::de::{Deserialize, DeserializeOwned, IgnoredAny};
 
 use crate::bus::{CutoffEvent, Publisher};
-use crate::cache::{CacheConfig, CutoffCache, Join, Lookup, SubjectKey};
+use crate::cache::{CacheConfig, CutoffCache, Join, Lookup, Origin, SubjectKey};
 use crate::claims::{
     RESERVED, Segments, Verified, WireClaims, b64, parse_claims, parse_extra, parse_header,
     time_claim,
@@ -18,7 +18,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::cutoff::{Cutoff, RevokedReason};
 use crate::error::Error;
 use crate::keys::Keys;
-use crate::store::CutoffStore;
+use crate::store::{CutoffStore, StoreError};
 
 #[cfg(not(any(feature = "rust_crypto", feature = "aws_lc_rs")))]
 compile_error!(
@@ -64,6 +64,9 @@ struct Settings {
     issuer: Option<String>,
     audience: Option<String>,
     foreign_tokens: bool,
+    store_timeout: Duration,
+    /// Seconds a cutoff's `not_before` may lie ahead of now.
+    max_future_cutoff: i64,
 }
 
 struct Inner<S> {
@@ -95,6 +98,8 @@ pub struct GuardBuilder<S: CutoffStore> {
     audience: Option<String>,
     foreign_tokens: bool,
     publisher: Option<Box<dyn Publisher>>,
+    store_timeout: Duration,
+    max_future_cutoff: Duration,
 }
 
 fn secs(d: Duration) -> i64 {
@@ -197,6 +202,35 @@ impl<S: CutoffStore> GuardBuilder<S> {
         self
     }
 
+    /// Longest wait on the store for one call (default 2 s). A validation
+    /// that needs the store, `issue` and every revocation give up after it
+    /// with [`Error::StoreUnavailable`] (or, for validations, the
+    /// [`stale_if_error`](Self::stale_if_error) answer where enabled), so a
+    /// store that hangs instead of failing never holds a request longer.
+    /// A validation waits at most this long in total, cache hits included
+    /// (a hit waits only when the global cutoff is due). A revocation that
+    /// times out may still land in the store: its outcome is unknown, and
+    /// retrying is safe (cutoffs only move forward).
+    ///
+    /// Timeouts use Tokio's timer: the guard must run inside a Tokio runtime
+    /// with the time driver enabled (`#[tokio::main]` and actix-web's
+    /// runtime have it).
+    pub fn store_timeout(mut self, timeout: Duration) -> Self {
+        self.store_timeout = timeout;
+        self
+    }
+
+    /// How far in the future a revocation's `not_before` may lie (default
+    /// 400 days). [`Guard::revoke_before`] and [`Guard::revoke_all_before`]
+    /// with a later `at`, and events from other instances carrying one, are
+    /// refused with [`Error::InvalidCutoff`]: a value passed in milliseconds
+    /// instead of seconds would otherwise lock every user out for
+    /// millennia.
+    pub fn max_future_cutoff(mut self, horizon: Duration) -> Self {
+        self.max_future_cutoff = horizon;
+        self
+    }
+
     /// Publish every revocation to other instances (default: none).
     pub fn publisher(mut self, publisher: impl Publisher) -> Self {
         self.publisher = Some(Box::new(publisher));
@@ -216,6 +250,9 @@ impl<S: CutoffStore> GuardBuilder<S> {
         }
         if self.access_ttl.is_zero() {
             return Err(Error::Config("access_ttl must be positive".into()));
+        }
+        if self.store_timeout.is_zero() {
+            return Err(Error::Config("store_timeout must be positive".into()));
         }
         install_crypto_provider();
         let cache = CutoffCache::new(
@@ -241,6 +278,8 @@ impl<S: CutoffStore> GuardBuilder<S> {
                     issuer: self.issuer,
                     audience: self.audience,
                     foreign_tokens: self.foreign_tokens,
+                    store_timeout: self.store_timeout,
+                    max_future_cutoff: secs(self.max_future_cutoff),
                 },
                 publisher: self.publisher,
                 publish_errors: AtomicU64::new(0),
@@ -305,6 +344,8 @@ impl<S: CutoffStore> Guard<S> {
             audience: None,
             foreign_tokens: false,
             publisher: None,
+            store_timeout: Duration::from_secs(2),
+            max_future_cutoff: Duration::from_secs(400 * 86_400),
         }
     }
 
@@ -326,6 +367,13 @@ impl<S: CutoffStore> Guard<S> {
     /// Number of cached "unknown subject" answers.
     pub fn cached_unknown_subjects(&self) -> usize {
         self.inner.cache.negative_len()
+    }
+
+    /// Number of store loads pending right now (concurrent misses for one
+    /// subject share one). Falls back to zero when no request waits: a
+    /// cancelled request releases its share.
+    pub fn loads_in_flight(&self) -> usize {
+        self.inner.cache.loads_in_flight()
     }
 
     /// Number of revocations whose publication to other instances failed.
@@ -370,20 +418,33 @@ impl<S: CutoffStore> Guard<S> {
         }
 
         let ckey = inner.cache.key(sub);
+        let deadline = self.deadline();
         let cutoff = inner
             .cache
-            .load(ckey, Join::Fresh, || inner.store.load(sub))
+            .load(
+                ckey,
+                Join::Fresh,
+                deadline,
+                inner.settings.store_timeout,
+                || inner.store.load(sub),
+            )
             .await
             .map_err(Error::StoreUnavailable)?
             .ok_or(Error::UnknownSubject)?;
-        let global = inner
-            .store
-            .load_global()
-            .await
-            .map_err(Error::StoreUnavailable)?;
-        let global = inner.cache.refresh_global(global);
+        let epoch = inner.cache.global_epoch();
+        let global = self
+            .store_call_until(deadline, inner.store.load_global())
+            .await?;
+        let global = inner.cache.loaded_global(epoch, global);
 
         let now = inner.clock.now_seconds();
+        // A global cutoff for the current second (`revoke_all_before(now)`)
+        // would push `iat` into the next second, and a second such call
+        // within this one could not reach that token (there is no global
+        // version to bump). Logins wait for the next second instead.
+        if global == now.saturating_add(1) {
+            return Err(Error::RetryLater);
+        }
         let iat = now.max(cutoff.not_before).max(global);
         // Only the same-second case (`not_before = at + 1`) may push `iat`
         // ahead of the clock. Stamping anything later would hand out a token
@@ -529,26 +590,74 @@ impl<S: CutoffStore> Guard<S> {
         let inner = &*self.inner;
         let sub: &str = &checked.sub;
         let key = inner.cache.key(sub);
-        let cutoff = match inner.cache.lookup(key, now_ms) {
-            Lookup::Fresh(c) => c,
-            Lookup::Unknown => return Err(Error::UnknownSubject),
-            Lookup::Miss => self.load_cutoff(sub, key, now_ms).await?,
+        let lookup = inner.cache.lookup(key, now_ms);
+        let fresh_global = inner.cache.fresh_global(now_ms);
+        // The hot path: both cached and fresh, no timer, no await.
+        let (cutoff, global) = match (lookup, fresh_global) {
+            (Lookup::Unknown, _) => return Err(Error::UnknownSubject),
+            (Lookup::Fresh(c), Some(g)) => (c, g),
+            (lookup, global) => {
+                // One deadline for every store wait of this request.
+                let deadline = self.deadline();
+                let cutoff = match lookup {
+                    Lookup::Fresh(c) => c,
+                    _ => self.load_cutoff(sub, key, now_ms, deadline).await?,
+                };
+                let global = match global {
+                    Some(g) => g,
+                    None => inner
+                        .cache
+                        .global(now_ms, deadline, inner.settings.store_timeout, || {
+                            inner.store.load_global()
+                        })
+                        .await
+                        .map_err(Error::StoreUnavailable)?,
+                };
+                (cutoff, global)
+            }
         };
-        let global = inner
-            .cache
-            .global(now_ms, || inner.store.load_global())
-            .await
-            .map_err(Error::StoreUnavailable)?;
         cutoff
             .check(checked.ver, checked.iat, global)
             .map_err(Error::Revoked)
     }
 
-    async fn load_cutoff(&self, sub: &str, key: SubjectKey, now_ms: i64) -> Result<Cutoff, Error> {
+    /// When a store wait that starts now must end.
+    fn deadline(&self) -> tokio::time::Instant {
+        tokio::time::Instant::now() + self.inner.settings.store_timeout
+    }
+
+    /// A store call bounded by `deadline`; a store error or the timeout is
+    /// [`Error::StoreUnavailable`].
+    async fn store_call_until<T>(
+        &self,
+        deadline: tokio::time::Instant,
+        call: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, Error> {
+        match tokio::time::timeout_at(deadline, call).await {
+            Ok(result) => result.map_err(Error::StoreUnavailable),
+            Err(_) => Err(Error::StoreUnavailable(StoreError::timed_out(
+                self.inner.settings.store_timeout,
+            ))),
+        }
+    }
+
+    async fn load_cutoff(
+        &self,
+        sub: &str,
+        key: SubjectKey,
+        now_ms: i64,
+        deadline: tokio::time::Instant,
+    ) -> Result<Cutoff, Error> {
         let inner = &*self.inner;
         match inner
             .cache
-            .load(key, Join::Any, || inner.store.load(sub))
+            .load(
+                key,
+                Join::Any,
+                deadline,
+                inner.settings.store_timeout,
+                || inner.store.load(sub),
+            )
             .await
         {
             Ok(Some(c)) => Ok(c),
@@ -560,6 +669,21 @@ impl<S: CutoffStore> Guard<S> {
         }
     }
 
+    /// Refuses a `not_before` further ahead than `max_future_cutoff`.
+    fn check_horizon(&self, not_before: i64) -> Result<(), Error> {
+        let limit = self
+            .inner
+            .clock
+            .now_seconds()
+            .saturating_add(self.inner.settings.max_future_cutoff);
+        if not_before > limit {
+            return Err(Error::InvalidCutoff(
+                "not_before is further in the future than max_future_cutoff",
+            ));
+        }
+        Ok(())
+    }
+
     /// Revokes every token of `sub` issued so far (log out everywhere,
     /// password change, role change): increments the subject's version in
     /// the store, then updates this guard's cache, then publishes to other
@@ -567,11 +691,8 @@ impl<S: CutoffStore> Guard<S> {
     /// `sub`, with no window. Returns the new cutoff.
     pub async fn bump_version(&self, sub: &str) -> Result<Cutoff, Error> {
         let cutoff = self
-            .inner
-            .store
-            .bump_version(sub)
-            .await
-            .map_err(Error::StoreUnavailable)?;
+            .store_call_until(self.deadline(), self.inner.store.bump_version(sub))
+            .await?;
         self.apply_subject(sub, cutoff).await;
         Ok(cutoff)
     }
@@ -579,34 +700,66 @@ impl<S: CutoffStore> Guard<S> {
     /// Revokes every token of `sub` with `iat <= at` (Unix seconds). With a
     /// future `at`, also refuses tokens issued until then (an account lock).
     /// Same ordering and guarantees as [`Guard::bump_version`].
+    ///
+    /// **Same-second rule.** With `at` in the current second (the usual
+    /// `revoke_before(sub, now)`), a login earlier in this second after an
+    /// earlier revocation may hold a token stamped `iat = at + 1`, which no
+    /// `not_before` of `at + 1` reaches. In that case (`at >= now` and the
+    /// new `not_before` is at most `now + 1`), the version is bumped as
+    /// well, so every token issued before this call returned is revoked;
+    /// a login after it gets the new version and works at once.
+    ///
+    /// Errors: [`Error::InvalidCutoff`] when `at` lies further ahead than
+    /// [`GuardBuilder::max_future_cutoff`] (nothing is written);
+    /// [`Error::StoreUnavailable`] when the store fails or does not answer
+    /// within the store timeout (the outcome is then unknown; retrying is
+    /// safe).
     pub async fn revoke_before(&self, sub: &str, at: i64) -> Result<Cutoff, Error> {
-        let cutoff = self
-            .inner
-            .store
-            .revoke_before(sub, at)
-            .await
-            .map_err(Error::StoreUnavailable)?;
+        self.check_horizon(at.saturating_add(1))?;
+        let now = self.inner.clock.now_seconds();
+        let deadline = self.deadline();
+        let mut cutoff = self
+            .store_call_until(deadline, self.inner.store.revoke_before(sub, at))
+            .await?;
+        if at >= now && cutoff.not_before <= now.saturating_add(1) {
+            match self
+                .store_call_until(deadline, self.inner.store.bump_version(sub))
+                .await
+            {
+                Ok(bumped) => cutoff = cutoff.merge(bumped),
+                Err(e) => {
+                    // The timestamp part landed: apply it, and report that
+                    // the revocation is incomplete.
+                    self.apply_subject(sub, cutoff).await;
+                    return Err(e);
+                }
+            }
+        }
         self.apply_subject(sub, cutoff).await;
         Ok(cutoff)
     }
 
     /// Revokes every token of every subject with `iat <= at`. Returns the new
     /// global `not_before`.
+    ///
+    /// With `at` in the current second, logins are refused with
+    /// [`Error::RetryLater`] until the next second (see [`Guard::issue`]):
+    /// there is no global version to bump, so this is how a token issued
+    /// between two such calls in one second is kept from escaping the
+    /// second one. Errors as for [`Guard::revoke_before`].
     pub async fn revoke_all_before(&self, at: i64) -> Result<i64, Error> {
+        self.check_horizon(at.saturating_add(1))?;
         let nb = self
-            .inner
-            .store
-            .revoke_all_before(at)
-            .await
-            .map_err(Error::StoreUnavailable)?;
-        let nb = self.inner.cache.merge_global(nb);
+            .store_call_until(self.deadline(), self.inner.store.revoke_all_before(at))
+            .await?;
+        let nb = self.inner.cache.floor_global(nb);
         self.publish(CutoffEvent::Global { not_before: nb }).await;
         Ok(nb)
     }
 
     async fn apply_subject(&self, sub: &str, cutoff: Cutoff) {
         let key = self.inner.cache.key(sub);
-        self.inner.cache.apply(key, cutoff);
+        self.inner.cache.floor(key, cutoff, Origin::Local);
         if self.inner.publisher.is_some() {
             self.publish(CutoffEvent::Subject {
                 sub: sub.to_owned(),
@@ -628,24 +781,47 @@ impl<S: CutoffStore> Guard<S> {
     }
 
     /// Merges a cutoff change received from another instance into this
-    /// guard's cache (by maximum: stale or duplicate events are harmless).
-    pub fn apply_event(&self, event: &CutoffEvent) {
+    /// guard's cache.
+    ///
+    /// An event is a floor, not a fresh read: it raises a cached cutoff by
+    /// maximum but never creates an entry, never extends an entry's
+    /// freshness, never forgets an "unknown subject" answer and never evicts
+    /// anything. So a late, duplicated, reordered or replayed event is
+    /// harmless: at worst it is ignored, and the next store read decides.
+    ///
+    /// Errors: [`Error::InvalidCutoff`] (nothing applied) when the event's
+    /// `not_before` lies beyond [`GuardBuilder::max_future_cutoff`].
+    pub fn apply_event(&self, event: &CutoffEvent) -> Result<(), Error> {
         match event {
             CutoffEvent::Subject { sub, cutoff } => {
+                self.check_horizon(cutoff.not_before)?;
                 let key = self.inner.cache.key(sub);
-                self.inner.cache.apply(key, *cutoff);
+                self.inner.cache.floor(key, *cutoff, Origin::Remote);
             }
             CutoffEvent::Global { not_before } => {
-                self.inner.cache.merge_global(*not_before);
+                self.check_horizon(*not_before)?;
+                self.inner.cache.floor_global(*not_before);
             }
         }
+        Ok(())
     }
 
     /// Drops every cached cutoff, so the next validation of each subject
-    /// asks the store. Use it when events from other instances may have been
-    /// missed (an invalidation channel reconnected).
+    /// asks the store, and keeps loads already under way from caching what
+    /// they read.
     pub fn clear_cache(&self) {
         self.inner.cache.clear();
+    }
+
+    /// Makes every cached cutoff not fresh, so the next validation of each
+    /// subject (and of the global cutoff) asks the store, but keeps the
+    /// entries: [`stale_if_error`](GuardBuilder::stale_if_error) can still
+    /// answer from them while the store is down, and they stay floors. An
+    /// invalidation subscriber calls this when it resubscribes after a gap
+    /// (events may have been missed). Loads already under way do not cache
+    /// what they read.
+    pub fn mark_cache_stale(&self) {
+        self.inner.cache.mark_stale();
     }
 
     /// While `Some(max_age)`, cached cutoffs older than `max_age` are

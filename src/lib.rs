@@ -19,7 +19,7 @@
 //! ```
 //! use jwt_revoke::{Algorithm, Cutoff, Error, Guard, Keys, MemoryStore, RevokedReason};
 //!
-//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! let store = MemoryStore::new();
 //! store.insert("alice", Cutoff::default()); // a registered user
 //!

@@ -91,6 +91,13 @@ impl StoreError {
         }
     }
 
+    /// The store did not answer within the guard's
+    /// [`store_timeout`](crate::GuardBuilder::store_timeout). For a write,
+    /// the outcome is unknown: it may still land.
+    pub fn timed_out(after: std::time::Duration) -> Self {
+        StoreError::msg(format!("no answer from the cutoff store within {after:?}"))
+    }
+
     /// The operation is not supported by this store (the default for the
     /// global cutoff methods).
     pub fn unsupported(operation: &'static str) -> Self {

@@ -131,9 +131,11 @@ impl<S: CutoffStore> Session<S> {
         )
     }
 
-    /// Subscribed: whatever was missed is reloaded from the store.
+    /// Subscribed: whatever was missed is reloaded from the store. Entries
+    /// are marked stale rather than dropped, so stale-if-error still covers
+    /// users while the store is down.
     fn connected(&mut self) {
-        self.guard.clear_cache();
+        self.guard.mark_cache_stale();
         self.guard.limit_cache_age(None);
         self.backoff = self.config.initial_backoff;
         self.stats.connected.store(true, Ordering::Release);
@@ -141,11 +143,10 @@ impl<S: CutoffStore> Session<S> {
 
     fn message(&self, payload: &[u8]) {
         match serde_json::from_slice::<CutoffEvent>(payload) {
-            Ok(event) => {
-                self.guard.apply_event(&event);
+            Ok(event) if self.guard.apply_event(&event).is_ok() => {
                 self.stats.received.fetch_add(1, Ordering::Relaxed);
             }
-            Err(_) => {
+            _ => {
                 self.stats.malformed.fetch_add(1, Ordering::Relaxed);
             }
         }

@@ -45,6 +45,16 @@ pub mod counting {
         /// When set, every `load` reads the store, then waits for a permit
         /// before returning what it read: a slow load holding old data.
         pub gate: std::sync::Mutex<Option<Arc<Semaphore>>>,
+        /// When set, every `load_global` reads the store, then waits for a
+        /// permit before returning what it read.
+        pub global_gate: std::sync::Mutex<Option<Arc<Semaphore>>>,
+        /// When set, the next write (bump, revoke_before, revoke_all_before)
+        /// is applied in the store, then its reply waits for a permit: a
+        /// slow reply that another revocation can overtake.
+        pub write_gate: std::sync::Mutex<Option<Arc<Semaphore>>>,
+        /// When set, every call waits forever: a store that hangs instead
+        /// of failing.
+        pub hanging: AtomicBool,
     }
 
     impl<S: CutoffStore> Counting<S> {
@@ -55,6 +65,9 @@ pub mod counting {
                 global_loads: AtomicUsize::new(0),
                 failing: AtomicBool::new(false),
                 gate: std::sync::Mutex::new(None),
+                global_gate: std::sync::Mutex::new(None),
+                write_gate: std::sync::Mutex::new(None),
+                hanging: AtomicBool::new(false),
             }
         }
         pub fn loads(&self) -> usize {
@@ -75,19 +88,45 @@ pub mod counting {
                 s.add_permits(Semaphore::MAX_PERMITS / 2);
             }
         }
-        fn check(&self) -> Result<(), StoreError> {
+        /// Holds every later `load_global` until permits are added.
+        pub fn hold_global_loads(&self) -> Arc<Semaphore> {
+            let s = Arc::new(Semaphore::new(0));
+            *self.global_gate.lock().unwrap() = Some(s.clone());
+            s
+        }
+        /// Holds the reply of the next write (already applied in the store)
+        /// until a permit is added.
+        pub fn hold_next_write_reply(&self) -> Arc<Semaphore> {
+            let s = Arc::new(Semaphore::new(0));
+            *self.write_gate.lock().unwrap() = Some(s.clone());
+            s
+        }
+        pub fn hang(&self, on: bool) {
+            self.hanging.store(on, Ordering::SeqCst);
+        }
+        async fn check(&self) -> Result<(), StoreError> {
+            if self.hanging.load(Ordering::SeqCst) {
+                std::future::pending::<()>().await;
+            }
             if self.failing.load(Ordering::SeqCst) {
                 Err(StoreError::msg("injected outage"))
             } else {
                 Ok(())
             }
         }
+        async fn write_reply<T>(&self, reply: T) -> T {
+            let gate = self.write_gate.lock().unwrap().take();
+            if let Some(gate) = gate {
+                let _permit = gate.acquire().await;
+            }
+            reply
+        }
     }
 
     impl<S: CutoffStore> CutoffStore for Counting<S> {
         async fn load(&self, sub: &str) -> Result<Option<Cutoff>, StoreError> {
             self.loads.fetch_add(1, Ordering::SeqCst);
-            self.check()?;
+            self.check().await?;
             let read = self.inner.load(sub).await;
             let gate = self.gate.lock().unwrap().clone();
             if let Some(gate) = gate {
@@ -96,21 +135,29 @@ pub mod counting {
             read
         }
         async fn bump_version(&self, sub: &str) -> Result<Cutoff, StoreError> {
-            self.check()?;
-            self.inner.bump_version(sub).await
+            self.check().await?;
+            let reply = self.inner.bump_version(sub).await;
+            self.write_reply(reply).await
         }
         async fn revoke_before(&self, sub: &str, at: i64) -> Result<Cutoff, StoreError> {
-            self.check()?;
-            self.inner.revoke_before(sub, at).await
+            self.check().await?;
+            let reply = self.inner.revoke_before(sub, at).await;
+            self.write_reply(reply).await
         }
         async fn load_global(&self) -> Result<i64, StoreError> {
             self.global_loads.fetch_add(1, Ordering::SeqCst);
-            self.check()?;
-            self.inner.load_global().await
+            self.check().await?;
+            let read = self.inner.load_global().await;
+            let gate = self.global_gate.lock().unwrap().clone();
+            if let Some(gate) = gate {
+                let _permit = gate.acquire().await.map_err(StoreError::new)?;
+            }
+            read
         }
         async fn revoke_all_before(&self, at: i64) -> Result<i64, StoreError> {
-            self.check()?;
-            self.inner.revoke_all_before(at).await
+            self.check().await?;
+            let reply = self.inner.revoke_all_before(at).await;
+            self.write_reply(reply).await
         }
     }
 }
