@@ -160,6 +160,10 @@ pub(crate) enum Join {
 /// One shared store load.
 struct Flight {
     epoch: u64,
+    /// When the flight started (Unix ms): its read is fresh for a TTL from
+    /// then, not from when the store answered, so a slow read cannot
+    /// stretch the cross-instance bound.
+    started_ms: i64,
     /// Callers waiting on it; changed only under the `flights` shard lock.
     waiters: AtomicUsize,
     result: OnceCell<Result<Option<Cutoff>, StoreError>>,
@@ -326,6 +330,7 @@ impl CutoffCache {
         Fut: Future<Output = Result<Option<Cutoff>, StoreError>>,
     {
         let epoch = self.epoch(key).load(Ordering::Acquire);
+        let now = self.clock.now_millis();
         let flight = match self.flights.entry(key) {
             // A flight that started at our epoch or later saw every
             // revocation that returned before we started.
@@ -334,12 +339,12 @@ impl CutoffCache {
                 Arc::clone(o.get())
             }
             Entry::Occupied(mut o) => {
-                let f = Arc::new(Flight::new(epoch));
+                let f = Arc::new(Flight::new(epoch, now));
                 o.insert(Arc::clone(&f));
                 f
             }
             Entry::Vacant(v) => {
-                let f = Arc::new(Flight::new(epoch));
+                let f = Arc::new(Flight::new(epoch, now));
                 v.insert(Arc::clone(&f));
                 f
             }
@@ -357,7 +362,7 @@ impl CutoffCache {
                 Err(_) => Err(StoreError::timed_out(timeout)),
             };
             if let Ok(found) = &loaded {
-                self.insert_loaded(key, flight.epoch, *found);
+                self.insert_loaded(key, flight.epoch, flight.started_ms, *found);
             }
             loaded
         });
@@ -373,7 +378,7 @@ impl CutoffCache {
     /// Caches a load's result if no floor on the stripe was applied since
     /// `epoch` was read: the read is then the subject's current cutoff and
     /// replaces the entry. The check runs under the entry's shard lock.
-    fn insert_loaded(&self, key: SubjectKey, epoch: u64, found: Option<Cutoff>) {
+    fn insert_loaded(&self, key: SubjectKey, epoch: u64, started_ms: i64, found: Option<Cutoff>) {
         let now = self.clock.now_millis();
         let unchanged = || self.epoch(key).load(Ordering::Acquire) == epoch;
         match found {
@@ -381,7 +386,7 @@ impl CutoffCache {
                 self.make_room(now);
                 let fresh = Slot {
                     cutoff,
-                    expires_ms: now.saturating_add(self.ttl_ms()),
+                    expires_ms: started_ms.saturating_add(self.ttl_ms()),
                 };
                 match self.entries.entry(key) {
                     Entry::Occupied(mut o) => {
@@ -407,7 +412,7 @@ impl CutoffCache {
                     self.len.fetch_sub(1, Ordering::Relaxed);
                 }
                 self.make_negative_room(now);
-                let expires = now.saturating_add(self.cfg.negative_ttl_ms);
+                let expires = started_ms.saturating_add(self.cfg.negative_ttl_ms);
                 match self.negative.entry(key) {
                     Entry::Occupied(mut o) => {
                         if unchanged() {
@@ -587,6 +592,7 @@ impl CutoffCache {
             return self.stale_global(now_ms, e);
         }
         let epoch = self.global_epoch();
+        let started_ms = self.clock.now_millis();
         let loaded = match tokio::time::timeout_at(deadline, load()).await {
             Ok(loaded) => loaded,
             Err(_) => Err(StoreError::timed_out(timeout)),
@@ -595,7 +601,7 @@ impl CutoffCache {
         match loaded {
             Ok(nb) => {
                 *last_error = None;
-                Ok(self.loaded_global(epoch, nb))
+                Ok(self.loaded_global(epoch, started_ms, nb))
             }
             Err(e) => {
                 *last_error = Some(e.clone());
@@ -629,15 +635,16 @@ impl CutoffCache {
     }
 
     /// Records a global `not_before` read from the store after `epoch` was
-    /// read. If no floor, clear or mark-stale happened since, the read is
-    /// the current value: it replaces the cached one (so a repaired,
-    /// lowered cutoff is followed) and is fresh for a TTL. Otherwise it is
-    /// only a floor. Returns the value now in force.
-    pub(crate) fn loaded_global(&self, epoch: u64, not_before: i64) -> i64 {
+    /// read, by a read that started at `started_ms`. If no floor, clear or
+    /// mark-stale happened since, the read is the current value: it replaces
+    /// the cached one (so a repaired, lowered cutoff is followed) and is
+    /// fresh for a TTL from `started_ms`. Otherwise it is only a floor.
+    /// Returns the value now in force.
+    pub(crate) fn loaded_global(&self, epoch: u64, started_ms: i64, not_before: i64) -> i64 {
         let _w = self.global_write();
         if self.global.epoch.load(Ordering::Acquire) == epoch {
             self.global.not_before.store(not_before, Ordering::Release);
-            let expires = self.clock.now_millis().saturating_add(self.ttl_ms());
+            let expires = started_ms.saturating_add(self.ttl_ms());
             self.global.expires_ms.store(expires, Ordering::Release);
             not_before
         } else {
@@ -691,9 +698,10 @@ fn enforce_bound<V>(map: &Map<V>, len: &AtomicUsize, max: usize, live: impl Fn(&
 }
 
 impl Flight {
-    fn new(epoch: u64) -> Self {
+    fn new(epoch: u64, started_ms: i64) -> Self {
         Flight {
             epoch,
+            started_ms,
             waiters: AtomicUsize::new(1),
             result: OnceCell::new(),
         }

@@ -432,17 +432,18 @@ impl<S: CutoffStore> Guard<S> {
             .map_err(Error::StoreUnavailable)?
             .ok_or(Error::UnknownSubject)?;
         let epoch = inner.cache.global_epoch();
+        let started_ms = inner.clock.now_millis();
         let global = self
             .store_call_until(deadline, inner.store.load_global())
             .await?;
-        let global = inner.cache.loaded_global(epoch, global);
+        let global = inner.cache.loaded_global(epoch, started_ms, global);
 
         let now = inner.clock.now_seconds();
-        // A global cutoff for the current second (`revoke_all_before(now)`)
-        // would push `iat` into the next second, and a second such call
-        // within this one could not reach that token (there is no global
-        // version to bump). Logins wait for the next second instead.
-        if global == now.saturating_add(1) {
+        // A global cutoff for the current second (`revoke_all_before(now)`
+        // writes `now + 2`, see there) must not push `iat` ahead: a second
+        // such call within this second could not reach that token (there is
+        // no global version to bump). Logins wait instead.
+        if global > now && global <= now.saturating_add(2) {
             return Err(Error::RetryLater);
         }
         let iat = now.max(cutoff.not_before).max(global);
@@ -742,13 +743,19 @@ impl<S: CutoffStore> Guard<S> {
     /// Revokes every token of every subject with `iat <= at`. Returns the new
     /// global `not_before`.
     ///
-    /// With `at` in the current second, logins are refused with
-    /// [`Error::RetryLater`] until the next second (see [`Guard::issue`]):
-    /// there is no global version to bump, so this is how a token issued
-    /// between two such calls in one second is kept from escaping the
-    /// second one. Errors as for [`Guard::revoke_before`].
+    /// **Same-second rule.** With `at` in the current second (`at >= now`),
+    /// `at` is raised to `now + 1`: a login earlier in this second may hold
+    /// a token stamped `iat = now + 1` (after a per-subject revocation in
+    /// this second), and there is no global version to bump. Logins are
+    /// then refused with [`Error::RetryLater`] until the global `not_before`
+    /// (`now + 2`) is reached, at most two seconds later: no token issued
+    /// before this call returned survives it, and none can be stamped with
+    /// a time a second call in this second would miss. Errors as for
+    /// [`Guard::revoke_before`].
     pub async fn revoke_all_before(&self, at: i64) -> Result<i64, Error> {
         self.check_horizon(at.saturating_add(1))?;
+        let now = self.inner.clock.now_seconds();
+        let at = if at >= now { at.max(now.saturating_add(1)) } else { at };
         let nb = self
             .store_call_until(self.deadline(), self.inner.store.revoke_all_before(at))
             .await?;

@@ -257,8 +257,10 @@ async fn revoke_all_issue_revoke_all_in_one_second_kills_the_token_in_between() 
         Ok(t) => assert!(g.validate::<()>(&t).await.is_err()),
         Err(e) => assert_eq!(e.code(), "retry_later"),
     }
-    // The next second, logins work again.
+    // Logins work again at the global `not_before`, two seconds at most.
     clock.advance(Duration::from_millis(400));
+    assert_eq!(g.issue("alice", &()).await.unwrap_err().code(), "retry_later");
+    clock.advance(Duration::from_secs(1));
     let after = g.issue("alice", &()).await.unwrap();
     g.validate::<()>(&after).await.unwrap();
 }

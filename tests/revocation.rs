@@ -63,8 +63,10 @@ async fn revoke_before_kills_tokens_issued_up_to_that_second() {
     assert_eq!(revoked(g.validate(&old).await), RevokedReason::NotBefore);
     assert!(g.validate::<()>(&newer).await.is_ok(), "iat = T0+10 > at");
 
+    // `at` is the current second: the same-second rule also bumps the
+    // version, which is the reason reported first.
     g.revoke_before("alice", T0 + 10).await.unwrap();
-    assert_eq!(revoked(g.validate(&newer).await), RevokedReason::NotBefore);
+    assert_eq!(revoked(g.validate(&newer).await), RevokedReason::Version);
 }
 
 #[tokio::test]
@@ -75,7 +77,7 @@ async fn relogin_in_the_same_second_as_logout_all_is_accepted() {
     // Log out everywhere by timestamp at `now`, then log in again at once.
     g.revoke_before("alice", T0).await.unwrap();
     let after = g.issue("alice", &()).await.unwrap();
-    assert_eq!(revoked(g.validate(&before).await), RevokedReason::NotBefore);
+    assert_eq!(revoked(g.validate(&before).await), RevokedReason::Version);
     let v = g.validate::<()>(&after).await.unwrap();
     assert_eq!(v.issued_at(), T0 + 1, "stamped iat = not_before");
 }
@@ -86,9 +88,13 @@ async fn global_cutoff_revokes_everyone_and_relogin_works() {
     let g = guard_at(&clock);
     let a = g.issue("alice", &()).await.unwrap();
     let b = g.issue("bob", &()).await.unwrap();
-    assert_eq!(g.revoke_all_before(T0).await.unwrap(), T0 + 1);
+    // `at` in the current second is raised to `now + 1` (same-second rule):
+    // logins wait until the global `not_before`, two seconds at most.
+    assert_eq!(g.revoke_all_before(T0).await.unwrap(), T0 + 2);
     assert_eq!(revoked(g.validate(&a).await), RevokedReason::Global);
     assert_eq!(revoked(g.validate(&b).await), RevokedReason::Global);
+    assert_eq!(g.issue("alice", &()).await.unwrap_err().code(), "retry_later");
+    clock.advance(Duration::from_secs(2));
     let a2 = g.issue("alice", &()).await.unwrap();
     assert!(g.validate::<()>(&a2).await.is_ok());
 }
