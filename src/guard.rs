@@ -755,7 +755,11 @@ impl<S: CutoffStore> Guard<S> {
     pub async fn revoke_all_before(&self, at: i64) -> Result<i64, Error> {
         self.check_horizon(at.saturating_add(1))?;
         let now = self.inner.clock.now_seconds();
-        let at = if at >= now { at.max(now.saturating_add(1)) } else { at };
+        let at = if at >= now {
+            at.max(now.saturating_add(1))
+        } else {
+            at
+        };
         let nb = self
             .store_call_until(self.deadline(), self.inner.store.revoke_all_before(at))
             .await?;

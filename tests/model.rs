@@ -205,12 +205,18 @@ async fn worker(world: Arc<World>, seed: u64, steps: usize) {
                 let called = world.tick();
                 let now = world.clock.now_seconds();
                 let (kind, up_to_now) = match rng.random_range(0..5) {
-                    0 | 1 => (guard.bump_version(sub).await.map(|c| Kind::Subject(sub, c)), true),
+                    0 | 1 => (
+                        guard.bump_version(sub).await.map(|c| Kind::Subject(sub, c)),
+                        true,
+                    ),
                     2 | 3 => {
                         // Mostly "now", sometimes a past second.
                         let at = now - rng.random_range(0..3i64).saturating_sub(1).max(0);
                         (
-                            guard.revoke_before(sub, at).await.map(|c| Kind::Subject(sub, c)),
+                            guard
+                                .revoke_before(sub, at)
+                                .await
+                                .map(|c| Kind::Subject(sub, c)),
                             at >= now,
                         )
                     }
@@ -345,11 +351,7 @@ async fn run(seed: u64) -> (usize, usize, usize) {
     }
     let log = world.log.lock().unwrap();
     check(&log, seed);
-    (
-        log.accepted.len(),
-        log.revocations.len(),
-        log.issued.len(),
-    )
+    (log.accepted.len(), log.revocations.len(), log.issued.len())
 }
 
 #[tokio::test]
@@ -367,6 +369,9 @@ async fn random_schedules_never_accept_a_revoked_token() {
     }
     // The schedules exercise what they claim to: plenty of each.
     assert!(accepted > 100 * seeds as usize / 10, "{accepted} accepted");
-    assert!(revocations > 100 * seeds as usize / 10, "{revocations} revocations");
+    assert!(
+        revocations > 100 * seeds as usize / 10,
+        "{revocations} revocations"
+    );
     assert!(issued > 100 * seeds as usize / 10, "{issued} issued");
 }

@@ -259,7 +259,10 @@ async fn revoke_all_issue_revoke_all_in_one_second_kills_the_token_in_between() 
     }
     // Logins work again at the global `not_before`, two seconds at most.
     clock.advance(Duration::from_millis(400));
-    assert_eq!(g.issue("alice", &()).await.unwrap_err().code(), "retry_later");
+    assert_eq!(
+        g.issue("alice", &()).await.unwrap_err().code(),
+        "retry_later"
+    );
     clock.advance(Duration::from_secs(1));
     let after = g.issue("alice", &()).await.unwrap();
     g.validate::<()>(&after).await.unwrap();
@@ -599,4 +602,29 @@ async fn a_fresh_read_replaces_the_entry_but_a_stale_one_never_does() {
     let _ = slow.await.unwrap();
     store.gate.lock().unwrap().take();
     assert_revoked(g.validate::<()>(&t).await, RevokedReason::Version);
+}
+
+#[tokio::test]
+async fn marking_the_cache_stale_keeps_the_stale_if_error_cover_clearing_does_not() {
+    let (_clock, store, b) = setup(&["alice"]);
+    let g = b.stale_if_error(Duration::from_secs(600)).build().unwrap();
+    let t = g.issue("alice", &()).await.unwrap();
+    g.validate::<()>(&t).await.unwrap();
+    let loads = store.loads();
+    store.fail(true);
+    // A bus subscriber resubscribes while the store is down.
+    g.mark_cache_stale();
+    g.validate::<()>(&t).await.unwrap();
+    assert!(store.loads() > loads, "a stale entry is reloaded first");
+    // A revocation merged into the stale entry still applies.
+    store.fail(false);
+    let v1 = store.inner.bump_version("alice").await.unwrap();
+    store.fail(true);
+    g.apply_event(&subject_event("alice", v1)).unwrap();
+    assert_revoked(g.validate::<()>(&t).await, RevokedReason::Version);
+    g.clear_cache();
+    assert_eq!(
+        g.validate::<()>(&t).await.unwrap_err().code(),
+        "store_unavailable"
+    );
 }

@@ -93,7 +93,10 @@ async fn global_cutoff_revokes_everyone_and_relogin_works() {
     assert_eq!(g.revoke_all_before(T0).await.unwrap(), T0 + 2);
     assert_eq!(revoked(g.validate(&a).await), RevokedReason::Global);
     assert_eq!(revoked(g.validate(&b).await), RevokedReason::Global);
-    assert_eq!(g.issue("alice", &()).await.unwrap_err().code(), "retry_later");
+    assert_eq!(
+        g.issue("alice", &()).await.unwrap_err().code(),
+        "retry_later"
+    );
     clock.advance(Duration::from_secs(2));
     let a2 = g.issue("alice", &()).await.unwrap();
     assert!(g.validate::<()>(&a2).await.is_ok());
