@@ -124,3 +124,58 @@ async fn long_runs_of_validations_do_not_grow_memory() {
         "RSS grew by {grown} KiB over 300 000 validations"
     );
 }
+
+/// Clients that go away while the store is slow (a timeout, a closed
+/// connection) drop their validation mid-way. What the guard kept for those
+/// pending loads must go with them: memory stays within the cache bounds
+/// whatever the pattern of cancellation.
+#[tokio::test]
+async fn cancelled_validations_of_distinct_subjects_leave_nothing_behind() {
+    let store = Arc::new(Counting::new(MemoryStore::new()));
+    let g = Guard::builder(
+        Keys::hmac(Algorithm::HS256, common::SECRET).unwrap(),
+        store.clone(),
+    )
+    .clock(FakeClock::new(T0))
+    .max_entries(1_000)
+    .max_negative_entries(1_000)
+    .build()
+    .unwrap();
+    let held = store.hold_loads();
+    let round = |from: usize, n: usize| {
+        let g = g.clone();
+        async move {
+            let tasks: Vec<_> = (from..from + n)
+                .map(|i| {
+                    let (g, t) = (g.clone(), forged_by_key_holder(&format!("gone-{i}")));
+                    tokio::spawn(async move { g.validate::<()>(&t).await.map(|_| ()) })
+                })
+                .collect();
+            for _ in 0..4 {
+                tokio::task::yield_now().await;
+            }
+            for t in &tasks {
+                t.abort();
+            }
+            for t in tasks {
+                let _ = t.await;
+            }
+        }
+    };
+    round(0, 20_000).await; // warm-up: the maps reach their working size
+    assert_eq!(g.loads_in_flight(), 0);
+    let before = rss_kib();
+    for r in 1..=5 {
+        round(r * 20_000, 20_000).await;
+        assert_eq!(g.loads_in_flight(), 0, "round {r} left pending loads");
+    }
+    let grown = rss_kib().saturating_sub(before);
+    // 100 000 distinct cancelled subjects at the ~136 bytes a leaked flight
+    // costs would be over 13 MiB.
+    assert!(
+        grown < 4 * 1024,
+        "RSS grew by {grown} KiB over 100 000 cancelled validations"
+    );
+    assert!(g.cached_subjects() <= 1_000 && g.cached_unknown_subjects() <= 1_000);
+    drop(held);
+}
