@@ -62,6 +62,7 @@ use tokio::time::Instant;
 
 use crate::clock::Clock;
 use crate::cutoff::Cutoff;
+use crate::metrics::{Counter, Counters};
 use crate::store::StoreError;
 
 /// Number of revocation epoch stripes. A revocation only disturbs in-flight
@@ -221,6 +222,8 @@ pub(crate) struct CutoffCache {
     hash_keys: (u64, u64),
     cfg: CacheConfig,
     clock: Arc<dyn Clock>,
+    /// What the cache and the guard did (see [`crate::metrics`]).
+    pub(crate) counters: Counters,
 }
 
 fn random_keys() -> (u64, u64) {
@@ -260,6 +263,7 @@ impl CutoffCache {
             hash_keys: random_keys(),
             cfg,
             clock,
+            counters: Counters::new(),
         }
     }
 
@@ -295,7 +299,11 @@ impl CutoffCache {
     pub(crate) fn stale(&self, key: SubjectKey, now_ms: i64) -> Option<Cutoff> {
         let window = self.cfg.stale_if_error_ms?;
         let slot = self.entries.get(&key).map(|s| *s)?;
-        (slot.expires_ms.saturating_add(window) > now_ms).then_some(slot.cutoff)
+        let usable = slot.expires_ms.saturating_add(window) > now_ms;
+        if usable {
+            self.counters.stale_answers.incr();
+        }
+        usable.then_some(slot.cutoff)
     }
 
     /// The cached cutoff, fresh or not (used to merge a load's result).
@@ -336,6 +344,7 @@ impl CutoffCache {
             // revocation that returned before we started.
             Entry::Occupied(o) if join == Join::Any && o.get().epoch >= epoch => {
                 o.get().waiters.fetch_add(1, Ordering::AcqRel);
+                self.counters.flight_joins.incr();
                 Arc::clone(o.get())
             }
             Entry::Occupied(mut o) => {
@@ -357,6 +366,7 @@ impl CutoffCache {
         };
         let flight = &waiter.flight;
         let shared = flight.result.get_or_init(|| async {
+            self.counters.store_loads.incr();
             let loaded = match tokio::time::timeout_at(deadline, load()).await {
                 Ok(loaded) => loaded,
                 Err(_) => Err(StoreError::timed_out(timeout)),
@@ -542,9 +552,13 @@ impl CutoffCache {
     /// epochs keep a racing load from re-caching an old cutoff.
     fn make_room(&self, now_ms: i64) {
         let keep_after = now_ms.saturating_sub(self.cfg.stale_if_error_ms.unwrap_or(0));
-        enforce_bound(&self.entries, &self.len, self.cfg.max_entries, |slot| {
-            slot.expires_ms > keep_after
-        });
+        enforce_bound(
+            &self.entries,
+            &self.len,
+            self.cfg.max_entries,
+            &self.counters.evictions,
+            |slot| slot.expires_ms > keep_after,
+        );
     }
 
     fn make_negative_room(&self, now_ms: i64) {
@@ -552,6 +566,7 @@ impl CutoffCache {
             &self.negative,
             &self.negative_len,
             self.cfg.max_negative_entries,
+            &self.counters.evictions,
             |expires| *expires > now_ms,
         );
     }
@@ -615,6 +630,7 @@ impl CutoffCache {
         let loaded_before = self.global.expires_ms.load(Ordering::Acquire);
         match self.cfg.stale_if_error_ms {
             Some(window) if loaded_before != 0 && loaded_before.saturating_add(window) > now_ms => {
+                self.counters.stale_answers.incr();
                 Ok(self.global.not_before.load(Ordering::Acquire))
             }
             _ => Err(e),
@@ -673,7 +689,13 @@ impl CutoffCache {
 /// When `map` holds `max` entries or more: drops the entries `live` rejects,
 /// then arbitrary ones until fewer than 90 % of `max` remain. `len` is the
 /// map's entry count, kept in step under the shard locks.
-fn enforce_bound<V>(map: &Map<V>, len: &AtomicUsize, max: usize, live: impl Fn(&V) -> bool) {
+fn enforce_bound<V>(
+    map: &Map<V>,
+    len: &AtomicUsize,
+    max: usize,
+    evictions: &Counter,
+    live: impl Fn(&V) -> bool,
+) {
     if len.load(Ordering::Relaxed) < max {
         return;
     }
@@ -681,6 +703,7 @@ fn enforce_bound<V>(map: &Map<V>, len: &AtomicUsize, max: usize, live: impl Fn(&
         let keep = live(v);
         if !keep {
             len.fetch_sub(1, Ordering::Relaxed);
+            evictions.incr();
         }
         keep
     });
@@ -689,6 +712,7 @@ fn enforce_bound<V>(map: &Map<V>, len: &AtomicUsize, max: usize, live: impl Fn(&
         map.retain(|_, _| {
             if len.load(Ordering::Relaxed) >= target {
                 len.fetch_sub(1, Ordering::Relaxed);
+                evictions.incr();
                 false
             } else {
                 true

@@ -3,6 +3,30 @@
 use crate::cutoff::RevokedReason;
 use crate::store::StoreError;
 
+/// Every [`Error::code`], indexed by `Error::code_index` (counters per code
+/// are kept in this order).
+pub(crate) const CODES: [&str; 19] = [
+    "malformed",
+    "too_large",
+    "invalid_signature",
+    "algorithm_not_allowed",
+    "unknown_key",
+    "unsupported_critical_header",
+    "expired",
+    "not_yet_valid",
+    "issued_in_future",
+    "missing_claim",
+    "invalid_issuer",
+    "invalid_audience",
+    "unknown_subject",
+    "token_revoked",
+    "store_unavailable",
+    "issue_failed",
+    "invalid_config",
+    "invalid_cutoff",
+    "retry_later",
+];
+
 /// Everything that can go wrong when issuing, validating or revoking tokens.
 ///
 /// Match on the variant, or use [`Error::code`] (a stable string for logs,
@@ -95,26 +119,31 @@ pub enum Error {
 impl Error {
     /// A stable snake_case code, one per variant, safe to show to clients.
     pub fn code(&self) -> &'static str {
+        CODES[self.code_index()]
+    }
+
+    /// The position of [`Error::code`] in [`CODES`].
+    pub(crate) fn code_index(&self) -> usize {
         match self {
-            Error::Malformed(_) => "malformed",
-            Error::TooLarge { .. } => "too_large",
-            Error::InvalidSignature => "invalid_signature",
-            Error::AlgorithmNotAllowed => "algorithm_not_allowed",
-            Error::UnknownKey => "unknown_key",
-            Error::UnsupportedCriticalHeader => "unsupported_critical_header",
-            Error::Expired => "expired",
-            Error::NotYetValid => "not_yet_valid",
-            Error::IssuedInFuture => "issued_in_future",
-            Error::MissingClaim(_) => "missing_claim",
-            Error::InvalidIssuer => "invalid_issuer",
-            Error::InvalidAudience => "invalid_audience",
-            Error::UnknownSubject => "unknown_subject",
-            Error::Revoked(_) => "token_revoked",
-            Error::StoreUnavailable(_) => "store_unavailable",
-            Error::Issue(_) => "issue_failed",
-            Error::Config(_) => "invalid_config",
-            Error::InvalidCutoff(_) => "invalid_cutoff",
-            Error::RetryLater => "retry_later",
+            Error::Malformed(_) => 0,
+            Error::TooLarge { .. } => 1,
+            Error::InvalidSignature => 2,
+            Error::AlgorithmNotAllowed => 3,
+            Error::UnknownKey => 4,
+            Error::UnsupportedCriticalHeader => 5,
+            Error::Expired => 6,
+            Error::NotYetValid => 7,
+            Error::IssuedInFuture => 8,
+            Error::MissingClaim(_) => 9,
+            Error::InvalidIssuer => 10,
+            Error::InvalidAudience => 11,
+            Error::UnknownSubject => 12,
+            Error::Revoked(_) => 13,
+            Error::StoreUnavailable(_) => 14,
+            Error::Issue(_) => 15,
+            Error::Config(_) => 16,
+            Error::InvalidCutoff(_) => 17,
+            Error::RetryLater => 18,
         }
     }
 

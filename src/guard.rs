@@ -1,7 +1,6 @@
 //! The entry point: issue, validate and revoke tokens.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, Header};
@@ -76,7 +75,6 @@ struct Inner<S> {
     clock: Arc<dyn Clock>,
     settings: Settings,
     publisher: Option<Box<dyn Publisher>>,
-    publish_errors: AtomicU64,
 }
 
 /// Configures a [`Guard`]. Every setting documents its default; the defaults
@@ -282,7 +280,6 @@ impl<S: CutoffStore> GuardBuilder<S> {
                     max_future_cutoff: secs(self.max_future_cutoff),
                 },
                 publisher: self.publisher,
-                publish_errors: AtomicU64::new(0),
             }),
         })
     }
@@ -369,6 +366,17 @@ impl<S: CutoffStore> Guard<S> {
         self.inner.cache.negative_len()
     }
 
+    /// A snapshot of what this guard did since it was built (counters for
+    /// every outcome; see [`crate::metrics`]), with the current cache sizes.
+    pub fn stats(&self) -> crate::metrics::Stats {
+        let cache = &self.inner.cache;
+        let mut stats = cache.counters.snapshot();
+        stats.cached_subjects = cache.len();
+        stats.cached_unknown_subjects = cache.negative_len();
+        stats.loads_in_flight = cache.loads_in_flight();
+        stats
+    }
+
     /// Number of store loads pending right now (concurrent misses for one
     /// subject share one). Falls back to zero when no request waits: a
     /// cancelled request releases its share.
@@ -378,7 +386,7 @@ impl<S: CutoffStore> Guard<S> {
 
     /// Number of revocations whose publication to other instances failed.
     pub fn publish_errors(&self) -> u64 {
-        self.inner.publish_errors.load(Ordering::Relaxed)
+        self.inner.cache.counters.publish_errors_now()
     }
 
     /// Mints a token for `sub` with the caller's own claims `extra` (`&()`
@@ -429,7 +437,7 @@ impl<S: CutoffStore> Guard<S> {
                 || inner.store.load(sub),
             )
             .await
-            .map_err(Error::StoreUnavailable)?
+            .map_err(|e| self.store_error(e))?
             .ok_or(Error::UnknownSubject)?;
         let epoch = inner.cache.global_epoch();
         let started_ms = inner.clock.now_millis();
@@ -484,6 +492,15 @@ impl<S: CutoffStore> Guard<S> {
     /// claims, then the subject's cutoffs (cached; the store is asked on a
     /// miss). `C` is the caller's own claims type (`()` for none).
     pub async fn validate<C: DeserializeOwned + 'static>(
+        &self,
+        token: &str,
+    ) -> Result<Verified<C>, Error> {
+        let result = self.validate_uncounted(token).await;
+        self.inner.cache.counters.validation(&result);
+        result
+    }
+
+    async fn validate_uncounted<C: DeserializeOwned + 'static>(
         &self,
         token: &str,
     ) -> Result<Verified<C>, Error> {
@@ -594,6 +611,12 @@ impl<S: CutoffStore> Guard<S> {
         let lookup = inner.cache.lookup(key, now_ms);
         let fresh_global = inner.cache.fresh_global(now_ms);
         // The hot path: both cached and fresh, no timer, no await.
+        let counters = &inner.cache.counters;
+        match lookup {
+            Lookup::Fresh(_) => counters.hits.incr(),
+            Lookup::Unknown => counters.negative_hits.incr(),
+            Lookup::Miss => counters.misses.incr(),
+        }
         let (cutoff, global) = match (lookup, fresh_global) {
             (Lookup::Unknown, _) => return Err(Error::UnknownSubject),
             (Lookup::Fresh(c), Some(g)) => (c, g),
@@ -612,7 +635,7 @@ impl<S: CutoffStore> Guard<S> {
                             inner.store.load_global()
                         })
                         .await
-                        .map_err(Error::StoreUnavailable)?,
+                        .map_err(|e| self.store_error(e))?,
                 };
                 (cutoff, global)
             }
@@ -635,11 +658,17 @@ impl<S: CutoffStore> Guard<S> {
         call: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<T, Error> {
         match tokio::time::timeout_at(deadline, call).await {
-            Ok(result) => result.map_err(Error::StoreUnavailable),
-            Err(_) => Err(Error::StoreUnavailable(StoreError::timed_out(
-                self.inner.settings.store_timeout,
-            ))),
+            Ok(result) => result.map_err(|e| self.store_error(e)),
+            Err(_) => {
+                Err(self.store_error(StoreError::timed_out(self.inner.settings.store_timeout)))
+            }
         }
+    }
+
+    /// Counts a store failure and turns it into the caller's error.
+    fn store_error(&self, e: StoreError) -> Error {
+        self.inner.cache.counters.store_errors.incr();
+        Error::StoreUnavailable(e)
     }
 
     async fn load_cutoff(
@@ -663,10 +692,13 @@ impl<S: CutoffStore> Guard<S> {
         {
             Ok(Some(c)) => Ok(c),
             Ok(None) => Err(Error::UnknownSubject),
-            Err(e) => inner
-                .cache
-                .stale(key, now_ms)
-                .ok_or(Error::StoreUnavailable(e)),
+            Err(e) => {
+                inner.cache.counters.store_errors.incr();
+                inner
+                    .cache
+                    .stale(key, now_ms)
+                    .ok_or(Error::StoreUnavailable(e))
+            }
         }
     }
 
@@ -764,11 +796,13 @@ impl<S: CutoffStore> Guard<S> {
             .store_call_until(self.deadline(), self.inner.store.revoke_all_before(at))
             .await?;
         let nb = self.inner.cache.floor_global(nb);
+        self.inner.cache.counters.revocations.incr();
         self.publish(CutoffEvent::Global { not_before: nb }).await;
         Ok(nb)
     }
 
     async fn apply_subject(&self, sub: &str, cutoff: Cutoff) {
+        self.inner.cache.counters.revocations.incr();
         let key = self.inner.cache.key(sub);
         self.inner.cache.floor(key, cutoff, Origin::Local);
         if self.inner.publisher.is_some() {
@@ -787,7 +821,7 @@ impl<S: CutoffStore> Guard<S> {
             // The store holds the revocation; other instances converge
             // within their cache TTL. Counted, not returned: the revocation
             // itself succeeded.
-            self.inner.publish_errors.fetch_add(1, Ordering::Relaxed);
+            self.inner.cache.counters.publish_errors.incr();
         }
     }
 
@@ -803,6 +837,16 @@ impl<S: CutoffStore> Guard<S> {
     /// Errors: [`Error::InvalidCutoff`] (nothing applied) when the event's
     /// `not_before` lies beyond [`GuardBuilder::max_future_cutoff`].
     pub fn apply_event(&self, event: &CutoffEvent) -> Result<(), Error> {
+        let counters = &self.inner.cache.counters;
+        let applied = self.apply_event_uncounted(event);
+        match applied {
+            Ok(()) => counters.events_applied.incr(),
+            Err(_) => counters.events_refused.incr(),
+        }
+        applied
+    }
+
+    fn apply_event_uncounted(&self, event: &CutoffEvent) -> Result<(), Error> {
         match event {
             CutoffEvent::Subject { sub, cutoff } => {
                 self.check_horizon(cutoff.not_before)?;

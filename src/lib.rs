@@ -84,6 +84,7 @@ pub mod integrations;
 #[cfg_attr(docsrs, doc(cfg(any(feature = "redis", feature = "postgres"))))]
 pub mod invalidation;
 mod keys;
+pub mod metrics;
 pub mod store;
 pub mod stores;
 
