@@ -198,10 +198,11 @@ impl std::fmt::Debug for RedisStore {
 /// | [`connection_timeout`](Self::connection_timeout) | 500 ms | limit on each connection attempt |
 /// | [`response_timeout`](Self::response_timeout) | 1 s | limit on each reply |
 ///
-/// With these, a call fails within about `(retries + 1) × connection_timeout
-/// + retries × retry_delay` when Redis refuses or drops connections (at once
-/// when it refuses them), or `response_timeout` when it accepts and hangs.
-/// Keep that under the guard's own per-call store timeout.
+/// With these, while Redis is unreachable a call fails within about
+/// `(retries + 1) × connection_timeout + retries × retry_delay` (much sooner
+/// when connections are refused outright), and within `response_timeout`
+/// when Redis accepts but does not answer. Keep that under the guard's own
+/// per-call store timeout.
 ///
 /// ```no_run
 /// use std::time::Duration;
