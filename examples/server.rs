@@ -7,17 +7,24 @@
 //! - `BIND` (default `127.0.0.1:3000`)
 //! - `DATABASE_URL` (default `sqlite://jwt-revoke-demo.db`, created if absent)
 //! - `JWT_SECRET` (HS256 secret, at least 32 bytes; random when absent, so
-//!   tokens do not survive a restart)
+//!   tokens do not survive a restart; set but not UTF-8 or too short, the
+//!   server refuses to start)
 //! - `RUST_LOG` (default `info`)
+//!
+//! Unauthenticated endpoints run argon2 (19 MiB each): request bodies are
+//! capped at 4 KiB, passwords at 1024 bytes, and at most two hashes per CPU
+//! run at once; a request beyond that gets 503 with `Retry-After`, so a
+//! login flood cannot grow memory without bound.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Request, State};
-use axum::http::StatusCode;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -28,6 +35,14 @@ use jwt_revoke::integrations::tower::RevokeLayer;
 use jwt_revoke::{Algorithm, Cutoff, Guard, Keys, SqliteStore};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// The largest request body accepted (JSON with a username and passwords).
+const MAX_BODY_BYTES: usize = 4 * 1024;
+
+/// The longest password accepted, new or presented: longer is 400 before any
+/// hashing.
+const MAX_PASSWORD_BYTES: usize = 1024;
 
 const USERS_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS users (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -46,7 +61,10 @@ struct App {
     guard: Guard<SqliteStore>,
     /// Checked against when the username is unknown, so that answer takes
     /// as long as a wrong password (no user enumeration by timing).
-    dummy_hash: std::sync::Arc<str>,
+    dummy_hash: Arc<str>,
+    /// Permits for argon2 runs (19 MiB of memory each): at most two per CPU
+    /// at once, so a flood of logins cannot grow memory without bound.
+    hashing: Arc<Semaphore>,
 }
 
 impl App {
@@ -55,17 +73,26 @@ impl App {
     }
 }
 
-/// A JSON error answer: `{"error": code}` with a status.
+/// A JSON error answer: `{"error": code}` with a status. Every 503 carries
+/// `Retry-After: 1`.
 struct ApiError(StatusCode, &'static str);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, Json(json!({ "error": self.1 }))).into_response()
+        let mut res = (self.0, Json(json!({ "error": self.1 }))).into_response();
+        if self.0 == StatusCode::SERVICE_UNAVAILABLE {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        res
     }
 }
 
 impl From<jwt_revoke::Error> for ApiError {
     fn from(e: jwt_revoke::Error) -> Self {
+        if let jwt_revoke::Error::StoreUnavailable(inner) = &e {
+            tracing::error!(error = %inner, "cutoff store error");
+        }
         let r = Rejection::from_error(&e);
         ApiError(
             StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
@@ -83,6 +110,21 @@ impl From<sqlx::Error> for ApiError {
 
 fn bad_input() -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, "invalid_request")
+}
+
+/// A JSON body that could not be read: 413 when over [`MAX_BODY_BYTES`],
+/// otherwise 400.
+fn bad_body(rejection: JsonRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+    } else {
+        bad_input()
+    }
+}
+
+/// Too many password hashes are running: retry shortly.
+fn busy() -> ApiError {
+    ApiError(StatusCode::SERVICE_UNAVAILABLE, "busy")
 }
 
 #[derive(Deserialize)]
@@ -103,13 +145,32 @@ fn valid_username(u: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
 }
 
+/// A new password: 8 to [`MAX_PASSWORD_BYTES`] bytes.
 fn valid_password(p: &str) -> bool {
-    (8..=256).contains(&p.len())
+    (8..=MAX_PASSWORD_BYTES).contains(&p.len())
 }
 
-/// Argon2 is deliberately slow: run it off the async runtime.
-async fn hash_password(password: String) -> Result<String, ApiError> {
+/// A presented password (login, old password): at most
+/// [`MAX_PASSWORD_BYTES`], refused before it is hashed.
+fn presentable_password(p: &str) -> bool {
+    p.len() <= MAX_PASSWORD_BYTES
+}
+
+impl App {
+    /// A permit to run one argon2 hash, or 503 `busy` at once: a request
+    /// never queues for one, so neither memory nor latency grows with a
+    /// flood.
+    fn hash_permit(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+        self.hashing.clone().try_acquire_owned().map_err(|_| busy())
+    }
+}
+
+/// Argon2 is deliberately slow: run it off the async runtime. The permit
+/// moves into the blocking task, so it is held until the hash is done even
+/// if the client goes away.
+async fn hash_password(permit: OwnedSemaphorePermit, password: String) -> Result<String, ApiError> {
     tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
         Argon2::default()
             .hash_password(password.as_bytes(), &salt)
@@ -121,8 +182,9 @@ async fn hash_password(password: String) -> Result<String, ApiError> {
     .ok_or(ApiError(StatusCode::INTERNAL_SERVER_ERROR, "hash_failed"))
 }
 
-async fn verify_password(password: String, hash: String) -> bool {
+async fn verify_password(permit: OwnedSemaphorePermit, password: String, hash: String) -> bool {
     tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         PasswordHash::new(&hash)
             .map(|h| {
                 Argon2::default()
@@ -139,11 +201,11 @@ async fn register(
     State(app): State<App>,
     body: Result<Json<Credentials>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Json(c) = body.map_err(|_| bad_input())?;
+    let Json(c) = body.map_err(bad_body)?;
     if !valid_username(&c.username) || !valid_password(&c.password) {
         return Err(bad_input());
     }
-    let hash = hash_password(c.password).await?;
+    let hash = hash_password(app.hash_permit()?, c.password).await?;
     let inserted: Result<(i64,), sqlx::Error> =
         sqlx::query_as("INSERT INTO users (username, password_hash) VALUES (?1, ?2) RETURNING id")
             .bind(&c.username)
@@ -178,7 +240,11 @@ async fn login(
     State(app): State<App>,
     body: Result<Json<Credentials>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Json(c) = body.map_err(|_| bad_input())?;
+    let Json(c) = body.map_err(bad_body)?;
+    if !presentable_password(&c.password) {
+        return Err(bad_input());
+    }
+    let permit = app.hash_permit()?;
     let row: Option<(i64, String)> =
         sqlx::query_as("SELECT id, password_hash FROM users WHERE username = ?1")
             .bind(&c.username)
@@ -186,7 +252,7 @@ async fn login(
             .await?;
     // Same answer (and the same work) for an unknown user and a wrong password.
     let (id, hash) = row.unwrap_or_else(|| (0, app.dummy_hash.to_string()));
-    if !verify_password(c.password, hash).await || id == 0 {
+    if !verify_password(permit, c.password, hash).await || id == 0 {
         return Err(ApiError(StatusCode::UNAUTHORIZED, "invalid_credentials"));
     }
     let token = app
@@ -227,8 +293,8 @@ async fn change_password(
     Authenticated(user): Authenticated<DemoClaims>,
     body: Result<Json<PasswordChange>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
-    let Json(p) = body.map_err(|_| bad_input())?;
-    if !valid_password(&p.new_password) {
+    let Json(p) = body.map_err(bad_body)?;
+    if !valid_password(&p.new_password) || !presentable_password(&p.old_password) {
         return Err(bad_input());
     }
     let id: i64 = user.sub().parse().map_err(|_| bad_input())?;
@@ -239,17 +305,27 @@ async fn change_password(
     let Some((hash,)) = row else {
         return Err(ApiError(StatusCode::UNAUTHORIZED, "unknown_subject"));
     };
-    if !verify_password(p.old_password, hash).await {
+    if !verify_password(app.hash_permit()?, p.old_password, hash).await {
         return Err(ApiError(StatusCode::UNAUTHORIZED, "invalid_credentials"));
     }
-    let new_hash = hash_password(p.new_password).await?;
+    let new_hash = hash_password(app.hash_permit()?, p.new_password).await?;
+    // Two writes, in the order that fails safe. The revocation goes first:
+    // - if it fails, nothing has changed (the old password and every
+    //   session stand) and the client gets 503 and may retry;
+    // - if it succeeds and the password write then fails, every session is
+    //   over but the password is the old one: the user logs in again with it
+    //   and retries. Nobody keeps a session the user meant to end.
+    // The other order could leave the new password in place with the stolen
+    // session still alive (password written, revocation failed).
+    // A login that checked the old password just before the change can
+    // still get a token right after the revocation: a race inherent in any
+    // order, closed by a second bump after the password write if it matters.
+    app.guard.bump_version(user.sub()).await?;
     sqlx::query("UPDATE users SET password_hash = ?1 WHERE id = ?2")
         .bind(new_hash)
         .bind(id)
         .execute(app.db())
         .await?;
-    // Every existing session of this user ends with the password.
-    app.guard.bump_version(user.sub()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -273,17 +349,33 @@ async fn log_requests(req: Request, next: Next) -> Response {
     res
 }
 
-fn secret_from_env() -> Vec<u8> {
+/// The shortest `JWT_SECRET` accepted: HS256's key size.
+const MIN_SECRET_BYTES: usize = 32;
+
+/// `JWT_SECRET`, or a random secret when it is not set. A secret that is set
+/// but unusable (not UTF-8, shorter than 32 bytes, empty) is an error: the
+/// operator meant to set one, and silently replacing it would log everyone
+/// out on every restart and hide the mistake.
+fn secret_from_env() -> Result<Vec<u8>, String> {
     match std::env::var("JWT_SECRET") {
-        Ok(s) => s.into_bytes(),
-        Err(_) => {
+        Ok(s) if s.len() >= MIN_SECRET_BYTES => Ok(s.into_bytes()),
+        Ok(s) => Err(format!(
+            "JWT_SECRET is set but {} bytes long: it must be at least {MIN_SECRET_BYTES} bytes \
+             (unset it to use a random secret)",
+            s.len()
+        )),
+        Err(std::env::VarError::NotUnicode(_)) => Err(
+            "JWT_SECRET is set but is not valid UTF-8: refusing to start with another secret"
+                .to_owned(),
+        ),
+        Err(std::env::VarError::NotPresent) => {
             use rand::RngCore;
-            let mut bytes = vec![0u8; 32];
+            let mut bytes = vec![0u8; MIN_SECRET_BYTES];
             rand::rng().fill_bytes(&mut bytes);
             tracing::warn!(
                 "JWT_SECRET is not set: using a random secret; tokens will not survive a restart"
             );
-            bytes
+            Ok(bytes)
         }
     }
 }
@@ -297,6 +389,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .init();
 
+    let secret = match secret_from_env() {
+        Ok(secret) => secret,
+        Err(message) => {
+            eprintln!("error: {message}");
+            std::process::exit(2);
+        }
+    };
     let bind: SocketAddr = std::env::var("BIND")
         .unwrap_or_else(|_| "127.0.0.1:3000".to_owned())
         .parse()?;
@@ -305,14 +404,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let store = SqliteStore::connect(&db_url).await?;
     sqlx::raw_sql(USERS_SCHEMA).execute(store.pool()).await?;
-    let keys = Keys::hmac(Algorithm::HS256, &secret_from_env())?;
+    let keys = Keys::hmac(Algorithm::HS256, &secret)?;
     let guard = Guard::builder(keys, store).build()?;
-    let dummy_hash = hash_password("not a real password".to_owned())
+    // Two argon2 runs per CPU at once: enough to keep every core busy,
+    // about 19 MiB each.
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let hashing = Arc::new(Semaphore::new(2 * cpus));
+    let permit = hashing.clone().try_acquire_owned()?;
+    let dummy_hash = hash_password(permit, "not a real password".to_owned())
         .await
         .map_err(|_| "cannot hash")?;
     let app = App {
         guard: guard.clone(),
         dummy_hash: dummy_hash.into(),
+        hashing,
     };
 
     let protected = Router::new()
@@ -325,6 +430,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/login", post(login))
         .route("/health", get(health))
         .merge(protected)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(log_requests))
         .with_state(app);
 

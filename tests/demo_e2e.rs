@@ -313,3 +313,257 @@ async fn tokens_for_unknown_users_or_other_keys_are_rejected() {
         json!({"error": "invalid_signature"})
     );
 }
+
+/// The server process's peak resident memory (`VmHWM`), in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+async fn register(c: &reqwest::Client, base: &str, user: &str, pw: &str) -> String {
+    let r = c
+        .post(format!("{base}/register"))
+        .json(&json!({"username": user, "password": pw}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    r.json::<Value>().await.unwrap()["sub"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_login_flood_with_large_passwords_is_refused_and_memory_stays_bounded() {
+    let server = start().await;
+    let (c, base) = (reqwest::Client::new(), server.base.clone());
+    register(&c, &base, "alice", "correct horse").await;
+    let pid = server.child.id();
+
+    // 1 MB passwords: over the body limit, refused before any hashing.
+    let huge = "p".repeat(1 << 20);
+    // 2000-byte passwords: under the body limit, over the password cap.
+    let long = "q".repeat(2_000);
+    // 1000-byte passwords: accepted, so each costs an argon2 hash; only a
+    // bounded number run at once, the rest are told to retry.
+    let fits = "r".repeat(1_000);
+    let mut tasks = Vec::new();
+    for i in 0..64 {
+        for (kind, pw) in [("huge", &huge), ("long", &long), ("fits", &fits)] {
+            let (c, base, pw) = (c.clone(), base.clone(), pw.clone());
+            let path = if i % 2 == 0 { "login" } else { "register" };
+            tasks.push(tokio::spawn(async move {
+                let r = c
+                    .post(format!("{base}/{path}"))
+                    .json(&json!({"username": format!("flood{i}"), "password": pw}))
+                    .send()
+                    .await
+                    .unwrap();
+                let retry_after = r.headers().contains_key("retry-after");
+                (kind, path, r.status(), retry_after)
+            }));
+        }
+    }
+    let mut busy = 0;
+    for t in tasks {
+        let (kind, path, status, retry_after) = t.await.unwrap();
+        match kind {
+            "huge" => assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{kind} {path}"),
+            "long" => assert_eq!(status, StatusCode::BAD_REQUEST, "{kind} {path}"),
+            _ => {
+                assert!(
+                    [
+                        StatusCode::UNAUTHORIZED,
+                        StatusCode::CREATED,
+                        StatusCode::SERVICE_UNAVAILABLE
+                    ]
+                    .contains(&status),
+                    "{kind} {path}: {status}"
+                );
+                if status == StatusCode::SERVICE_UNAVAILABLE {
+                    assert!(retry_after, "503 without Retry-After");
+                    busy += 1;
+                }
+            }
+        }
+    }
+    let peak_mib = peak_rss_kib(pid) / 1024;
+    println!("{busy} of 128 hashing requests were told to retry; peak RSS {peak_mib} MiB");
+    assert!(
+        peak_mib < 200,
+        "the server's peak RSS reached {peak_mib} MiB during the flood"
+    );
+
+    // Normal logins still work after the flood.
+    let (status, body) = login(&c, &base, "alice", "correct horse").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let token = body["access_token"].as_str().unwrap();
+    assert_eq!(me(&c, &base, token).await.0, StatusCode::OK);
+}
+
+/// Makes every write to `table` fail from now on: a trigger in the
+/// server's own database file, which the test owns.
+async fn fail_updates_of(db: &std::path::Path, table: &str) {
+    use sqlx::ConnectOptions;
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(db)
+        .connect()
+        .await
+        .unwrap();
+    sqlx::raw_sql(&format!(
+        "CREATE TRIGGER fail_{table} BEFORE UPDATE ON {table} \
+         BEGIN SELECT RAISE(ABORT, 'injected failure'); END;"
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+}
+
+async fn change_password(
+    c: &reqwest::Client,
+    base: &str,
+    token: &str,
+    old: &str,
+    new: &str,
+) -> reqwest::Response {
+    c.post(format!("{base}/password"))
+        .bearer_auth(token)
+        .json(&json!({"old_password": old, "new_password": new}))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_password_change_whose_revocation_fails_changes_nothing() {
+    let server = start().await;
+    let (c, base) = (reqwest::Client::new(), server.base.as_str());
+    register(&c, base, "alice", "correct horse").await;
+    let token = login(&c, base, "alice", "correct horse").await.1["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The cutoff write (bump_version) fails.
+    fail_updates_of(&server.db, "jwt_revoke_cutoffs").await;
+    let r = change_password(&c, base, &token, "correct horse", "battery staple").await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.headers().contains_key("retry-after"));
+
+    // Nothing changed: the old password still works, the new one does not,
+    // and the session is what it was.
+    assert_eq!(
+        login(&c, base, "alice", "correct horse").await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        login(&c, base, "alice", "battery staple").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(me(&c, base, &token).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_password_change_whose_password_write_fails_only_logs_out() {
+    let server = start().await;
+    let (c, base) = (reqwest::Client::new(), server.base.as_str());
+    register(&c, base, "alice", "correct horse").await;
+    let token = login(&c, base, "alice", "correct horse").await.1["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The users-table write fails after the revocation went through.
+    fail_updates_of(&server.db, "users").await;
+    let r = change_password(&c, base, &token, "correct horse", "battery staple").await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    // The safe side: every session is over, the password is unchanged.
+    assert_eq!(
+        me(&c, base, &token).await.2,
+        json!({"error": "token_revoked"})
+    );
+    assert_eq!(
+        login(&c, base, "alice", "battery staple").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        login(&c, base, "alice", "correct horse").await.0,
+        StatusCode::OK
+    );
+}
+
+/// Starts the demo with `secret` as `JWT_SECRET` and waits for it to exit;
+/// returns its exit status and standard error. Fails if it keeps running.
+async fn start_with_secret(secret: &std::ffi::OsStr) -> (std::process::ExitStatus, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let db = std::env::temp_dir().join(format!(
+        "jwt-revoke-e2e-secret-{}-{port}.db",
+        std::process::id()
+    ));
+    let mut child = Command::new(server_binary())
+        .env("BIND", format!("127.0.0.1:{port}"))
+        .env("DATABASE_URL", format!("sqlite://{}", db.display()))
+        .env("JWT_SECRET", secret)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut status = None;
+    for _ in 0..400 {
+        if let Some(s) = child.try_wait().unwrap() {
+            status = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let Some(status) = status else {
+        let _ = child.kill();
+        let _ = child.wait();
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+        }
+        panic!("the demo started with JWT_SECRET = {secret:?}");
+    };
+    let mut stderr = String::new();
+    use std::io::Read;
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    (status, stderr)
+}
+
+#[tokio::test]
+async fn a_jwt_secret_that_is_not_utf8_or_too_short_refuses_to_start() {
+    use std::os::unix::ffi::OsStrExt;
+    let not_utf8 =
+        std::ffi::OsStr::from_bytes(b"\xff\xfe-a-secret-that-is-long-enough-but-not-utf8");
+    for secret in [
+        not_utf8,
+        std::ffi::OsStr::new("too-short"),
+        std::ffi::OsStr::new(""),
+    ] {
+        let (status, stderr) = start_with_secret(secret).await;
+        assert!(!status.success(), "{secret:?}: {status}");
+        assert!(
+            stderr.contains("JWT_SECRET"),
+            "{secret:?}: the message does not name the variable: {stderr}"
+        );
+    }
+}

@@ -79,3 +79,20 @@ async fn a_guard_on_an_unreachable_server_fails_closed_with_503() {
     let err = guard.validate::<()>(&token).await.unwrap_err();
     assert_eq!((err.code(), err.status()), ("store_unavailable", 503));
 }
+
+#[tokio::test]
+async fn connecting_to_a_server_that_is_down_fails_within_seconds() {
+    // sqlx retries a refused connection until the pool's acquire timeout:
+    // the store's bound, not sqlx's default 30 s, decides how long a call
+    // waits while the server is down.
+    let res = tokio::time::timeout(
+        std::time::Duration::from_secs(4),
+        PostgresStore::connect("postgres://postgres@127.0.0.1:9/none"),
+    )
+    .await;
+    assert!(
+        matches!(res, Ok(Err(_))),
+        "{:?}",
+        res.map(|r| r.map(|_| ()))
+    );
+}

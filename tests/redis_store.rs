@@ -129,3 +129,255 @@ async fn an_outage_fails_closed_with_503_and_recovers_without_restart() {
     );
     drop(server);
 }
+
+/// A plain connection for writing rows as another tool would.
+async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+async fn fields(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> Vec<Option<String>> {
+    redis::cmd("HMGET")
+        .arg(key)
+        .arg("v")
+        .arg("nb")
+        .query_async(conn)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_partial_or_non_canonical_row_fails_closed_and_is_never_overwritten() {
+    let url = common::server_url("REDIS_URL");
+    let prefix = common::unique("corrupt:");
+    let s = RedisStore::connect(&url)
+        .await
+        .unwrap()
+        .with_prefix(prefix.clone());
+    let mut conn = raw(&url).await;
+
+    // (field, value): None deletes the field (HDEL), Some sets it raw.
+    let mut cases: Vec<(&str, Option<&str>)> = vec![("v", None), ("nb", None)];
+    for bad in [
+        "007",
+        "+1",
+        " 1",
+        "1 ",
+        "",
+        "seven",
+        "1.5",
+        "1e3",
+        "0x10",
+        "-0",
+        "18446744073709551616",
+        "99999999999999999999999",
+    ] {
+        cases.push(("v", Some(bad)));
+    }
+    for bad in [
+        "007",
+        "+1",
+        " 1",
+        "",
+        "soon",
+        "1.0",
+        "-0",
+        "-007",
+        "9223372036854775808",
+        "-9223372036854775809",
+    ] {
+        cases.push(("nb", Some(bad)));
+    }
+    cases.push(("v", Some("-1")));
+
+    for (i, (field, value)) in cases.into_iter().enumerate() {
+        let sub = format!("row-{i}");
+        let key = format!("{prefix}sub:{sub}");
+        // A good row first (version 5, not_before 1000), then the damage.
+        s.insert(&sub, Cutoff::new(5, 1_000)).await.unwrap();
+        match value {
+            None => {
+                let n: u64 = redis::cmd("HDEL")
+                    .arg(&key)
+                    .arg(field)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                assert_eq!(n, 1);
+            }
+            Some(v) => {
+                let () = redis::cmd("HSET")
+                    .arg(&key)
+                    .arg(field)
+                    .arg(v)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+            }
+        }
+        let damaged = fields(&mut conn, &key).await;
+        let what = format!("{field} = {value:?}");
+
+        assert!(s.load(&sub).await.is_err(), "load with {what}");
+        assert!(s.bump_version(&sub).await.is_err(), "bump with {what}");
+        assert!(
+            s.revoke_before(&sub, 2_000).await.is_err(),
+            "revoke_before with {what}"
+        );
+        assert!(
+            s.insert(&sub, Cutoff::new(1, 0)).await.is_err(),
+            "insert with {what}"
+        );
+        assert_eq!(
+            fields(&mut conn, &key).await,
+            damaged,
+            "a write went over the row with {what}"
+        );
+    }
+
+    // Through a guard: a token of a subject whose row lost `v` is answered
+    // store_unavailable, never accepted.
+    let sub = "guarded";
+    s.insert(sub, Cutoff::default()).await.unwrap();
+    let guard = Guard::builder(Keys::hmac(Algorithm::HS256, common::SECRET).unwrap(), s)
+        .build()
+        .unwrap();
+    let token = guard.issue(sub, &()).await.unwrap();
+    guard.bump_version(sub).await.unwrap();
+    let _: u64 = redis::cmd("HDEL")
+        .arg(format!("{prefix}sub:{sub}"))
+        .arg("v")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    guard.clear_cache();
+    let err = guard.validate::<()>(&token).await.unwrap_err();
+    assert_eq!((err.code(), err.status()), ("store_unavailable", 503));
+}
+
+#[tokio::test]
+async fn a_non_canonical_global_cutoff_fails_closed_and_is_never_overwritten() {
+    let url = common::server_url("REDIS_URL");
+    let prefix = common::unique("corrupt-global:");
+    let s = RedisStore::connect(&url)
+        .await
+        .unwrap()
+        .with_prefix(prefix.clone());
+    let mut conn = raw(&url).await;
+    let key = format!("{prefix}global");
+    for bad in ["007", "+5", " 5", "", "later", "5.0", "9223372036854775808"] {
+        let () = redis::cmd("SET")
+            .arg(&key)
+            .arg(bad)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(s.load_global().await.is_err(), "{bad:?}");
+        assert!(s.revoke_all_before(10).await.is_err(), "{bad:?}");
+        let now: String = redis::cmd("GET")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(now, bad);
+    }
+}
+
+#[tokio::test]
+async fn timestamps_are_exact_over_the_whole_i64_range() {
+    let s = RedisStore::connect(&common::server_url("REDIS_URL"))
+        .await
+        .unwrap();
+    let sub = common::unique("redis-nb-exact");
+    // Above 2^53, where a Lua double would round.
+    let big = (1i64 << 60) + 1;
+    assert_eq!(
+        s.revoke_before(&sub, big).await.unwrap(),
+        Cutoff::new(0, big + 1)
+    );
+    assert_eq!(
+        s.revoke_before(&sub, big - 1).await.unwrap(),
+        Cutoff::new(0, big + 1),
+        "an earlier `at` one below does not lower it"
+    );
+    assert_eq!(
+        s.insert(&sub, Cutoff::new(0, big)).await.unwrap(),
+        Cutoff::new(0, big + 1)
+    );
+    assert_eq!(
+        s.revoke_before(&sub, i64::MAX).await.unwrap(),
+        Cutoff::new(0, i64::MAX)
+    );
+    // Negative timestamps compare as numbers, not strings.
+    let neg = common::unique("redis-nb-neg");
+    s.revoke_before(&neg, -100).await.unwrap();
+    assert_eq!(s.revoke_before(&neg, -5).await.unwrap(), Cutoff::new(0, -4));
+    assert_eq!(
+        s.revoke_before(&neg, -1_000).await.unwrap(),
+        Cutoff::new(0, -4)
+    );
+}
+
+/// A store on a server that is gone answers each call with an error, fast:
+/// no reconnect backoff on the request path.
+#[tokio::test]
+async fn calls_fail_fast_while_the_server_is_down() {
+    let bound = std::time::Duration::from_secs(3);
+    let port = free_port();
+    let server = OwnRedis::start(port);
+    let store = connect_retrying(&server.url()).await;
+    store.insert("alice", Cutoff::default()).await.unwrap();
+    drop(server);
+    for i in 0..4 {
+        let res = tokio::time::timeout(bound, store.load("alice")).await;
+        assert!(
+            matches!(res, Ok(Err(_))),
+            "load #{i} during the outage did not fail within the bound: {res:?}"
+        );
+        let res = tokio::time::timeout(bound, store.bump_version("alice")).await;
+        assert!(matches!(res, Ok(Err(_))), "bump #{i}: {res:?}");
+    }
+    // Connecting to a server that is down fails fast too.
+    let res = tokio::time::timeout(
+        bound,
+        RedisStore::connect(&format!("redis://127.0.0.1:{port}/")),
+    )
+    .await;
+    assert!(
+        matches!(res, Ok(Err(_))),
+        "connect: {:?}",
+        res.map(|r| r.map(|_| ()))
+    );
+}
+
+#[test]
+fn the_builder_documents_fail_fast_defaults() {
+    let b = RedisStore::builder("redis://127.0.0.1:1/");
+    let config = b.manager_config();
+    assert_eq!(
+        config.number_of_retries(),
+        jwt_revoke::stores::redis::RedisStoreBuilder::DEFAULT_NUMBER_OF_RETRIES
+    );
+    assert!(config.connection_timeout().is_some());
+    assert!(config.response_timeout().is_some());
+    let b = b
+        .number_of_retries(0)
+        .connection_timeout(std::time::Duration::from_millis(250))
+        .response_timeout(std::time::Duration::from_millis(750))
+        .retry_delay(std::time::Duration::from_millis(20))
+        .prefix("app:");
+    let config = b.manager_config();
+    assert_eq!(config.number_of_retries(), 0);
+    assert_eq!(
+        config.connection_timeout(),
+        Some(std::time::Duration::from_millis(250))
+    );
+    assert_eq!(
+        config.response_timeout(),
+        Some(std::time::Duration::from_millis(750))
+    );
+    assert_eq!(config.min_delay(), std::time::Duration::from_millis(20));
+}

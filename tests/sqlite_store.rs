@@ -171,3 +171,20 @@ async fn a_logout_survives_a_server_restart() {
     assert!(verified.issued_at() >= now);
     assert_eq!(guard.store().load_global().await.unwrap(), now - 9);
 }
+
+#[tokio::test]
+async fn a_call_waiting_for_a_pool_connection_fails_within_seconds() {
+    // Every connection of the pool is held (stuck elsewhere): a load waits
+    // for the pool's acquire timeout, not sqlx's default 30 s, and fails.
+    let db = TempDb::new();
+    let store = SqliteStore::connect(&db.url()).await.unwrap();
+    let max = store.pool().options().get_max_connections();
+    let mut held = Vec::new();
+    for _ in 0..max {
+        held.push(store.pool().acquire().await.unwrap());
+    }
+    let res = tokio::time::timeout(std::time::Duration::from_secs(4), store.load("alice")).await;
+    assert!(matches!(res, Ok(Err(_))), "{res:?}");
+    drop(held);
+    assert_eq!(store.load("alice").await.unwrap(), None);
+}

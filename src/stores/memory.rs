@@ -6,6 +6,7 @@ use dashmap::DashMap;
 
 use crate::cutoff::Cutoff;
 use crate::store::{CutoffStore, StoreError};
+use crate::stores::{check_storable, storable};
 
 /// An in-memory [`CutoffStore`] on a concurrent map.
 ///
@@ -13,6 +14,10 @@ use crate::store::{CutoffStore, StoreError};
 /// and never blocks on I/O. State is lost when the process exits, so a
 /// revocation does not survive a restart: use a database-backed store when
 /// that matters.
+///
+/// Like every shipped store, it holds no subject containing a NUL byte
+/// (PostgreSQL cannot): such a subject loads as unknown, and writing it is
+/// an error, so behaviour does not change when the backend does.
 ///
 /// ```
 /// use jwt_revoke::{Cutoff, CutoffStore, MemoryStore};
@@ -38,9 +43,16 @@ impl MemoryStore {
 
     /// Adds a subject (a registered user). If the subject exists, the cutoffs
     /// are merged by maximum: a cutoff never moves backwards.
+    ///
+    /// A subject containing a NUL byte is not stored (no store holds one;
+    /// its tokens stay unknown).
     pub fn insert(&self, sub: impl Into<String>, cutoff: Cutoff) {
+        let sub = sub.into();
+        if !storable(&sub) {
+            return;
+        }
         self.subjects
-            .entry(sub.into())
+            .entry(sub)
             .and_modify(|c| *c = c.merge(cutoff))
             .or_insert(cutoff);
     }
@@ -80,6 +92,7 @@ impl CutoffStore for MemoryStore {
     }
 
     async fn bump_version(&self, sub: &str) -> Result<Cutoff, StoreError> {
+        check_storable(sub)?;
         // At u64::MAX, `bumped` saturates: the "revocation" would change
         // nothing yet report success. Fail like the SQL and Redis stores.
         let mut saturated = false;
@@ -94,6 +107,7 @@ impl CutoffStore for MemoryStore {
     }
 
     async fn revoke_before(&self, sub: &str, at: i64) -> Result<Cutoff, StoreError> {
+        check_storable(sub)?;
         Ok(self.update(sub, |c| c.revoked_before(at)))
     }
 

@@ -15,3 +15,25 @@ pub mod postgres;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
+
+use crate::store::StoreError;
+
+/// Whether a store can hold `sub`. A NUL byte cannot be stored in a
+/// PostgreSQL `TEXT` column, and every shipped store refuses it alike (a
+/// validly signed token may still carry one): such a subject is unknown
+/// (`load` returns `Ok(None)`, so the guard answers `unknown_subject`),
+/// and writing it is an error. Behaviour does not change with the backend.
+pub(crate) fn storable(sub: &str) -> bool {
+    !sub.as_bytes().contains(&0)
+}
+
+/// The error of a write for a subject that no store can hold.
+pub(crate) fn check_storable(sub: &str) -> Result<(), StoreError> {
+    if storable(sub) {
+        Ok(())
+    } else {
+        Err(StoreError::msg(
+            "subject contains a NUL byte, which no cutoff store holds",
+        ))
+    }
+}

@@ -48,11 +48,24 @@ sql_store! {
 }
 
 impl PostgresStore {
+    /// How long [`PostgresStore::connect`]'s pool waits for a connection
+    /// (a free one, or a new one to a server that refuses or does not
+    /// answer) before a call fails.
+    pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+
     /// Connects to `url` and applies the schema.
+    ///
+    /// The pool holds up to 10 connections and waits at most
+    /// [`Self::ACQUIRE_TIMEOUT`] (2 s) for one: while the server is down,
+    /// sqlx keeps retrying a refused connection until that deadline, so it
+    /// bounds how long a cache miss waits before the guard answers
+    /// `store_unavailable` (sqlx's own default is 30 s). The same bound
+    /// applies to this call. For other settings, build the pool yourself
+    /// with `PgPoolOptions` and use [`PostgresStore::new`].
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
             .max_connections(10)
-            .acquire_timeout(Duration::from_secs(5))
+            .acquire_timeout(Self::ACQUIRE_TIMEOUT)
             .connect(url)
             .await
             .map_err(StoreError::new)?;

@@ -4,59 +4,157 @@
 //! `nb` (not_before), and one string `{prefix}global`. Every write is one
 //! Lua script, so it is atomic, and it keeps both fields monotone.
 //!
-//! Lua numbers are doubles: versions are therefore compared as decimal
-//! strings (exact for all of `u64`), and timestamps passed to
-//! `revoke_before` / `revoke_all_before` are clamped to ±2⁵³ seconds
-//! (about 285 million years), where doubles are still exact.
+//! # Rows it does not understand fail closed
+//!
+//! A row is read back only when both fields are present and canonical
+//! decimal integers (`v` a `u64`, `nb` an `i64`: digits only, an optional
+//! `-` for `nb`, no leading zero, no `+`, no spaces, in range). A hash that
+//! lost a field (another tool, `HDEL`, a per-field expiry) or holds
+//! anything else (`"007"`, `"+1"`, `" 1"`, `""`, `"1e3"`) is a
+//! [`StoreError`] on `load`, so the guard answers `store_unavailable`: it
+//! is never read as version 0 and never revokes less than was written. The
+//! write scripts refuse such a row too (an error, the row left as it is)
+//! rather than reset it. The same holds for the global cutoff.
+//!
+//! Lua numbers are doubles, so the scripts never compare cutoffs as
+//! numbers: both fields are compared as canonical decimal strings, exact
+//! for all of `u64` and `i64`.
+//!
+//! # Failing fast during an outage
+//!
+//! redis-rs's [`ConnectionManager`] reconnects after a dropped connection,
+//! and a call made meanwhile waits for that reconnection. With redis-rs's
+//! defaults (6 retries, exponential backoff) that put about ten seconds of
+//! waiting on every request during an outage. [`RedisStore::connect`] and
+//! [`RedisStoreBuilder`] configure the manager to fail fast instead: one
+//! retry after 100 ms, 500 ms to connect, 1 s for a reply, so a call fails
+//! in about two seconds at worst and the guard answers `store_unavailable`.
+//! The manager still reconnects on the next call once Redis is back.
 
-use redis::aio::ConnectionManager;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 
 use crate::cutoff::Cutoff;
 use crate::store::{CutoffStore, StoreError};
+use crate::stores::{check_storable, storable};
 
-/// The largest magnitude a timestamp may have inside a Lua script.
-const LUA_EXACT: i64 = 1 << 53;
+/// Lua helpers every script starts with: canonical integer checks, exact
+/// comparison, and the row read that refuses a partial or corrupt row.
+const PRELUDE: &str = r"
+local function ule(a, b)
+  if #a ~= #b then return #a < #b end
+  return a <= b
+end
+local function canon(s, signed)
+  if type(s) ~= 'string' then return false end
+  local neg, d = false, s
+  if signed and s:sub(1, 1) == '-' then neg, d = true, s:sub(2) end
+  if d == '0' then return not neg end
+  if not d:match('^[1-9][0-9]*$') then return false end
+  if not signed then return ule(d, '18446744073709551615') end
+  if neg then return ule(d, '9223372036854775808') end
+  return ule(d, '9223372036854775807')
+end
+local function gt(a, b)
+  local an, bn = a:sub(1, 1) == '-', b:sub(1, 1) == '-'
+  if an ~= bn then return bn end
+  if an then a, b = b:sub(2), a:sub(2) end
+  if #a ~= #b then return #a > #b end
+  return a > b
+end
+local function row(key)
+  local r = redis.call('HMGET', key, 'v', 'nb')
+  local v, nb = r[1], r[2]
+  if (not v) and (not nb) then return nil, nil, nil end
+  if canon(v, false) and canon(nb, true) then return v, nb, nil end
+  return nil, nil, 'jwt-revoke: partial or non-canonical cutoff row, not overwritten'
+end
+";
 
 const BUMP: &str = r"
+local v, nb, err = row(KEYS[1])
+if err then return redis.error_reply(err) end
 redis.call('HINCRBY', KEYS[1], 'v', 1)
-if redis.call('HEXISTS', KEYS[1], 'nb') == 0 then redis.call('HSET', KEYS[1], 'nb', 0) end
+if not nb then redis.call('HSET', KEYS[1], 'nb', '0') end
 return redis.call('HMGET', KEYS[1], 'v', 'nb')
 ";
 
 const REVOKE_BEFORE: &str = r"
-local cur = redis.call('HGET', KEYS[1], 'nb')
-if (not cur) or tonumber(cur) < tonumber(ARGV[1]) then redis.call('HSET', KEYS[1], 'nb', ARGV[1]) end
-if redis.call('HEXISTS', KEYS[1], 'v') == 0 then redis.call('HSET', KEYS[1], 'v', 0) end
+local v, nb, err = row(KEYS[1])
+if err then return redis.error_reply(err) end
+if not v then
+  redis.call('HSET', KEYS[1], 'v', '0', 'nb', ARGV[1])
+elseif gt(ARGV[1], nb) then
+  redis.call('HSET', KEYS[1], 'nb', ARGV[1])
+end
 return redis.call('HMGET', KEYS[1], 'v', 'nb')
 ";
 
-/// Merges `(ARGV[1] version, ARGV[2] not_before)` by maximum. Versions are
-/// canonical non-negative decimal strings: longer is larger, else compare
-/// lexically.
+/// Merges `(ARGV[1] version, ARGV[2] not_before)` by maximum.
 const MERGE: &str = r"
-local function gt(a, b)
-  if #a ~= #b then return #a > #b end
-  return a > b
+local v, nb, err = row(KEYS[1])
+if err then return redis.error_reply(err) end
+if not v then
+  redis.call('HSET', KEYS[1], 'v', ARGV[1], 'nb', ARGV[2])
+else
+  if gt(ARGV[1], v) then redis.call('HSET', KEYS[1], 'v', ARGV[1]) end
+  if gt(ARGV[2], nb) then redis.call('HSET', KEYS[1], 'nb', ARGV[2]) end
 end
-local v = redis.call('HGET', KEYS[1], 'v')
-if (not v) or gt(ARGV[1], v) then redis.call('HSET', KEYS[1], 'v', ARGV[1]) end
-local nb = redis.call('HGET', KEYS[1], 'nb')
-if (not nb) or tonumber(nb) < tonumber(ARGV[2]) then redis.call('HSET', KEYS[1], 'nb', ARGV[2]) end
 return redis.call('HMGET', KEYS[1], 'v', 'nb')
 ";
 
 const REVOKE_ALL: &str = r"
 local cur = redis.call('GET', KEYS[1])
-if (not cur) or tonumber(cur) < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+if cur and not canon(cur, true) then
+  return redis.error_reply('jwt-revoke: non-canonical global cutoff, not overwritten')
+end
+if (not cur) or gt(ARGV[1], cur) then redis.call('SET', KEYS[1], ARGV[1]) end
 return redis.call('GET', KEYS[1])
 ";
+
+fn script(body: &str) -> Script {
+    Script::new(&format!("{PRELUDE}{body}"))
+}
+
+/// Parses a canonical decimal integer: digits with an optional leading `-`
+/// when `signed`, no leading zero, no `+`, no `-0`, no spaces.
+fn canonical(s: &str, signed: bool) -> bool {
+    let digits = match s.strip_prefix('-') {
+        Some(d) if signed => d,
+        Some(_) => return false,
+        None => s,
+    };
+    if digits == "0" {
+        return digits.len() == s.len();
+    }
+    digits
+        .as_bytes()
+        .first()
+        .is_some_and(|b| (b'1'..=b'9').contains(b))
+        && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn parse_u64(s: &str) -> Option<u64> {
+    canonical(s, false).then(|| s.parse().ok()).flatten()
+}
+
+fn parse_i64(s: &str) -> Option<i64> {
+    canonical(s, true).then(|| s.parse().ok()).flatten()
+}
 
 /// Cutoffs in Redis. Cloning is cheap and clones share the connection.
 ///
 /// The [`ConnectionManager`] reconnects by itself after a dropped
-/// connection; a call made while Redis is unreachable fails with a
-/// [`StoreError`], so the guard fails closed.
+/// connection; a call made while Redis is unreachable fails fast with a
+/// [`StoreError`] (see [`RedisStoreBuilder`] for the bounds), so the guard
+/// fails closed.
+///
+/// A row this store does not understand (a missing field, a non-canonical
+/// number) is a [`StoreError`], never read as zero (see the [module
+/// documentation](self)). A subject containing a NUL byte is never stored,
+/// as in every shipped store: it loads as unknown and writing it is an error.
 ///
 /// Persistence is Redis's: without AOF or RDB snapshots, a Redis restart
 /// forgets every cutoff (and, since unknown subjects are rejected, every
@@ -88,22 +186,131 @@ impl std::fmt::Debug for RedisStore {
     }
 }
 
+/// How [`RedisStore`] connects: the URL, the key prefix, and the
+/// connection manager's retry and timeout settings, chosen so that a call
+/// fails fast while Redis is down instead of waiting out reconnection
+/// backoff on the request path.
+///
+/// | setting | default | meaning |
+/// |---|---|---|
+/// | [`number_of_retries`](Self::number_of_retries) | 1 | reconnection attempts after the first one fails |
+/// | [`retry_delay`](Self::retry_delay) | 100 ms | wait before each retry (not growing) |
+/// | [`connection_timeout`](Self::connection_timeout) | 500 ms | limit on each connection attempt |
+/// | [`response_timeout`](Self::response_timeout) | 1 s | limit on each reply |
+///
+/// With these, while Redis is unreachable a call fails within about
+/// `(retries + 1) × connection_timeout + retries × retry_delay` (much sooner
+/// when connections are refused outright), and within `response_timeout`
+/// when Redis accepts but does not answer. Keep that under the guard's own
+/// per-call store timeout.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use jwt_revoke::RedisStore;
+///
+/// # async fn run() -> Result<(), jwt_revoke::StoreError> {
+/// let store = RedisStore::builder("redis://127.0.0.1:6379/")
+///     .prefix("my-app:")
+///     .response_timeout(Duration::from_millis(500))
+///     .connect()
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct RedisStoreBuilder {
+    url: String,
+    prefix: String,
+    number_of_retries: usize,
+    retry_delay: Duration,
+    connection_timeout: Duration,
+    response_timeout: Duration,
+}
+
+impl RedisStoreBuilder {
+    /// Default [`number_of_retries`](Self::number_of_retries): 1.
+    pub const DEFAULT_NUMBER_OF_RETRIES: usize = 1;
+    /// Default [`retry_delay`](Self::retry_delay): 100 ms.
+    pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_millis(100);
+    /// Default [`connection_timeout`](Self::connection_timeout): 500 ms.
+    pub const DEFAULT_CONNECTION_TIMEOUT: Duration = Duration::from_millis(500);
+    /// Default [`response_timeout`](Self::response_timeout): 1 s.
+    pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+    /// The key prefix (default `jwt-revoke:`), to keep several
+    /// applications apart on one Redis.
+    #[must_use]
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// How many times a failed connection attempt is retried before the
+    /// call that waits on it fails. `0` tries once.
+    #[must_use]
+    pub fn number_of_retries(mut self, n: usize) -> Self {
+        self.number_of_retries = n;
+        self
+    }
+
+    /// The wait before each retry. It does not grow between retries.
+    #[must_use]
+    pub fn retry_delay(mut self, delay: Duration) -> Self {
+        self.retry_delay = delay;
+        self
+    }
+
+    /// The limit on each connection attempt (a host that drops packets
+    /// would otherwise hold it for the operating system's TCP timeout).
+    #[must_use]
+    pub fn connection_timeout(mut self, timeout: Duration) -> Self {
+        self.connection_timeout = timeout;
+        self
+    }
+
+    /// The limit on each reply from a connected server.
+    #[must_use]
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = timeout;
+        self
+    }
+
+    /// The connection manager configuration these settings make, for hosts
+    /// that build their own [`ConnectionManager`] and pass it to
+    /// [`RedisStore::new`].
+    pub fn manager_config(&self) -> ConnectionManagerConfig {
+        ConnectionManagerConfig::new()
+            .set_number_of_retries(self.number_of_retries)
+            .set_min_delay(self.retry_delay)
+            .set_max_delay(self.retry_delay)
+            .set_connection_timeout(Some(self.connection_timeout))
+            .set_response_timeout(Some(self.response_timeout))
+    }
+
+    /// Connects (once, now, within the bounds above) and returns the store.
+    pub async fn connect(self) -> Result<RedisStore, StoreError> {
+        let client = redis::Client::open(self.url.as_str()).map_err(StoreError::new)?;
+        let conn = client
+            .get_connection_manager_with_config(self.manager_config())
+            .await
+            .map_err(StoreError::new)?;
+        Ok(RedisStore::new(conn).with_prefix(self.prefix))
+    }
+}
+
+/// A `(v, nb)` reply as a cutoff: both absent is an unknown subject; both
+/// present and canonical is a cutoff; anything else is an error.
 fn parse_row(row: Vec<Option<String>>) -> Result<Option<Cutoff>, StoreError> {
     match row.as_slice() {
         [None, None] => Ok(None),
-        [v, nb] => {
-            let version = v
-                .as_deref()
-                .unwrap_or("0")
-                .parse::<u64>()
-                .map_err(|_| StoreError::msg("redis field `v` is not a u64"))?;
-            let not_before = nb
-                .as_deref()
-                .unwrap_or("0")
-                .parse::<i64>()
-                .map_err(|_| StoreError::msg("redis field `nb` is not an i64"))?;
-            Ok(Some(Cutoff::new(version, not_before)))
-        }
+        [Some(v), Some(nb)] => match (parse_u64(v), parse_i64(nb)) {
+            (Some(version), Some(not_before)) => Ok(Some(Cutoff::new(version, not_before))),
+            _ => Err(StoreError::msg(format!(
+                "redis cutoff row is not canonical (v = {v:?}, nb = {nb:?})"
+            ))),
+        },
+        [_, _] => Err(StoreError::msg(
+            "redis cutoff row is partial: field `v` or `nb` is missing",
+        )),
         _ => Err(StoreError::msg("unexpected reply shape from redis")),
     }
 }
@@ -114,25 +321,39 @@ fn written(row: Vec<Option<String>>) -> Result<Cutoff, StoreError> {
 
 impl RedisStore {
     /// A store over a connection manager, with key prefix `jwt-revoke:`.
+    ///
+    /// The manager's own retry settings apply: redis-rs's defaults wait
+    /// out several seconds of reconnection backoff on every call during an
+    /// outage. Build it with [`RedisStoreBuilder::manager_config`] (or use
+    /// [`RedisStore::connect`] / [`RedisStore::builder`]) to fail fast.
     pub fn new(conn: ConnectionManager) -> Self {
         RedisStore {
             conn,
             prefix: "jwt-revoke:".to_owned(),
-            bump: Script::new(BUMP),
-            revoke_before: Script::new(REVOKE_BEFORE),
-            merge: Script::new(MERGE),
-            revoke_all: Script::new(REVOKE_ALL),
+            bump: script(BUMP),
+            revoke_before: script(REVOKE_BEFORE),
+            merge: script(MERGE),
+            revoke_all: script(REVOKE_ALL),
         }
     }
 
-    /// Connects to `url` (e.g. `redis://127.0.0.1:6379/`).
+    /// A builder for a store on `url` (e.g. `redis://127.0.0.1:6379/`), with
+    /// the fail-fast defaults listed on [`RedisStoreBuilder`].
+    pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
+        RedisStoreBuilder {
+            url: url.into(),
+            prefix: "jwt-revoke:".to_owned(),
+            number_of_retries: RedisStoreBuilder::DEFAULT_NUMBER_OF_RETRIES,
+            retry_delay: RedisStoreBuilder::DEFAULT_RETRY_DELAY,
+            connection_timeout: RedisStoreBuilder::DEFAULT_CONNECTION_TIMEOUT,
+            response_timeout: RedisStoreBuilder::DEFAULT_RESPONSE_TIMEOUT,
+        }
+    }
+
+    /// Connects to `url` (e.g. `redis://127.0.0.1:6379/`) with the
+    /// fail-fast defaults of [`RedisStoreBuilder`].
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url).map_err(StoreError::new)?;
-        let conn = client
-            .get_connection_manager()
-            .await
-            .map_err(StoreError::new)?;
-        Ok(RedisStore::new(conn))
+        RedisStore::builder(url).connect().await
     }
 
     /// Uses another key prefix (several applications on one Redis).
@@ -151,12 +372,15 @@ impl RedisStore {
     }
 
     /// Adds a subject (a registered user), merging by maximum if it exists.
+    /// A subject containing a NUL byte, or a row this store does not
+    /// understand, is an error.
     pub async fn insert(&self, sub: &str, cutoff: Cutoff) -> Result<Cutoff, StoreError> {
+        check_storable(sub)?;
         let row: Vec<Option<String>> = self
             .merge
             .key(self.key(sub))
             .arg(cutoff.version.to_string())
-            .arg(cutoff.not_before.clamp(-LUA_EXACT, LUA_EXACT))
+            .arg(cutoff.not_before.to_string())
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(StoreError::new)?;
@@ -165,6 +389,9 @@ impl RedisStore {
 
     /// Forgets a subject (a deleted user). Returns whether it existed.
     pub async fn remove(&self, sub: &str) -> Result<bool, StoreError> {
+        if !storable(sub) {
+            return Ok(false);
+        }
         let n: u64 = self
             .conn
             .clone()
@@ -177,6 +404,9 @@ impl RedisStore {
 
 impl CutoffStore for RedisStore {
     async fn load(&self, sub: &str) -> Result<Option<Cutoff>, StoreError> {
+        if !storable(sub) {
+            return Ok(None);
+        }
         let row: Vec<Option<String>> = redis::cmd("HMGET")
             .arg(self.key(sub))
             .arg("v")
@@ -188,6 +418,7 @@ impl CutoffStore for RedisStore {
     }
 
     async fn bump_version(&self, sub: &str) -> Result<Cutoff, StoreError> {
+        check_storable(sub)?;
         let row: Vec<Option<String>> = self
             .bump
             .key(self.key(sub))
@@ -198,11 +429,11 @@ impl CutoffStore for RedisStore {
     }
 
     async fn revoke_before(&self, sub: &str, at: i64) -> Result<Cutoff, StoreError> {
-        let nb = at.saturating_add(1).clamp(-LUA_EXACT, LUA_EXACT);
+        check_storable(sub)?;
         let row: Vec<Option<String>> = self
             .revoke_before
             .key(self.key(sub))
-            .arg(nb)
+            .arg(at.saturating_add(1).to_string())
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(StoreError::new)?;
@@ -210,27 +441,31 @@ impl CutoffStore for RedisStore {
     }
 
     async fn load_global(&self) -> Result<i64, StoreError> {
-        let nb: Option<i64> = self
+        let nb: Option<String> = self
             .conn
             .clone()
             .get(self.global_key())
             .await
             .map_err(StoreError::new)?;
-        Ok(nb.unwrap_or(0))
+        match nb {
+            None => Ok(0),
+            Some(nb) => parse_i64(&nb).ok_or_else(|| {
+                StoreError::msg(format!("redis global cutoff is not canonical ({nb:?})"))
+            }),
+        }
     }
 
     async fn revoke_all_before(&self, at: i64) -> Result<i64, StoreError> {
-        let nb = at.saturating_add(1).clamp(-LUA_EXACT, LUA_EXACT);
         let now: Option<String> = self
             .revoke_all
             .key(self.global_key())
-            .arg(nb)
+            .arg(at.saturating_add(1).to_string())
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(StoreError::new)?;
-        now.as_deref()
-            .unwrap_or("0")
-            .parse()
-            .map_err(|_| StoreError::msg("redis global cutoff is not an i64"))
+        let now = now.ok_or_else(|| StoreError::msg("redis write returned no global cutoff"))?;
+        parse_i64(&now).ok_or_else(|| {
+            StoreError::msg(format!("redis global cutoff is not canonical ({now:?})"))
+        })
     }
 }

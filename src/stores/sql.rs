@@ -78,7 +78,11 @@ macro_rules! sql_store {
 
             /// Adds a subject (a registered user). If it exists, the cutoffs
             /// are merged by maximum: a cutoff never moves backwards.
+            ///
+            /// A subject containing a NUL byte is an error: no store holds
+            /// one (PostgreSQL's `TEXT` cannot).
             pub async fn insert(&self, sub: &str, cutoff: $crate::Cutoff) -> Result<$crate::Cutoff, $crate::StoreError> {
+                $crate::stores::check_storable(sub)?;
                 let row: (i64, i64) = sqlx::query_as($merge)
                     .bind(sub)
                     .bind($crate::stores::sql::version_to_sql(cutoff.version)?)
@@ -93,6 +97,9 @@ macro_rules! sql_store {
             /// unknown once the guard's cache entry expires. Returns whether it
             /// existed.
             pub async fn remove(&self, sub: &str) -> Result<bool, $crate::StoreError> {
+                if !$crate::stores::storable(sub) {
+                    return Ok(false);
+                }
                 let done = sqlx::query($remove)
                     .bind(sub)
                     .execute(&self.pool)
@@ -103,7 +110,14 @@ macro_rules! sql_store {
         }
 
         impl $crate::store::CutoffStore for $name {
+            /// A subject containing a NUL byte cannot be in the table
+            /// (PostgreSQL's `TEXT` cannot hold one, and no shipped store
+            /// writes one): it is unknown, `Ok(None)`, not a database error
+            /// that the guard would answer as an outage.
             async fn load(&self, sub: &str) -> Result<Option<$crate::Cutoff>, $crate::StoreError> {
+                if !$crate::stores::storable(sub) {
+                    return Ok(None);
+                }
                 let row: Option<(i64, i64)> = sqlx::query_as($load)
                     .bind(sub)
                     .fetch_optional(&self.pool)
@@ -113,6 +127,7 @@ macro_rules! sql_store {
             }
 
             async fn bump_version(&self, sub: &str) -> Result<$crate::Cutoff, $crate::StoreError> {
+                $crate::stores::check_storable(sub)?;
                 let row: Option<(i64, i64)> = sqlx::query_as($bump)
                     .bind(sub)
                     .fetch_optional(&self.pool)
@@ -123,6 +138,7 @@ macro_rules! sql_store {
             }
 
             async fn revoke_before(&self, sub: &str, at: i64) -> Result<$crate::Cutoff, $crate::StoreError> {
+                $crate::stores::check_storable(sub)?;
                 let row: (i64, i64) = sqlx::query_as($revoke)
                     .bind(sub)
                     .bind(at.saturating_add(1))

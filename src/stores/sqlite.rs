@@ -65,11 +65,21 @@ sql_store! {
 }
 
 impl SqliteStore {
+    /// How long [`SqliteStore::connect`]'s pool waits for a free connection
+    /// before a call fails.
+    pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+
     /// Opens (creating if missing) the database at `url` (e.g.
     /// `sqlite://app.db` or `sqlite::memory:`) and applies the schema.
     ///
     /// The file is opened in WAL mode with a 5 s busy timeout, so readers do
     /// not block the writer.
+    ///
+    /// The pool waits at most [`Self::ACQUIRE_TIMEOUT`] (2 s) for a
+    /// connection (sqlx's default is 30 s), so a call made while every
+    /// connection is stuck fails with a [`StoreError`] quickly instead of
+    /// holding the request. Build your own pool with `SqlitePoolOptions` and
+    /// [`SqliteStore::new`] for other settings.
     ///
     /// An in-memory database (`sqlite::memory:`) lives only as long as a
     /// connection to it is open, so it gets exactly one connection that the
@@ -95,6 +105,7 @@ impl SqliteStore {
         } else {
             SqlitePoolOptions::new().max_connections(8)
         };
+        let pool_options = pool_options.acquire_timeout(Self::ACQUIRE_TIMEOUT);
         let pool = pool_options
             .connect_with(options)
             .await

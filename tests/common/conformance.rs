@@ -196,6 +196,47 @@ macro_rules! store_conformance {
         }
 
         #[tokio::test]
+        async fn a_subject_with_a_nul_byte_is_unknown_and_cannot_be_written() {
+            // A validly signed token can carry any string as `sub`; PostgreSQL
+            // cannot hold a NUL byte in TEXT. Every store answers alike: such
+            // a subject is unknown (401), never a store error (503), and
+            // writing it is a clear error, not a half-written row.
+            let s = store().await;
+            let base = unique("nul");
+            for sub in [
+                format!("{base}\0"),
+                format!("{base}\0tail"),
+                format!("\0{base}"),
+            ] {
+                assert_eq!(s.load(&sub).await.unwrap(), None, "{sub:?}");
+                assert!(s.bump_version(&sub).await.is_err(), "{sub:?}");
+                assert!(s.revoke_before(&sub, 10).await.is_err(), "{sub:?}");
+                assert_eq!(s.load(&sub).await.unwrap(), None, "{sub:?}");
+            }
+            // Nothing was written under the part before the NUL either.
+            assert_eq!(s.load(&base).await.unwrap(), None);
+
+            // Through a guard: a correctly signed token whose `sub` holds a
+            // NUL is an unknown subject (401), not store_unavailable (503).
+            let keys = jwt_revoke::Keys::hmac(jwt_revoke::Algorithm::HS256, $crate::common::SECRET)
+                .unwrap();
+            let guard = jwt_revoke::Guard::builder(keys, s).build().unwrap();
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64;
+            let token = jsonwebtoken::encode(
+                &jsonwebtoken::Header::new(jwt_revoke::Algorithm::HS256),
+                &serde_json::json!({"sub": format!("{base}\0"), "iat": now, "exp": now + 600, "ver": 0}),
+                &jsonwebtoken::EncodingKey::from_secret($crate::common::SECRET),
+            )
+            .unwrap();
+            let err = guard.validate::<()>(&token).await.unwrap_err();
+            assert_eq!((err.code(), err.status()), ("unknown_subject", 401));
+            assert!(guard.bump_version(&format!("{base}\0")).await.is_err());
+        }
+
+        #[tokio::test]
         async fn global_cutoff_is_monotone() {
             let s = store().await;
             // The global row may be shared with other tests: assert relative to it.
