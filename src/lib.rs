@@ -102,7 +102,7 @@ pub use stores::memory::MemoryStore;
 pub use stores::postgres::PostgresStore;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use stores::redis::RedisStore;
+pub use stores::redis::{RedisStore, RedisStoreBuilder};
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use stores::sqlite::SqliteStore;
