@@ -478,6 +478,22 @@ impl CutoffCache {
         }
     }
 
+    /// Forgets a subject at once (a deleted user): drops its entry, caches
+    /// "unknown" for the negative TTL, and keeps loads already under way
+    /// from caching what they read.
+    pub(crate) fn forget(&self, key: SubjectKey) {
+        self.epoch(key).fetch_add(1, Ordering::AcqRel);
+        if self.entries.remove(&key).is_some() {
+            self.len.fetch_sub(1, Ordering::Relaxed);
+        }
+        let now = self.clock.now_millis();
+        self.make_negative_room(now);
+        let expires = now.saturating_add(self.cfg.negative_ttl_ms);
+        if self.negative.insert(key, expires).is_none() {
+            self.negative_len.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// Number of store loads pending (flights in the map).
     pub(crate) fn loads_in_flight(&self) -> usize {
         self.flights.len()

@@ -868,6 +868,17 @@ impl<S: CutoffStore> Guard<S> {
         self.inner.cache.clear();
     }
 
+    /// Forgets a subject at once, for a user deleted from the store: its
+    /// cached cutoff is dropped and "unknown subject" is cached for the
+    /// negative TTL, so its tokens are rejected with
+    /// [`Error::UnknownSubject`] on this instance from now on (other
+    /// instances within their cache TTL). Delete the user from the store
+    /// first: after the negative TTL, the store decides again.
+    pub fn forget(&self, sub: &str) {
+        let key = self.inner.cache.key(sub);
+        self.inner.cache.forget(key);
+    }
+
     /// Makes every cached cutoff not fresh, so the next validation of each
     /// subject (and of the global cutoff) asks the store, but keeps the
     /// entries: [`stale_if_error`](GuardBuilder::stale_if_error) can still

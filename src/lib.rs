@@ -95,7 +95,7 @@ pub use cutoff::{Cutoff, RevokedReason};
 pub use error::Error;
 pub use guard::{DEFAULT_MAX_TOKEN_BYTES, Guard, GuardBuilder};
 pub use keys::Keys;
-pub use store::{CutoffStore, StoreError};
+pub use store::{CutoffStore, DynStore, StoreError};
 pub use stores::memory::MemoryStore;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]

@@ -60,6 +60,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use crate::bus::BoxFuture;
 use crate::cutoff::Cutoff;
 
 /// An error from a [`CutoffStore`]: the database is down, a query failed, a
@@ -170,5 +171,95 @@ impl<S: CutoffStore> CutoffStore for Arc<S> {
     }
     fn revoke_all_before(&self, at: i64) -> impl Future<Output = Result<i64, StoreError>> + Send {
         (**self).revoke_all_before(at)
+    }
+}
+
+/// The object-safe twin of [`CutoffStore`], implemented for every store;
+/// what [`DynStore`] holds.
+trait ErasedStore: Send + Sync + 'static {
+    fn load<'a>(&'a self, sub: &'a str) -> BoxFuture<'a, Result<Option<Cutoff>, StoreError>>;
+    fn bump_version<'a>(&'a self, sub: &'a str) -> BoxFuture<'a, Result<Cutoff, StoreError>>;
+    fn revoke_before<'a>(
+        &'a self,
+        sub: &'a str,
+        at: i64,
+    ) -> BoxFuture<'a, Result<Cutoff, StoreError>>;
+    fn load_global(&self) -> BoxFuture<'_, Result<i64, StoreError>>;
+    fn revoke_all_before(&self, at: i64) -> BoxFuture<'_, Result<i64, StoreError>>;
+}
+
+impl<S: CutoffStore> ErasedStore for S {
+    fn load<'a>(&'a self, sub: &'a str) -> BoxFuture<'a, Result<Option<Cutoff>, StoreError>> {
+        Box::pin(CutoffStore::load(self, sub))
+    }
+    fn bump_version<'a>(&'a self, sub: &'a str) -> BoxFuture<'a, Result<Cutoff, StoreError>> {
+        Box::pin(CutoffStore::bump_version(self, sub))
+    }
+    fn revoke_before<'a>(
+        &'a self,
+        sub: &'a str,
+        at: i64,
+    ) -> BoxFuture<'a, Result<Cutoff, StoreError>> {
+        Box::pin(CutoffStore::revoke_before(self, sub, at))
+    }
+    fn load_global(&self) -> BoxFuture<'_, Result<i64, StoreError>> {
+        Box::pin(CutoffStore::load_global(self))
+    }
+    fn revoke_all_before(&self, at: i64) -> BoxFuture<'_, Result<i64, StoreError>> {
+        Box::pin(CutoffStore::revoke_all_before(self, at))
+    }
+}
+
+/// Any [`CutoffStore`] behind one type, so application state need not be
+/// generic over the store (`Guard<DynStore>`), and tests can swap a
+/// [`MemoryStore`](crate::MemoryStore) for SQLite without changing types.
+///
+/// Each store call costs one boxed future more than the concrete store;
+/// cache hits never call the store, so only misses and revocations pay it.
+///
+/// ```
+/// use jwt_revoke::{Algorithm, Cutoff, DynStore, Guard, Keys, MemoryStore};
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let memory = MemoryStore::new();
+/// memory.insert("alice", Cutoff::default());
+/// let store = DynStore::new(memory); // or DynStore::new(SqliteStore::connect(..).await?)
+/// let keys = Keys::hmac(Algorithm::HS256, b"a secret of at least thirty-two bytes").unwrap();
+/// let guard: Guard<DynStore> = Guard::builder(keys, store).build().unwrap();
+/// let token = guard.issue("alice", &()).await.unwrap();
+/// assert!(guard.validate::<()>(&token).await.is_ok());
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct DynStore(Arc<dyn ErasedStore>);
+
+impl DynStore {
+    /// Wraps a store.
+    pub fn new(store: impl CutoffStore) -> Self {
+        DynStore(Arc::new(store))
+    }
+}
+
+impl std::fmt::Debug for DynStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DynStore").finish_non_exhaustive()
+    }
+}
+
+impl CutoffStore for DynStore {
+    async fn load(&self, sub: &str) -> Result<Option<Cutoff>, StoreError> {
+        self.0.load(sub).await
+    }
+    async fn bump_version(&self, sub: &str) -> Result<Cutoff, StoreError> {
+        self.0.bump_version(sub).await
+    }
+    async fn revoke_before(&self, sub: &str, at: i64) -> Result<Cutoff, StoreError> {
+        self.0.revoke_before(sub, at).await
+    }
+    async fn load_global(&self) -> Result<i64, StoreError> {
+        self.0.load_global().await
+    }
+    async fn revoke_all_before(&self, at: i64) -> Result<i64, StoreError> {
+        self.0.revoke_all_before(at).await
     }
 }

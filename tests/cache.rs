@@ -326,3 +326,54 @@ async fn global_cutoff_is_cached_and_refreshed_with_the_ttl() {
         Err(Error::Revoked(RevokedReason::Global))
     ));
 }
+
+#[tokio::test]
+async fn forget_rejects_a_deleted_user_at_once_without_a_store_load() {
+    let (clock, store, b) = setup(&["alice", "bob"]);
+    let g = b.negative_ttl(Duration::from_secs(5)).build().unwrap();
+    let t = g.issue("alice", &()).await.unwrap();
+    let bob = g.issue("bob", &()).await.unwrap();
+    g.validate::<()>(&t).await.unwrap();
+    store.inner.remove("alice");
+    g.forget("alice");
+    let loads = store.loads();
+    assert_eq!(
+        g.validate::<()>(&t).await.unwrap_err().code(),
+        "unknown_subject"
+    );
+    assert_eq!(store.loads(), loads, "answered from the negative entry");
+    g.validate::<()>(&bob).await.unwrap();
+    // After the negative TTL the store decides, and still says unknown.
+    clock.advance(Duration::from_secs(6));
+    assert_eq!(
+        g.validate::<()>(&t).await.unwrap_err().code(),
+        "unknown_subject"
+    );
+    assert_eq!(store.loads(), loads + 1);
+}
+
+#[tokio::test]
+async fn forget_wins_over_a_load_already_under_way() {
+    let (_clock, store, b) = setup(&["alice"]);
+    let g = b.build().unwrap();
+    let t = g.issue("alice", &()).await.unwrap();
+    g.clear_cache();
+    let held = store.hold_loads();
+    let racing = tokio::spawn({
+        let (g, t) = (g.clone(), t.clone());
+        async move { g.validate::<()>(&t).await.map(|_| ()) }
+    });
+    while store.loads() < 2 {
+        tokio::task::yield_now().await;
+    }
+    // The load read alice before she was deleted.
+    store.inner.remove("alice");
+    g.forget("alice");
+    held.add_permits(100);
+    let _ = racing.await.unwrap();
+    store.gate.lock().unwrap().take();
+    assert_eq!(
+        g.validate::<()>(&t).await.unwrap_err().code(),
+        "unknown_subject"
+    );
+}
