@@ -21,6 +21,9 @@ const T0: i64 = 1_800_000_000;
 /// A 32-byte bus key.
 const BUS_KEY: &[u8] = b"bus-key-bus-key-bus-key-bus-key-";
 
+/// A key that is not the bus key.
+const FORGER_KEY: &[u8] = b"forger-key-forger-key-forger-key";
+
 fn bus_key() -> BusKey {
     BusKey::from_bytes(BUS_KEY).unwrap()
 }
@@ -466,7 +469,8 @@ mod redis_bus {
         ];
         for f in &forged {
             publish_raw(&client, &channel, f).await;
-            publish_raw(&client, &channel, &format!("jr1.{}.{f}", "B".repeat(43))).await;
+            // In the wire format, with a MAC under the forger's own key.
+            publish_raw(&client, &channel, &sealed(FORGER_KEY, &channel, f)).await;
         }
         eventually("forgeries counted", async || {
             h.unauthenticated_messages() == 2 * forged.len() as u64
@@ -725,7 +729,7 @@ mod postgres_bus {
             ),
         ];
         for f in &forged {
-            for payload in [f.clone(), format!("jr1.{}.{f}", "C".repeat(43))] {
+            for payload in [f.clone(), sealed(FORGER_KEY, &channel, f)] {
                 sqlx::query("SELECT pg_notify($1, $2)")
                     .bind(&channel)
                     .bind(payload)

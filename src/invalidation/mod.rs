@@ -7,16 +7,48 @@
 //! to [`Guard::apply_event`](crate::Guard::apply_event) (floors: late,
 //! duplicated, reordered or replayed events are harmless).
 //!
-//! # Authentication
+//! # Authentication: wire format (version 1)
 //!
-//! Every message carries an HMAC-SHA256 under a [`BusKey`] that publishers
-//! and subscribers share; the wire format and the trust model are described
-//! in the [`bus`](crate::bus) module documentation (the items are
-//! re-exported here). A message without a valid MAC is counted
-//! ([`SubscriberHandle::unauthenticated_messages`]) and dropped before its
-//! body is parsed; an oversized one (over [`MAX_MESSAGE_BYTES`]) or one whose
-//! authenticated body is invalid is counted as malformed
-//! ([`SubscriberHandle::malformed_messages`]) and dropped.
+//! Every message on the bus is ASCII text:
+//!
+//! ```text
+//! jr1.<MAC>.<BODY>
+//! ```
+//!
+//! - `jr1.` names the format version, so that it can evolve;
+//! - `<BODY>` is a JSON object with a `kind` field: `subject` (with `sub` and
+//!   `cutoff`), `global` (with `not_before`) or `heartbeat` (with `from` and
+//!   `seq`, sent by subscribers to check that the bus still delivers);
+//! - `<MAC>` is HMAC-SHA256 under the [`BusKey`] of
+//!   `"jwt-revoke bus v1" 0x00 <channel> 0x00 <BODY>`, in unpadded base64url
+//!   (43 characters). Binding the channel name stops a message captured on
+//!   one channel from being accepted on another.
+//!
+//! A message is at most [`MAX_MESSAGE_BYTES`] (8 KiB). A subscriber checks
+//! the size, then the version prefix and the MAC (in constant time), and only
+//! then parses the body. A message without a valid MAC is counted
+//! ([`SubscriberHandle::unauthenticated_messages`]) and dropped; an oversized
+//! one, or one whose authenticated body does not parse, is counted as
+//! malformed ([`SubscriberHandle::malformed_messages`]) and dropped.
+//!
+//! ## Trust model
+//!
+//! The MAC stops anyone who can reach the bus but does not hold the key
+//! (PostgreSQL lets every role `NOTIFY`, Redis without ACLs lets every client
+//! `PUBLISH`) from forging events. It does not stop a *replay*: whoever can
+//! publish can resend a genuine event seen earlier. That is harmless by
+//! design, because the guard treats remote events as floors (they can only
+//! raise a cached cutoff, which the store already holds). Heartbeats carry
+//! the subscriber's random identity and a sequence number, and only the
+//! subscriber's own, newer heartbeats prove the bus alive, so a replayed
+//! heartbeat cannot hide a dead bus either.
+//!
+//! Deployment: give the bus key only to the application's instances (a
+//! random secret of its own, not the JWT key; rotate it by restarting every
+//! instance with the new one). Keep the bus on a private network, with Redis
+//! ACLs (`PUBLISH` and `SUBSCRIBE` on the channel only) and TLS where the
+//! network is not trusted: whoever can drop or delay messages can delay
+//! propagation, up to the bound below.
 //!
 //! # Liveness
 //!
@@ -39,6 +71,9 @@
 //!   before (what was missed is reloaded from the store) and lifts the limit.
 //!   A revocation whose event is lost therefore reaches this instance within
 //!   `liveness_timeout + degraded_max_age` (default 4 s).
+//! - A publish that failed even after its retry (counted by
+//!   [`Guard::publish_errors`](crate::Guard::publish_errors)) is not seen by
+//!   subscribers that stayed connected: the cache TTL bound applies.
 //! - The cache TTL bound always holds, bus or not.
 //!
 //! # Publishing
@@ -55,8 +90,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::bus::{Body, Rejected, open, seal};
-pub use crate::bus::{BusConfigError, BusKey, MAX_MESSAGE_BYTES};
+use crate::bus::wire::{Body, Rejected, open, seal};
+pub use crate::bus::wire::{BusConfigError, BusKey, MAX_MESSAGE_BYTES};
 use crate::guard::Guard;
 use crate::store::{CutoffStore, StoreError};
 

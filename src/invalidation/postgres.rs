@@ -24,13 +24,13 @@
 //! ```
 //!
 //! Any role that can connect to the database may `NOTIFY` on any channel
-//! (no privilege is needed): the MAC (see the [`bus`](crate::bus) module)
+//! (no privilege is needed): the MAC (see the [`invalidation`](super) module)
 //! is what keeps forged events out.
 //!
 //! Channel names are limited to 63 bytes (PostgreSQL truncates a longer
 //! `LISTEN` name and refuses it in `pg_notify`, so the two ends would never
 //! meet): a longer name is refused at construction. A message is limited to
-//! [`MAX_MESSAGE_BYTES`](crate::bus::MAX_MESSAGE_BYTES) (below the 8000-byte
+//! [`MAX_MESSAGE_BYTES`](super::MAX_MESSAGE_BYTES) (below the 8000-byte
 //! `NOTIFY` limit); an event for a longer subject fails to publish (counted
 //! by the guard) and other instances see the revocation within their cache
 //! TTL.
@@ -44,9 +44,8 @@ use sqlx::postgres::{PgConnection, PgListener, PgPool};
 use super::{
     DEFAULT_PUBLISH_TIMEOUT, Session, SubscriberConfig, SubscriberHandle, publish_with_retry,
 };
-use crate::bus::{
-    Body, BoxFuture, BusConfigError, BusKey, CutoffEvent, Publisher, check_channel, seal,
-};
+use crate::bus::wire::{Body, BusConfigError, BusKey, check_channel, seal};
+use crate::bus::{BoxFuture, CutoffEvent, Publisher};
 use crate::guard::Guard;
 use crate::store::{CutoffStore, StoreError};
 

@@ -25,7 +25,7 @@
 //! ```
 //!
 //! Without ACLs every Redis client may `PUBLISH`: the MAC (see the
-//! [`bus`](crate::bus) module) is what keeps forged events out. With ACLs,
+//! [`invalidation`](super) module) is what keeps forged events out. With ACLs,
 //! give the application's user `PUBLISH`/`SUBSCRIBE` on its channel only.
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -37,9 +37,8 @@ use redis::aio::MultiplexedConnection;
 use super::{
     DEFAULT_PUBLISH_TIMEOUT, Session, SubscriberConfig, SubscriberHandle, publish_with_retry,
 };
-use crate::bus::{
-    Body, BoxFuture, BusConfigError, BusKey, CutoffEvent, Publisher, check_channel, seal,
-};
+use crate::bus::wire::{Body, BusConfigError, BusKey, check_channel, seal};
+use crate::bus::{BoxFuture, CutoffEvent, Publisher};
 use crate::guard::Guard;
 use crate::store::{CutoffStore, StoreError};
 
