@@ -36,7 +36,8 @@ fn config() -> SubscriberConfig {
         initial_backoff: Duration::from_millis(20),
         max_backoff: Duration::from_millis(200),
         heartbeat_interval: Duration::from_millis(200),
-        liveness_timeout: Duration::from_secs(1),
+        // Generous: a test machine under load must not miss a deadline.
+        liveness_timeout: Duration::from_secs(2),
     }
 }
 

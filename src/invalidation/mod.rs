@@ -44,11 +44,13 @@
 //! heartbeat cannot hide a dead bus either.
 //!
 //! Deployment: give the bus key only to the application's instances (a
-//! random secret of its own, not the JWT key; rotate it by restarting every
-//! instance with the new one). Keep the bus on a private network, with Redis
-//! ACLs (`PUBLISH` and `SUBSCRIBE` on the channel only) and TLS where the
-//! network is not trusted: whoever can drop or delay messages can delay
-//! propagation, up to the bound below.
+//! random secret of its own, not the JWT key; rotate it by restarting the
+//! instances with the new one: while two keys are in use, events between
+//! instances on different keys are dropped, and those revocations arrive
+//! within the cache TTL). Keep the bus on a private network, with Redis ACLs
+//! (`PUBLISH` and `SUBSCRIBE` on the channel only: subscribers publish their
+//! heartbeats too) and TLS where the network is not trusted: whoever can drop
+//! or delay messages can delay propagation.
 //!
 //! # Liveness
 //!
