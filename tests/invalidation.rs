@@ -312,6 +312,59 @@ mod redis_bus {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn replayed_heartbeats_do_not_keep_a_subscription_alive() {
+        let port = free_port();
+        let server = BusServer::start(port);
+        let admin = redis::Client::open(server.url()).unwrap();
+        publisher_when_up(&admin, "up").await;
+        let mut conn = admin.get_multiplexed_async_connection().await.unwrap();
+        let user = "app";
+        let _: () = redis::cmd("ACL")
+            .arg(&["SETUSER", user, "on", "nopass", "+@all", "~*", "&*"][..])
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let app = redis::Client::open(format!("redis://{user}:pw@127.0.0.1:{port}/")).unwrap();
+        let channel = "replayed";
+        // An eavesdropper records the subscriber's heartbeats.
+        let mut tap = admin.get_async_pubsub().await.unwrap();
+        tap.subscribe(channel).await.unwrap();
+        let mut tapped = tap.into_on_message();
+
+        let g = guard(
+            RedisStore::connect(&common::server_url("REDIS_URL"))
+                .await
+                .unwrap(),
+            &FakeClock::new(T0),
+            None::<RedisPublisher>,
+        );
+        let h = spawn_subscriber(g, app, channel, bus_key(), config()).unwrap();
+        connected(&h).await;
+        let mut recorded = Vec::new();
+        while recorded.len() < 3 {
+            let msg = futures::StreamExt::next(&mut tapped).await.unwrap();
+            recorded.push(msg.get_payload::<String>().unwrap());
+        }
+        assert!(recorded.iter().all(|m| m.contains("heartbeat")));
+
+        // The subscriber can no longer publish its heartbeats; the
+        // eavesdropper replays the recorded ones.
+        let _: () = redis::cmd("ACL")
+            .arg(&["SETUSER", user, "-publish"][..])
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        eventually("the subscriber notices despite the replays", async || {
+            for m in &recorded {
+                publish_raw(&admin, channel, m).await;
+            }
+            !h.is_connected()
+        })
+        .await;
+        assert_eq!(h.unauthenticated_messages(), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_first_revocation_after_a_bus_restart_is_delivered() {
         let port = free_port();
         let server = BusServer::start(port);
