@@ -144,6 +144,7 @@ async fn silence<S: CutoffStore + Clone>(
     store: S,
     subscribe: impl Fn(Guard<S>) -> SubscriberHandle,
     go_silent: impl FnOnce(),
+    mut reconnect_attempted: impl AsyncFnMut() -> bool,
     speak_again: impl FnOnce(),
 ) {
     let clock = FakeClock::new(T0);
@@ -173,6 +174,12 @@ async fn silence<S: CutoffStore + Clone>(
     clock.advance(DEGRADED + Duration::from_millis(1));
     assert!(revoked(&two, &token).await);
 
+    // A reconnection attempted into the silence must not hang the
+    // subscriber for good: each step has a deadline.
+    eventually("a reconnection is attempted while silent", async || {
+        reconnect_attempted().await
+    })
+    .await;
     speak_again();
     connected(&h).await;
     let fresh = two.issue(&sub, &()).await.unwrap();
@@ -290,6 +297,7 @@ mod redis_bus {
             store,
             |g| spawn_subscriber(g, client.clone(), "frozen", bus_key(), config()).unwrap(),
             || server.pause(),
+            async || true,
             || server.resume(),
         )
         .await;
@@ -306,6 +314,7 @@ mod redis_bus {
             store,
             |g| spawn_subscriber(g, client.clone(), channel.clone(), bus_key(), config()).unwrap(),
             || proxy.set_silent(true),
+            async || proxy.accepted_while_silent() > 0,
             || proxy.set_silent(false),
         )
         .await;
@@ -681,6 +690,7 @@ mod postgres_bus {
             store,
             |g| spawn_subscriber(g, bus_url.clone(), channel.clone(), bus_key(), config()).unwrap(),
             || proxy.set_silent(true),
+            async || proxy.accepted_while_silent() > 0,
             || proxy.set_silent(false),
         )
         .await;

@@ -3,7 +3,7 @@
 //! open connection (a server restart as its clients see it).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -13,6 +13,7 @@ use tokio::sync::watch;
 pub struct Proxy {
     pub port: u16,
     silent: Arc<AtomicBool>,
+    accepted_while_silent: Arc<AtomicUsize>,
     cut: watch::Sender<u64>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -25,9 +26,17 @@ impl Proxy {
         let silent = Arc::new(AtomicBool::new(false));
         let (cut, _) = watch::channel(0u64);
         let target = target.to_owned();
-        let (silent2, cut2) = (Arc::clone(&silent), cut.clone());
+        let accepted_while_silent = Arc::new(AtomicUsize::new(0));
+        let (silent2, cut2, accepted2) = (
+            Arc::clone(&silent),
+            cut.clone(),
+            Arc::clone(&accepted_while_silent),
+        );
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
+                if silent2.load(Ordering::SeqCst) {
+                    accepted2.fetch_add(1, Ordering::SeqCst);
+                }
                 let (silent, mut cut, target) =
                     (Arc::clone(&silent2), cut2.subscribe(), target.clone());
                 tokio::spawn(async move {
@@ -47,6 +56,7 @@ impl Proxy {
         Proxy {
             port,
             silent,
+            accepted_while_silent,
             cut,
             task,
         }
@@ -55,6 +65,11 @@ impl Proxy {
     /// While on, bytes read from either side are discarded.
     pub fn set_silent(&self, on: bool) {
         self.silent.store(on, Ordering::SeqCst);
+    }
+
+    /// Connections accepted while silent (a client trying to reconnect).
+    pub fn accepted_while_silent(&self) -> usize {
+        self.accepted_while_silent.load(Ordering::SeqCst)
     }
 
     /// Closes every connection open now.
