@@ -29,11 +29,11 @@
 //!
 //! Channel names are limited to 63 bytes (PostgreSQL truncates a longer
 //! `LISTEN` name and refuses it in `pg_notify`, so the two ends would never
-//! meet): a longer name is refused at construction. A message is limited to
-//! [`MAX_MESSAGE_BYTES`](super::MAX_MESSAGE_BYTES) (below the 8000-byte
-//! `NOTIFY` limit); an event for a longer subject fails to publish (counted
-//! by the guard) and other instances see the revocation within their cache
-//! TTL.
+//! meet): a longer name is refused at construction. `NOTIFY` payloads are
+//! limited to 8000 bytes, a little under the bus's own
+//! [`MAX_MESSAGE_BYTES`](super::MAX_MESSAGE_BYTES): an event for a subject of
+//! several kilobytes fails to publish (counted by the guard), and other
+//! instances see the revocation within their cache TTL.
 
 use std::sync::Arc;
 use std::time::Duration;
