@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use jwt_revoke::invalidation::SubscriberConfig;
+use jwt_revoke::invalidation::{BusKey, SubscriberConfig};
 use jwt_revoke::invalidation::{postgres as pg_bus, redis as redis_bus};
 use jwt_revoke::{
     Algorithm, Cutoff, CutoffStore, Guard, Keys, PostgresStore, Publisher, RedisStore,
@@ -70,10 +70,11 @@ async fn main() {
         "propagation: bump on instance one -> instance two rejects the old token (includes the store write)"
     );
 
+    let bus_key = BusKey::from_bytes(b"bench-bus-key-bench-bus-key-bench").unwrap();
     let client = redis::Client::open(redis_url.as_str()).unwrap();
     let store = RedisStore::connect(&redis_url).await.unwrap();
     store.insert("prop-redis", Cutoff::default()).await.unwrap();
-    let publisher = redis_bus::RedisPublisher::connect(&client, "bench-prop")
+    let publisher = redis_bus::RedisPublisher::connect(&client, "bench-prop", bus_key.clone())
         .await
         .unwrap();
     let (one, two) = (
@@ -84,14 +85,17 @@ async fn main() {
         two.clone(),
         client,
         "bench-prop",
+        bus_key.clone(),
         SubscriberConfig::default(),
-    );
+    )
+    .unwrap();
     wait_connected(&h).await;
     measure("redis pub/sub", one, two, "prop-redis").await;
 
     let store = PostgresStore::connect(&pg_url).await.unwrap();
     store.insert("prop-pg", Cutoff::default()).await.unwrap();
-    let publisher = pg_bus::PgPublisher::new(store.pool().clone(), "bench_prop");
+    let publisher =
+        pg_bus::PgPublisher::new(store.pool().clone(), "bench_prop", bus_key.clone()).unwrap();
     let (one, two) = (
         guard(store.clone(), publisher.clone()),
         guard(store, publisher),
@@ -100,8 +104,10 @@ async fn main() {
         two.clone(),
         pg_url,
         "bench_prop",
+        bus_key,
         SubscriberConfig::default(),
-    );
+    )
+    .unwrap();
     wait_connected(&h).await;
     measure("postgres listen/notify", one, two, "prop-pg").await;
 }

@@ -3,29 +3,99 @@
 //!
 //! Each bus has a [`Publisher`](crate::Publisher) (give it to
 //! [`GuardBuilder::publisher`](crate::GuardBuilder::publisher)) and a
-//! subscriber task that merges received [`CutoffEvent`]s
-//! into the local guard's cache (by maximum, so late, duplicated or
-//! reordered events are harmless).
+//! subscriber task that passes received [`CutoffEvent`](crate::CutoffEvent)s
+//! to [`Guard::apply_event`](crate::Guard::apply_event) (floors: late,
+//! duplicated, reordered or replayed events are harmless).
+//!
+//! # Authentication: wire format (version 1)
+//!
+//! Every message on the bus is ASCII text:
+//!
+//! ```text
+//! jr1.<MAC>.<BODY>
+//! ```
+//!
+//! - `jr1.` names the format version, so that it can evolve;
+//! - `<BODY>` is a JSON object with a `kind` field: `subject` (with `sub` and
+//!   `cutoff`), `global` (with `not_before`) or `heartbeat` (with `from` and
+//!   `seq`, sent by subscribers to check that the bus still delivers);
+//! - `<MAC>` is HMAC-SHA256 under the [`BusKey`] of
+//!   `"jwt-revoke bus v1" 0x00 <channel> 0x00 <BODY>`, in unpadded base64url
+//!   (43 characters). Binding the channel name stops a message captured on
+//!   one channel from being accepted on another.
+//!
+//! A message is at most [`MAX_MESSAGE_BYTES`] (8 KiB). A subscriber checks
+//! the size, then the version prefix and the MAC (in constant time), and only
+//! then parses the body. A message without a valid MAC is counted
+//! ([`SubscriberHandle::unauthenticated_messages`]) and dropped; an oversized
+//! one, or one whose authenticated body does not parse, is counted as
+//! malformed ([`SubscriberHandle::malformed_messages`]) and dropped.
+//!
+//! ## Trust model
+//!
+//! The MAC stops anyone who can reach the bus but does not hold the key
+//! (PostgreSQL lets every role `NOTIFY`, Redis without ACLs lets every client
+//! `PUBLISH`) from forging events. It does not stop a *replay*: whoever can
+//! publish can resend a genuine event seen earlier. That is harmless by
+//! design, because the guard treats remote events as floors (they can only
+//! raise a cached cutoff, which the store already holds). Heartbeats carry
+//! the subscriber's random identity and a sequence number, and only the
+//! subscriber's own, newer heartbeats prove the bus alive, so a replayed
+//! heartbeat cannot hide a dead bus either.
+//!
+//! Deployment: give the bus key only to the application's instances (a
+//! random secret of its own, not the JWT key; rotate it by restarting the
+//! instances with the new one: while two keys are in use, events between
+//! instances on different keys are dropped, and those revocations arrive
+//! within the cache TTL). Keep the bus on a private network, with Redis ACLs
+//! (`PUBLISH` and `SUBSCRIBE` on the channel only: subscribers publish their
+//! heartbeats too) and TLS where the network is not trusted: whoever can drop
+//! or delay messages can delay propagation.
+//!
+//! # Liveness
+//!
+//! A subscription can look open while nothing arrives: a frozen server, or a
+//! network path that silently drops packets. So each subscriber publishes an
+//! authenticated heartbeat on its channel every
+//! [`SubscriberConfig::heartbeat_interval`] (default 1 s) over a second
+//! connection, and counts itself subscribed only while its own heartbeats
+//! come back: if none arrives within [`SubscriberConfig::liveness_timeout`]
+//! (default 3 s), the subscription is treated as lost. Every network step
+//! (connect, subscribe, publish a heartbeat, wait for a message) has that
+//! deadline, so a hung server cannot hang the reconnection loop.
 //!
 //! # Staleness bound
 //! - Connected: the time for one message on the bus (milliseconds).
-//! - Subscriber disconnected: events may be missed. The subscriber limits
-//!   the age of cached cutoffs to [`SubscriberConfig::degraded_max_age`]
-//!   (default 1 s) until it has resubscribed, then clears the cache (what was
-//!   missed is reloaded from the store) and lifts the limit. A revocation
-//!   made during the outage therefore reaches this instance within
-//!   `degraded_max_age` plus the time to notice the disconnection.
+//! - Subscription lost (closed, or silent for `liveness_timeout`): events
+//!   may have been missed. The subscriber limits the age of cached cutoffs
+//!   to [`SubscriberConfig::degraded_max_age`] (default 1 s) until its
+//!   heartbeats come back on a new subscription, then drops what it cached
+//!   before (what was missed is reloaded from the store) and lifts the limit.
+//!   A revocation whose event is lost therefore reaches this instance within
+//!   `liveness_timeout + degraded_max_age` (default 4 s).
+//! - A publish that failed even after its retry (counted by
+//!   [`Guard::publish_errors`](crate::Guard::publish_errors)) is not seen by
+//!   subscribers that stayed connected: the cache TTL bound applies.
 //! - The cache TTL bound always holds, bus or not.
 //!
-//! A malformed message is counted and ignored.
+//! # Publishing
+//!
+//! Publishers put every attempt under a deadline (default 1 s,
+//! `with_timeout`) and, when an attempt fails, retry once on a fresh
+//! connection: the first revocation after a bus restart is not lost to a
+//! stale connection. A publish that still fails is counted by the guard
+//! ([`Guard::publish_errors`](crate::Guard::publish_errors)); the
+//! revocation itself is in the store and reaches the other instances within
+//! the bound above or their cache TTL.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::bus::CutoffEvent;
+use crate::bus::wire::{Body, Rejected, open, seal};
+pub use crate::bus::wire::{BusConfigError, BusKey, MAX_MESSAGE_BYTES};
 use crate::guard::Guard;
-use crate::store::CutoffStore;
+use crate::store::{CutoffStore, StoreError};
 
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
@@ -38,14 +108,21 @@ pub mod redis;
 /// How a subscriber behaves around disconnections.
 #[derive(Debug, Clone)]
 pub struct SubscriberConfig {
-    /// While disconnected, cached cutoffs older than this are reloaded
-    /// (default 1 s).
+    /// While the subscription is lost, cached cutoffs older than this are
+    /// reloaded (default 1 s).
     pub degraded_max_age: Duration,
     /// First delay before reconnecting (default 50 ms); doubles up to
     /// `max_backoff`.
     pub initial_backoff: Duration,
     /// Longest delay between reconnection attempts (default 5 s).
     pub max_backoff: Duration,
+    /// How often the subscriber publishes its heartbeat (default 1 s).
+    pub heartbeat_interval: Duration,
+    /// The subscription counts as lost when none of the subscriber's own
+    /// heartbeats arrived for this long (default 3 s); also the deadline of
+    /// each connect, subscribe and publish step. Must exceed
+    /// `heartbeat_interval`.
+    pub liveness_timeout: Duration,
 }
 
 impl Default for SubscriberConfig {
@@ -54,15 +131,37 @@ impl Default for SubscriberConfig {
             degraded_max_age: Duration::from_secs(1),
             initial_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(5),
+            heartbeat_interval: Duration::from_secs(1),
+            liveness_timeout: Duration::from_secs(3),
         }
     }
 }
+
+impl SubscriberConfig {
+    fn check(&self) -> Result<(), BusConfigError> {
+        if self.heartbeat_interval.is_zero() {
+            return Err(BusConfigError::InvalidConfig {
+                reason: "heartbeat_interval is zero",
+            });
+        }
+        if self.liveness_timeout <= self.heartbeat_interval {
+            return Err(BusConfigError::InvalidConfig {
+                reason: "liveness_timeout must exceed heartbeat_interval",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The default deadline of each publish attempt.
+pub(crate) const DEFAULT_PUBLISH_TIMEOUT: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Default)]
 struct Stats {
     connected: AtomicBool,
     received: AtomicU64,
     malformed: AtomicU64,
+    unauthenticated: AtomicU64,
     disconnects: AtomicU64,
 }
 
@@ -75,22 +174,31 @@ pub struct SubscriberHandle {
 }
 
 impl SubscriberHandle {
-    /// `true` while subscribed.
+    /// `true` while subscribed and the subscriber's heartbeats come back
+    /// within the liveness timeout.
     pub fn is_connected(&self) -> bool {
         self.stats.connected.load(Ordering::Acquire)
     }
 
-    /// Events merged into the cache so far.
+    /// Events merged into the cache so far (heartbeats not included).
     pub fn events_received(&self) -> u64 {
         self.stats.received.load(Ordering::Relaxed)
     }
 
-    /// Messages that were not a valid event (ignored).
+    /// Messages with a valid MAC whose body was not a valid message, or
+    /// messages over [`MAX_MESSAGE_BYTES`] (dropped).
     pub fn malformed_messages(&self) -> u64 {
         self.stats.malformed.load(Ordering::Relaxed)
     }
 
-    /// Times the subscription was lost.
+    /// Messages without a valid MAC for this channel and key (dropped
+    /// unparsed): forgeries, another key, another format version.
+    pub fn unauthenticated_messages(&self) -> u64 {
+        self.stats.unauthenticated.load(Ordering::Relaxed)
+    }
+
+    /// Times the subscription was lost (closed, or silent past the
+    /// liveness timeout).
     pub fn disconnects(&self) -> u64 {
         self.stats.disconnects.load(Ordering::Relaxed)
     }
@@ -105,6 +213,39 @@ impl Drop for SubscriberHandle {
     }
 }
 
+/// What a subscriber's heartbeat task needs: the key, the channel, and the
+/// subscriber's identity and sequence.
+struct Beat {
+    key: BusKey,
+    channel: String,
+    id: String,
+    sent: AtomicU64,
+}
+
+impl Beat {
+    /// The next heartbeat message.
+    fn next(&self) -> Result<String, StoreError> {
+        let seq = self.sent.fetch_add(1, Ordering::AcqRel) + 1;
+        seal(
+            &self.key,
+            &self.channel,
+            &Body::Heartbeat {
+                from: self.id.clone(),
+                seq,
+            },
+        )
+    }
+}
+
+/// Aborts a spawned task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// The bus-independent half of a subscriber: what to do on (re)connection,
 /// on a message and on disconnection.
 struct Session<S: CutoffStore> {
@@ -112,28 +253,100 @@ struct Session<S: CutoffStore> {
     stats: Arc<Stats>,
     config: SubscriberConfig,
     backoff: Duration,
+    beat: Arc<Beat>,
+    /// The highest sequence of our own heartbeats received.
+    acked: u64,
 }
 
 impl<S: CutoffStore> Session<S> {
-    fn new(guard: Guard<S>, config: SubscriberConfig) -> (Self, Arc<Stats>) {
+    fn new(
+        guard: Guard<S>,
+        channel: String,
+        key: BusKey,
+        config: SubscriberConfig,
+    ) -> Result<(Self, Arc<Stats>), BusConfigError> {
+        config.check()?;
         let stats = Arc::new(Stats::default());
+        let mut id = [0u8; 16];
+        // Uniqueness, not secrecy: a clock-derived fallback is good enough.
+        if getrandom::fill(&mut id).is_err() {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            id = nanos.to_le_bytes();
+        }
+        let id = id.iter().map(|b| format!("{b:02x}")).collect();
         // Until the first subscription, events may be missed too.
         guard.limit_cache_age(Some(config.degraded_max_age));
         let backoff = config.initial_backoff;
-        (
+        Ok((
             Session {
                 guard,
                 stats: Arc::clone(&stats),
                 config,
                 backoff,
+                beat: Arc::new(Beat {
+                    key,
+                    channel,
+                    id,
+                    sent: AtomicU64::new(0),
+                }),
+                acked: 0,
             },
             stats,
-        )
+        ))
     }
 
-    /// Subscribed: whatever was missed is reloaded from the store. Entries
-    /// are marked stale rather than dropped, so stale-if-error still covers
-    /// users while the store is down.
+    fn channel(&self) -> &str {
+        &self.beat.channel
+    }
+
+    fn timeout(&self) -> Duration {
+        self.config.liveness_timeout
+    }
+
+    /// Runs `fut` under the liveness deadline; `None` on timeout or error.
+    async fn deadline<T, E>(&self, fut: impl Future<Output = Result<T, E>>) -> Option<T> {
+        match tokio::time::timeout(self.timeout(), fut).await {
+            Ok(Ok(value)) => Some(value),
+            _ => None,
+        }
+    }
+
+    /// Spawns the heartbeat task of one connection: `publish` sends one
+    /// message; the task stops at the first failed or late publish (the
+    /// liveness deadline then ends the connection). Dropping the returned
+    /// guard stops it.
+    fn spawn_heartbeats<P, F>(&self, mut publish: P) -> AbortOnDrop
+    where
+        P: FnMut(String) -> F + Send + 'static,
+        F: Future<Output = Result<(), StoreError>> + Send,
+    {
+        let beat = Arc::clone(&self.beat);
+        let (interval, limit) = (self.config.heartbeat_interval, self.timeout());
+        AbortOnDrop(tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                let Ok(message) = beat.next() else { return };
+                match tokio::time::timeout(limit, publish(message)).await {
+                    Ok(Ok(())) => {}
+                    _ => return,
+                }
+            }
+        }))
+    }
+
+    /// The instant by which the next heartbeat must arrive.
+    fn next_deadline(&self) -> tokio::time::Instant {
+        tokio::time::Instant::now() + self.timeout()
+    }
+
+    /// Subscribed and proven live: whatever was missed is reloaded from the
+    /// store. Entries are marked stale rather than dropped, so
+    /// stale-if-error still covers users while the store is down.
     fn connected(&mut self) {
         self.guard.mark_cache_stale();
         self.guard.limit_cache_age(None);
@@ -141,13 +354,50 @@ impl<S: CutoffStore> Session<S> {
         self.stats.connected.store(true, Ordering::Release);
     }
 
-    fn message(&self, payload: &[u8]) {
-        match serde_json::from_slice::<CutoffEvent>(payload) {
-            Ok(event) if self.guard.apply_event(&event).is_ok() => {
-                self.stats.received.fetch_add(1, Ordering::Relaxed);
+    /// Merges an authenticated event; one the guard refuses (a cutoff
+    /// beyond its `max_future_cutoff`) is counted as malformed.
+    fn applied(&self, event: &crate::CutoffEvent) {
+        let counter = match self.guard.apply_event(event) {
+            Ok(()) => &self.stats.received,
+            Err(_) => &self.stats.malformed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Handles one message; `true` when it was one of our own heartbeats,
+    /// newer than any seen before (the bus is live).
+    fn message(&mut self, payload: &[u8]) -> bool {
+        match open(&self.beat.key, &self.beat.channel, payload) {
+            Ok(Body::Subject { sub, cutoff }) => {
+                self.applied(&crate::CutoffEvent::Subject { sub, cutoff });
+                false
             }
-            _ => {
+            Ok(Body::Global { not_before }) => {
+                self.applied(&crate::CutoffEvent::Global { not_before });
+                false
+            }
+            Ok(Body::Heartbeat { from, seq }) => {
+                // Only our own heartbeats, each at most once: a replayed
+                // heartbeat proves nothing about the bus now.
+                if from != self.beat.id
+                    || seq <= self.acked
+                    || seq > self.beat.sent.load(Ordering::Acquire)
+                {
+                    return false;
+                }
+                self.acked = seq;
+                if !self.stats.connected.load(Ordering::Acquire) {
+                    self.connected();
+                }
+                true
+            }
+            Err(Rejected::Unauthenticated) => {
+                self.stats.unauthenticated.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+            Err(Rejected::Malformed) => {
                 self.stats.malformed.fetch_add(1, Ordering::Relaxed);
+                false
             }
         }
     }
@@ -165,7 +415,23 @@ impl<S: CutoffStore> Session<S> {
     }
 }
 
-/// Serializes an event for the wire.
-fn encode(event: &CutoffEvent) -> Result<String, crate::StoreError> {
-    serde_json::to_string(event).map_err(crate::StoreError::new)
+/// Runs a publish `attempt` under `timeout`; when it fails or is late,
+/// runs it once more with `fresh = true` (the attempt must then use a new
+/// connection, not one that may be stale), under the same deadline.
+pub(crate) async fn publish_with_retry<F>(
+    timeout: Duration,
+    mut attempt: impl FnMut(bool) -> F,
+) -> Result<(), StoreError>
+where
+    F: Future<Output = Result<(), StoreError>>,
+{
+    let mut last = StoreError::msg("publish not attempted");
+    for fresh in [false, true] {
+        match tokio::time::timeout(timeout, attempt(fresh)).await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(e)) => last = e,
+            Err(_) => last = StoreError::msg("publish timed out"),
+        }
+    }
+    Err(last)
 }

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub mod conformance;
 pub mod http_cases;
+pub mod proxy;
 pub mod redis_server;
 
 /// A subject name unique to this process and call, so tests sharing one

@@ -34,6 +34,24 @@ impl OwnRedis {
         OwnRedis { child, port }
     }
 
+    /// Freezes the server (SIGSTOP): its sockets stay open, nothing is
+    /// answered.
+    pub fn pause(&self) {
+        assert!(self.signal("-STOP"));
+    }
+
+    /// Resumes a paused server (SIGCONT).
+    pub fn resume(&self) {
+        assert!(self.signal("-CONT"));
+    }
+
+    fn signal(&self, sig: &str) -> bool {
+        std::process::Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
     }
@@ -41,6 +59,7 @@ impl OwnRedis {
 
 impl Drop for OwnRedis {
     fn drop(&mut self) {
+        self.signal("-CONT");
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
