@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, Header};
 use serde::Serialize;
-use serde::de::{Deserialize, DeserializeOwned, IgnoredAny};
+use serde::de::{Deserialize, DeserializeOwned};
 
 use crate::bus::{CutoffEvent, Publisher};
 use crate::cache::{CacheConfig, CutoffCache, Join, Lookup, SubjectKey};
 use crate::claims::{
-    RESERVED, Segments, Verified, WireClaims, b64, parse_claims, parse_extra, parse_header,
+    RESERVED, Segments, Skip, Verified, WireClaims, b64, parse_claims, parse_extra, parse_header,
     time_claim,
 };
 use crate::clock::{Clock, SystemClock};
@@ -63,6 +63,7 @@ struct Settings {
     access_ttl: i64,
     issuer: Option<String>,
     audience: Option<String>,
+    accept_any_audience: bool,
     foreign_tokens: bool,
 }
 
@@ -93,6 +94,7 @@ pub struct GuardBuilder<S: CutoffStore> {
     access_ttl: Duration,
     issuer: Option<String>,
     audience: Option<String>,
+    accept_any_audience: bool,
     foreign_tokens: bool,
     publisher: Option<Box<dyn Publisher>>,
 }
@@ -182,9 +184,27 @@ impl<S: CutoffStore> GuardBuilder<S> {
     }
 
     /// Stamp `aud` on issued tokens and require validated ones to contain it
-    /// (default: not stamped, not checked).
+    /// (default: not stamped; a token that carries an `aud` is rejected, see
+    /// [`GuardBuilder::accept_any_audience`]).
     pub fn audience(mut self, aud: impl Into<String>) -> Self {
         self.audience = Some(aud.into());
+        self
+    }
+
+    /// Opt-out (default off): with no [`audience`](GuardBuilder::audience)
+    /// configured, accept tokens whatever their `aud` claim says.
+    ///
+    /// By default a guard without an audience rejects every token that
+    /// carries an `aud` (a string or an array, even empty) with
+    /// [`Error::InvalidAudience`]: RFC 7519 §4.1.3 requires a recipient that
+    /// does not identify itself with a value in `aud` to reject the token,
+    /// and a token minted for another service must not be honoured here.
+    /// `aud: null` counts as absent. Turn this on only when the tokens'
+    /// audience is checked elsewhere; `aud` must still be a string or an
+    /// array of strings. Combining it with `audience` is a configuration
+    /// error.
+    pub fn accept_any_audience(mut self, on: bool) -> Self {
+        self.accept_any_audience = on;
         self
     }
 
@@ -217,6 +237,11 @@ impl<S: CutoffStore> GuardBuilder<S> {
         if self.access_ttl.is_zero() {
             return Err(Error::Config("access_ttl must be positive".into()));
         }
+        if self.accept_any_audience && self.audience.is_some() {
+            return Err(Error::Config(
+                "accept_any_audience contradicts a configured audience".into(),
+            ));
+        }
         install_crypto_provider();
         let cache = CutoffCache::new(
             CacheConfig {
@@ -240,6 +265,7 @@ impl<S: CutoffStore> GuardBuilder<S> {
                     access_ttl: secs(self.access_ttl).max(1),
                     issuer: self.issuer,
                     audience: self.audience,
+                    accept_any_audience: self.accept_any_audience,
                     foreign_tokens: self.foreign_tokens,
                 },
                 publisher: self.publisher,
@@ -261,7 +287,8 @@ fn install_crypto_provider() {
     }
 }
 
-/// How `ver` is read: required `u64` for our tokens, ignored for foreign ones.
+/// How `ver` is read: required `u64` for our tokens, skipped (but checked as
+/// JSON, see `claims::Skip`) for foreign ones.
 trait VersionClaim: Sized {
     fn version(v: Option<Self>) -> Result<Option<u64>, Error>;
 }
@@ -272,7 +299,7 @@ impl VersionClaim for u64 {
     }
 }
 
-impl VersionClaim for IgnoredAny {
+impl VersionClaim for Skip {
     fn version(_: Option<Self>) -> Result<Option<u64>, Error> {
         Ok(None)
     }
@@ -303,6 +330,7 @@ impl<S: CutoffStore> Guard<S> {
             access_ttl: Duration::from_secs(15 * 60),
             issuer: None,
             audience: None,
+            accept_any_audience: false,
             foreign_tokens: false,
             publisher: None,
         }
@@ -429,7 +457,7 @@ impl<S: CutoffStore> Guard<S> {
         let now_ms = inner.clock.now_millis();
         let payload = self.verify_signature(token)?;
         let checked = if inner.settings.foreign_tokens {
-            self.check_claims::<IgnoredAny>(&payload, now_ms)?
+            self.check_claims::<Skip>(&payload, now_ms)?
         } else {
             self.check_claims::<u64>(&payload, now_ms)?
         };
@@ -517,10 +545,15 @@ impl<S: CutoffStore> Guard<S> {
         {
             return Err(Error::InvalidIssuer);
         }
-        if let Some(expected) = &settings.audience
-            && !wire.aud.as_ref().is_some_and(|a| a.contains(expected))
-        {
-            return Err(Error::InvalidAudience);
+        match (&settings.audience, &wire.aud) {
+            (Some(expected), aud) if !aud.as_ref().is_some_and(|a| a.contains(expected)) => {
+                return Err(Error::InvalidAudience);
+            }
+            // RFC 7519 §4.1.3: a token for some audience, and we are none.
+            (None, Some(_)) if !settings.accept_any_audience => {
+                return Err(Error::InvalidAudience);
+            }
+            _ => {}
         }
         Ok(Checked { sub, iat, exp, ver })
     }
