@@ -829,3 +829,152 @@ async fn accept_any_audience_is_an_explicit_opt_out() {
         .unwrap_err();
     assert_eq!(err.code(), "invalid_config");
 }
+
+// ---------------------------------------------------------------------------
+// The deliberate differences listed in the README: jsonwebtoken accepts, the
+// guard rejects. Kept honest here so the list stays true.
+
+async fn only_guard_rejects(config: Config, header: &str, claims: &str) -> &'static str {
+    let now = wall_now();
+    let j = judge(config, now);
+    let claims = claims
+        .replace("IAT", &(now - 10).to_string())
+        .replace("EXP", &(now + 3600).to_string());
+    let token = signed(header, &claims);
+    let (guard, reference) = verdicts(&j, &token).await;
+    assert_eq!(reference, Ok(()), "jsonwebtoken rejects {header} {claims}");
+    match guard {
+        Ok(()) => panic!("guard accepts {header} {claims}"),
+        Err(code) => code,
+    }
+}
+
+#[tokio::test]
+async fn deliberate_differences_are_stricter_only() {
+    const HS: &str = r#"{"alg":"HS256"}"#;
+    const ISS_AUD: Config = CONFIGS[1];
+    const ANY_AUD: Config = CONFIGS[3];
+    let cases: Vec<(&str, Config, &str, String, &str)> = vec![
+        (
+            "crit header",
+            DEFAULT,
+            r#"{"alg":"HS256","crit":["exp"]}"#,
+            CLAIMS.into(),
+            "unsupported_critical_header",
+        ),
+        (
+            "claims as a JSON array (exp, nbf, sub, iss, aud by position)",
+            DEFAULT,
+            HS,
+            r#"[EXP,0,"alice",null,null]"#.into(),
+            "malformed",
+        ),
+        (
+            "alg in serde's enum-map form",
+            DEFAULT,
+            r#"{"alg":{"HS256":null}}"#,
+            CLAIMS.into(),
+            "malformed",
+        ),
+        (
+            "kid naming no configured key",
+            DEFAULT,
+            r#"{"alg":"HS256","kid":"other"}"#,
+            CLAIMS.into(),
+            "unknown_key",
+        ),
+        (
+            "exp as a float",
+            DEFAULT,
+            HS,
+            r#"{"sub":"alice","iat":IAT,"exp":EXP.5,"ver":0}"#.into(),
+            "malformed",
+        ),
+        (
+            "exp beyond i64",
+            DEFAULT,
+            HS,
+            r#"{"sub":"alice","iat":IAT,"exp":9223372036854775808,"ver":0}"#.into(),
+            "malformed",
+        ),
+        (
+            "iat missing",
+            DEFAULT,
+            HS,
+            r#"{"sub":"alice","exp":EXP,"ver":0}"#.into(),
+            "missing_claim",
+        ),
+        (
+            "iat in the future",
+            DEFAULT,
+            HS,
+            r#"{"sub":"alice","iat":EXP,"exp":EXP,"ver":0}"#.into(),
+            "issued_in_future",
+        ),
+        (
+            "ver missing (native mode)",
+            DEFAULT,
+            HS,
+            r#"{"sub":"alice","iat":IAT,"exp":EXP}"#.into(),
+            "missing_claim",
+        ),
+        (
+            "ver not an integer (native mode)",
+            DEFAULT,
+            HS,
+            r#"{"sub":"alice","iat":IAT,"exp":EXP,"ver":"1"}"#.into(),
+            "malformed",
+        ),
+        (
+            "empty sub",
+            DEFAULT,
+            HS,
+            r#"{"sub":"","iat":IAT,"exp":EXP,"ver":0}"#.into(),
+            "malformed",
+        ),
+        (
+            "iss as an array",
+            ISS_AUD,
+            HS,
+            format!(
+                r#"{{"sub":"alice","iat":IAT,"exp":EXP,"ver":0,"iss":["{ISS}"],"aud":"{AUD}"}}"#
+            ),
+            "malformed",
+        ),
+        (
+            "iss of the wrong type, not checked",
+            DEFAULT,
+            HS,
+            r#"{"sub":"alice","iat":IAT,"exp":EXP,"ver":0,"iss":5}"#.into(),
+            "malformed",
+        ),
+        (
+            "aud of the wrong type, not checked",
+            ANY_AUD,
+            HS,
+            r#"{"sub":"alice","iat":IAT,"exp":EXP,"aud":5}"#.into(),
+            "malformed",
+        ),
+        (
+            "duplicate iat",
+            DEFAULT,
+            HS,
+            r#"{"sub":"alice","iat":IAT,"iat":IAT,"exp":EXP,"ver":0}"#.into(),
+            "malformed",
+        ),
+        (
+            "duplicate ver",
+            DEFAULT,
+            HS,
+            r#"{"sub":"alice","iat":IAT,"exp":EXP,"ver":0,"ver":0}"#.into(),
+            "malformed",
+        ),
+    ];
+    for (name, config, header, claims, code) in cases {
+        assert_eq!(
+            only_guard_rejects(config, header, &claims).await,
+            code,
+            "{name}"
+        );
+    }
+}
