@@ -33,6 +33,7 @@ fn main() {
     .expect("guard");
 
     let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
         .expect("runtime");
     // The store and the names are allocated before the baseline: only the

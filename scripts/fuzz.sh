@@ -16,7 +16,12 @@ fi
 unset CARGO_TARGET_DIR
 for target in validate cutoff_merge; do
   mkdir -p "fuzz/corpus/$target"
+  # Checked-in seeds (valid tokens the guard accepts, so the differential
+  # check in `validate` is reached from the first run); new units go to
+  # fuzz/corpus only.
+  seeds=()
+  if [ -d "fuzz/seeds/$target" ]; then seeds=("fuzz/seeds/$target"); fi
   echo "fuzz.sh: $target for ${secs}s" >&2
-  cargo fuzz run "$target" "fuzz/corpus/$target" -- \
+  cargo fuzz run "$target" "fuzz/corpus/$target" ${seeds[@]+"${seeds[@]}"} -- \
     -max_total_time="$secs" -max_len=16384 -rss_limit_mb=2048 -print_final_stats=1
 done

@@ -4,27 +4,277 @@
 //! hot path does not allocate the subject to look up its cutoff. Registered
 //! claims have strict types: `iat`, `exp` and `nbf` are non-negative integers
 //! that fit in `i64`, `ver` a non-negative integer that fits in `u64`. A claim
-//! of the wrong type is [`Error::Malformed`]; an absent (or `null`) one is
-//! [`Error::MissingClaim`]. Duplicate registered claims are malformed.
+//! of the wrong type is [`Error::Malformed`]; an absent (or `null`) `sub`,
+//! `iat`, `exp` or `ver` is [`Error::MissingClaim`], while `nbf: null` is
+//! malformed (jsonwebtoken refuses it when it checks `nbf`). Duplicate
+//! registered claims are malformed.
+//!
+//! Parity with `jsonwebtoken::decode`: the guard never accepts a token that
+//! jsonwebtoken (same key, equivalent `Validation`) rejects. Hence:
+//!
+//! - Every member of jsonwebtoken's `Header` is typed as it is there (strings,
+//!   `x5c` an array of strings, `jwk` a JWK) and may appear once, although
+//!   the guard only reads `alg`, `kid` and `crit`. The shape checks keep
+//!   nothing ([`Str`], [`StrSeq`]); `jwk`, rare, is parsed as a JWK.
+//! - Members the guard does not read (header and claims alike) are walked
+//!   with [`Skip`], which asks serde_json for every value as a full parse
+//!   into `serde_json::Value` does: strings are unescaped (a lone UTF-16
+//!   surrogate escape such as `"\ud800"` is an error), numbers are converted
+//!   (`1e400` is out of range), and nesting counts against serde_json's depth
+//!   limit. `serde::de::IgnoredAny` checks none of these. Nothing is
+//!   allocated: strings without escapes are borrowed, others go through
+//!   serde_json's scratch buffer.
 
 use std::borrow::Cow;
+use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
-use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::de::{self, DeserializeOwned, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::error::Error;
 
-/// The JOSE header fields the guard reads; others are ignored.
-#[derive(Deserialize)]
+/// A JSON value the guard does not use, checked as strictly as a parse into
+/// `serde_json::Value` checks it (see the module docs), and dropped.
+pub(crate) struct Skip;
+
+impl<'de> Deserialize<'de> for Skip {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(SkipVisitor)
+    }
+}
+
+struct SkipVisitor;
+
+impl<'de> Visitor<'de> for SkipVisitor {
+    type Value = Skip;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Skip, D::Error> {
+        Skip::deserialize(d)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Skip, A::Error> {
+        while seq.next_element::<Skip>()?.is_some() {}
+        Ok(Skip)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Skip, A::Error> {
+        while map.next_entry::<Skip, Skip>()?.is_some() {}
+        Ok(Skip)
+    }
+}
+
+/// A string member the guard does not read: must be a string (or `null`,
+/// through `Option`), not kept.
+struct Str;
+
+impl<'de> Deserialize<'de> for Str {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Str;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Str, E> {
+                Ok(Str)
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// `x5c`: an array of strings, not kept.
+struct StrSeq;
+
+impl<'de> Deserialize<'de> for StrSeq {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = StrSeq;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array of strings")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<StrSeq, A::Error> {
+                while seq.next_element::<Str>()?.is_some() {}
+                Ok(StrSeq)
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+/// A string borrowed from the input when it has no escapes (what
+/// `#[serde(borrow)]` does for `Cow<str>` in derived structs).
+struct CowStr<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for CowStr<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = CowStr<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<CowStr<'de>, E> {
+                Ok(CowStr(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<CowStr<'de>, E> {
+                Ok(CowStr(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<CowStr<'de>, E> {
+                Ok(CowStr(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+fn cow(v: Option<CowStr<'_>>) -> Option<Cow<'_, str>> {
+    v.map(|s| s.0)
+}
+
+/// Marks a member as seen; a second sighting is an error (as in derived
+/// structs, `null` counts as present).
+fn once<E: de::Error>(seen: &mut u32, bit: u32, name: &'static str) -> Result<(), E> {
+    if *seen & bit != 0 {
+        return Err(E::duplicate_field(name));
+    }
+    *seen |= bit;
+    Ok(())
+}
+
+/// Header member names: those of jsonwebtoken 11.1's `Header` (src/header.rs).
+#[derive(Clone, Copy)]
+enum HeaderField {
+    Alg,
+    Kid,
+    Crit,
+    /// `typ`, `cty`, `jku`, `x5u`, `x5t`, `x5t#S256`, `enc`, `zip`, `url`,
+    /// `nonce`: strings.
+    Str(u32, &'static str),
+    X5c,
+    Jwk,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for HeaderField {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = HeaderField;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a header member name")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<HeaderField, E> {
+                Ok(match v {
+                    "alg" => HeaderField::Alg,
+                    "kid" => HeaderField::Kid,
+                    "crit" => HeaderField::Crit,
+                    "x5c" => HeaderField::X5c,
+                    "jwk" => HeaderField::Jwk,
+                    "typ" => HeaderField::Str(1 << 6, "typ"),
+                    "cty" => HeaderField::Str(1 << 7, "cty"),
+                    "jku" => HeaderField::Str(1 << 8, "jku"),
+                    "x5u" => HeaderField::Str(1 << 9, "x5u"),
+                    "x5t" => HeaderField::Str(1 << 10, "x5t"),
+                    "x5t#S256" => HeaderField::Str(1 << 11, "x5t#S256"),
+                    "enc" => HeaderField::Str(1 << 12, "enc"),
+                    "zip" => HeaderField::Str(1 << 13, "zip"),
+                    "url" => HeaderField::Str(1 << 14, "url"),
+                    "nonce" => HeaderField::Str(1 << 15, "nonce"),
+                    _ => HeaderField::Other,
+                })
+            }
+        }
+        d.deserialize_identifier(V)
+    }
+}
+
+/// The JOSE header fields the guard reads. The other members of
+/// jsonwebtoken's `Header` are checked for type and uniqueness, unknown
+/// members are walked with [`Skip`] (see the module docs).
 pub(crate) struct WireHeader<'a> {
-    #[serde(borrow)]
     pub(crate) alg: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     pub(crate) kid: Option<Cow<'a, str>>,
-    #[serde(default)]
     pub(crate) crit: Option<IgnoredAny>,
+}
+
+impl<'de> Deserialize<'de> for WireHeader<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = WireHeader<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JOSE header object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WireHeader<'de>, A::Error> {
+                let mut seen = 0u32;
+                let mut h = WireHeader {
+                    alg: None,
+                    kid: None,
+                    crit: None,
+                };
+                while let Some(field) = map.next_key::<HeaderField>()? {
+                    match field {
+                        HeaderField::Alg => {
+                            once::<A::Error>(&mut seen, 1, "alg")?;
+                            h.alg = cow(map.next_value()?);
+                        }
+                        HeaderField::Kid => {
+                            once::<A::Error>(&mut seen, 1 << 1, "kid")?;
+                            h.kid = cow(map.next_value()?);
+                        }
+                        HeaderField::Crit => {
+                            // Any non-null `crit` is refused after parsing.
+                            once::<A::Error>(&mut seen, 1 << 2, "crit")?;
+                            h.crit = map.next_value()?;
+                        }
+                        HeaderField::X5c => {
+                            once::<A::Error>(&mut seen, 1 << 3, "x5c")?;
+                            map.next_value::<Option<StrSeq>>()?;
+                        }
+                        HeaderField::Jwk => {
+                            once::<A::Error>(&mut seen, 1 << 4, "jwk")?;
+                            map.next_value::<Option<jsonwebtoken::jwk::Jwk>>()?;
+                        }
+                        HeaderField::Str(bit, name) => {
+                            once::<A::Error>(&mut seen, bit, name)?;
+                            map.next_value::<Option<Str>>()?;
+                        }
+                        HeaderField::Other => {
+                            map.next_value::<Skip>()?;
+                        }
+                    }
+                }
+                Ok(h)
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 /// `aud` is a string or an array of strings (RFC 7519 §4.1.3).
@@ -45,20 +295,119 @@ impl Audience<'_> {
 }
 
 /// Registered claims, borrowed from the decoded payload. `V` is `u64` for
-/// tokens issued by this library and [`IgnoredAny`] for foreign tokens, whose
+/// tokens issued by this library and [`Skip`] for foreign tokens, whose
 /// `ver` (if any) means something else (e.g. `"2.0"` from some providers).
-#[derive(Deserialize)]
+/// Other claims are walked with [`Skip`].
 pub(crate) struct WireClaims<'a, V> {
-    #[serde(borrow)]
     pub(crate) sub: Option<Cow<'a, str>>,
     pub(crate) iat: Option<u64>,
     pub(crate) exp: Option<u64>,
+    /// `Some` when present; `null` is malformed.
     pub(crate) nbf: Option<u64>,
     pub(crate) ver: Option<V>,
-    #[serde(borrow)]
     pub(crate) iss: Option<Cow<'a, str>>,
-    #[serde(borrow)]
     pub(crate) aud: Option<Audience<'a>>,
+}
+
+#[derive(Clone, Copy)]
+enum ClaimField {
+    Sub,
+    Iat,
+    Exp,
+    Nbf,
+    Ver,
+    Iss,
+    Aud,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for ClaimField {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = ClaimField;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a claim name")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ClaimField, E> {
+                Ok(match v {
+                    "sub" => ClaimField::Sub,
+                    "iat" => ClaimField::Iat,
+                    "exp" => ClaimField::Exp,
+                    "nbf" => ClaimField::Nbf,
+                    "ver" => ClaimField::Ver,
+                    "iss" => ClaimField::Iss,
+                    "aud" => ClaimField::Aud,
+                    _ => ClaimField::Other,
+                })
+            }
+        }
+        d.deserialize_identifier(V)
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for WireClaims<'de, V> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Vis<V>(std::marker::PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for Vis<V> {
+            type Value = WireClaims<'de, V>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JWT claims object")
+            }
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<WireClaims<'de, V>, A::Error> {
+                let mut seen = 0u32;
+                let mut c = WireClaims {
+                    sub: None,
+                    iat: None,
+                    exp: None,
+                    nbf: None,
+                    ver: None,
+                    iss: None,
+                    aud: None,
+                };
+                while let Some(field) = map.next_key::<ClaimField>()? {
+                    match field {
+                        ClaimField::Sub => {
+                            once::<A::Error>(&mut seen, 1, "sub")?;
+                            c.sub = cow(map.next_value()?);
+                        }
+                        ClaimField::Iat => {
+                            once::<A::Error>(&mut seen, 1 << 1, "iat")?;
+                            c.iat = map.next_value()?;
+                        }
+                        ClaimField::Exp => {
+                            once::<A::Error>(&mut seen, 1 << 2, "exp")?;
+                            c.exp = map.next_value()?;
+                        }
+                        ClaimField::Nbf => {
+                            once::<A::Error>(&mut seen, 1 << 3, "nbf")?;
+                            c.nbf = Some(map.next_value()?);
+                        }
+                        ClaimField::Ver => {
+                            once::<A::Error>(&mut seen, 1 << 4, "ver")?;
+                            c.ver = map.next_value()?;
+                        }
+                        ClaimField::Iss => {
+                            once::<A::Error>(&mut seen, 1 << 5, "iss")?;
+                            c.iss = cow(map.next_value()?);
+                        }
+                        ClaimField::Aud => {
+                            once::<A::Error>(&mut seen, 1 << 6, "aud")?;
+                            c.aud = map.next_value()?;
+                        }
+                        ClaimField::Other => {
+                            map.next_value::<Skip>()?;
+                        }
+                    }
+                }
+                Ok(c)
+            }
+        }
+        d.deserialize_map(Vis(std::marker::PhantomData))
+    }
 }
 
 /// A JWT split into its three segments, not yet trusted.
@@ -101,12 +450,10 @@ pub(crate) fn b64(segment: &str) -> Result<Vec<u8>, Error> {
 }
 
 /// `true` when the bytes are UTF-8 JSON text whose top-level value is an
-/// object. UTF-8 is checked over the whole text because serde_json does not
-/// check the values it skips (unknown header fields and claims). Derived
-/// `Deserialize` structs
-/// also accept a JSON array (fields by position); RFC 7515 §4 and RFC 7519
-/// §7.2 require objects, and accepting arrays would make the guard read
-/// tokens that other verifiers reject.
+/// object. UTF-8 is checked over the whole text (cheaply, and before any
+/// parsing). RFC 7515 §4 and RFC 7519 §7.2 require objects; the parsers
+/// below accept only maps as well (derived structs would also take a JSON
+/// array, fields by position).
 fn is_object(bytes: &[u8]) -> bool {
     std::str::from_utf8(bytes).is_ok()
         && bytes

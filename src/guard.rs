@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, Header};
 use serde::Serialize;
-use serde::de::{Deserialize, DeserializeOwned, IgnoredAny};
+use serde::de::{Deserialize, DeserializeOwned};
 
 use crate::bus::{CutoffEvent, Publisher};
 use crate::cache::{CacheConfig, CutoffCache, Join, Lookup, Origin, SubjectKey};
 use crate::claims::{
-    RESERVED, Segments, Verified, WireClaims, b64, parse_claims, parse_extra, parse_header,
+    RESERVED, Segments, Skip, Verified, WireClaims, b64, parse_claims, parse_extra, parse_header,
     time_claim,
 };
 use crate::clock::{Clock, SystemClock};
@@ -62,6 +62,7 @@ struct Settings {
     access_ttl: i64,
     issuer: Option<String>,
     audience: Option<String>,
+    accept_any_audience: bool,
     foreign_tokens: bool,
     store_timeout: Duration,
     /// Seconds a cutoff's `not_before` may lie ahead of now.
@@ -94,6 +95,7 @@ pub struct GuardBuilder<S: CutoffStore> {
     access_ttl: Duration,
     issuer: Option<String>,
     audience: Option<String>,
+    accept_any_audience: bool,
     foreign_tokens: bool,
     publisher: Option<Box<dyn Publisher>>,
     store_timeout: Duration,
@@ -185,9 +187,27 @@ impl<S: CutoffStore> GuardBuilder<S> {
     }
 
     /// Stamp `aud` on issued tokens and require validated ones to contain it
-    /// (default: not stamped, not checked).
+    /// (default: not stamped; a token that carries an `aud` is rejected, see
+    /// [`GuardBuilder::accept_any_audience`]).
     pub fn audience(mut self, aud: impl Into<String>) -> Self {
         self.audience = Some(aud.into());
+        self
+    }
+
+    /// Opt-out (default off): with no [`audience`](GuardBuilder::audience)
+    /// configured, accept tokens whatever their `aud` claim says.
+    ///
+    /// By default a guard without an audience rejects every token that
+    /// carries an `aud` (a string or an array, even empty) with
+    /// [`Error::InvalidAudience`]: RFC 7519 §4.1.3 requires a recipient that
+    /// does not identify itself with a value in `aud` to reject the token,
+    /// and a token minted for another service must not be honoured here.
+    /// `aud: null` counts as absent. Turn this on only when the tokens'
+    /// audience is checked elsewhere; `aud` must still be a string or an
+    /// array of strings. Combining it with `audience` is a configuration
+    /// error.
+    pub fn accept_any_audience(mut self, on: bool) -> Self {
+        self.accept_any_audience = on;
         self
     }
 
@@ -252,6 +272,11 @@ impl<S: CutoffStore> GuardBuilder<S> {
         if self.store_timeout.is_zero() {
             return Err(Error::Config("store_timeout must be positive".into()));
         }
+        if self.accept_any_audience && self.audience.is_some() {
+            return Err(Error::Config(
+                "accept_any_audience contradicts a configured audience".into(),
+            ));
+        }
         install_crypto_provider();
         let cache = CutoffCache::new(
             CacheConfig {
@@ -275,6 +300,7 @@ impl<S: CutoffStore> GuardBuilder<S> {
                     access_ttl: secs(self.access_ttl).max(1),
                     issuer: self.issuer,
                     audience: self.audience,
+                    accept_any_audience: self.accept_any_audience,
                     foreign_tokens: self.foreign_tokens,
                     store_timeout: self.store_timeout,
                     max_future_cutoff: secs(self.max_future_cutoff),
@@ -297,7 +323,8 @@ fn install_crypto_provider() {
     }
 }
 
-/// How `ver` is read: required `u64` for our tokens, ignored for foreign ones.
+/// How `ver` is read: required `u64` for our tokens, skipped (but checked as
+/// JSON, see `claims::Skip`) for foreign ones.
 trait VersionClaim: Sized {
     fn version(v: Option<Self>) -> Result<Option<u64>, Error>;
 }
@@ -308,7 +335,7 @@ impl VersionClaim for u64 {
     }
 }
 
-impl VersionClaim for IgnoredAny {
+impl VersionClaim for Skip {
     fn version(_: Option<Self>) -> Result<Option<u64>, Error> {
         Ok(None)
     }
@@ -339,6 +366,7 @@ impl<S: CutoffStore> Guard<S> {
             access_ttl: Duration::from_secs(15 * 60),
             issuer: None,
             audience: None,
+            accept_any_audience: false,
             foreign_tokens: false,
             publisher: None,
             store_timeout: Duration::from_secs(2),
@@ -508,7 +536,7 @@ impl<S: CutoffStore> Guard<S> {
         let now_ms = inner.clock.now_millis();
         let payload = self.verify_signature(token)?;
         let checked = if inner.settings.foreign_tokens {
-            self.check_claims::<IgnoredAny>(&payload, now_ms)?
+            self.check_claims::<Skip>(&payload, now_ms)?
         } else {
             self.check_claims::<u64>(&payload, now_ms)?
         };
@@ -596,10 +624,15 @@ impl<S: CutoffStore> Guard<S> {
         {
             return Err(Error::InvalidIssuer);
         }
-        if let Some(expected) = &settings.audience
-            && !wire.aud.as_ref().is_some_and(|a| a.contains(expected))
-        {
-            return Err(Error::InvalidAudience);
+        match (&settings.audience, &wire.aud) {
+            (Some(expected), aud) if !aud.as_ref().is_some_and(|a| a.contains(expected)) => {
+                return Err(Error::InvalidAudience);
+            }
+            // RFC 7519 §4.1.3: a token for some audience, and we are none.
+            (None, Some(_)) if !settings.accept_any_audience => {
+                return Err(Error::InvalidAudience);
+            }
+            _ => {}
         }
         Ok(Checked { sub, iat, exp, ver })
     }

@@ -5,6 +5,16 @@
 //! header names another algorithm is rejected before any cryptography runs,
 //! which closes algorithm confusion (an HMAC check keyed with an RSA public
 //! key) and `alg: none` by construction.
+//!
+//! HMAC secrets must be at least as long as the hash output (32, 48 or 64
+//! bytes for `HS256`, `HS384`, `HS512`; RFC 7518 §3.2) on every path that
+//! takes a key, not only [`Keys::hmac`]: [`Keys::new`],
+//! [`Keys::verify_only`] and [`Keys::with_verifying_key`] read the secret of
+//! a ready-made HMAC `EncodingKey` (`as_bytes`) or `DecodingKey`
+//! (`try_get_as_bytes`) and refuse a short one, whichever constructor made
+//! it (`from_secret`, `from_base64_secret`, `from_jwk` with an `oct` key).
+//! An HMAC `DecodingKey` whose bytes cannot be read is refused too, so a key
+//! of unknown length never verifies.
 
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, EncodingKey};
 
@@ -85,6 +95,38 @@ fn min_hmac_len(alg: Algorithm) -> usize {
     }
 }
 
+fn check_hmac_len(alg: Algorithm, len: usize) -> Result<(), Error> {
+    if len < min_hmac_len(alg) {
+        return Err(Error::Config(format!(
+            "{alg:?} secret must be at least {} bytes",
+            min_hmac_len(alg)
+        )));
+    }
+    Ok(())
+}
+
+/// Family, and for HMAC the secret's length.
+fn check_encoding(alg: Algorithm, key: &EncodingKey) -> Result<(), Error> {
+    check_family(alg, key.family())?;
+    if key.family() == AlgorithmFamily::Hmac {
+        check_hmac_len(alg, key.as_bytes().len())?;
+    }
+    Ok(())
+}
+
+/// Family, and for HMAC the secret's length (a secret that cannot be read
+/// is refused).
+fn check_decoding(alg: Algorithm, key: &DecodingKey) -> Result<(), Error> {
+    check_family(alg, key.family())?;
+    if key.family() == AlgorithmFamily::Hmac {
+        let secret = key
+            .try_get_as_bytes()
+            .map_err(|_| Error::Config(format!("{alg:?} key: the secret cannot be read")))?;
+        check_hmac_len(alg, secret.len())?;
+    }
+    Ok(())
+}
+
 impl Keys {
     /// Signs and verifies with an HMAC secret (`HS256`, `HS384` or `HS512`).
     ///
@@ -92,12 +134,7 @@ impl Keys {
     /// bytes, RFC 7518 §3.2); a shorter one is a configuration error.
     pub fn hmac(alg: Algorithm, secret: &[u8]) -> Result<Self, Error> {
         check_family(alg, AlgorithmFamily::Hmac)?;
-        if secret.len() < min_hmac_len(alg) {
-            return Err(Error::Config(format!(
-                "{alg:?} secret must be at least {} bytes",
-                min_hmac_len(alg)
-            )));
-        }
+        check_hmac_len(alg, secret.len())?;
         Self::new(
             alg,
             EncodingKey::from_secret(secret),
@@ -106,14 +143,15 @@ impl Keys {
     }
 
     /// Signs with `encoding` and verifies with `decoding`, both for `alg`
-    /// (e.g. an RSA private key and its public key for `RS256`).
+    /// (e.g. an RSA private key and its public key for `RS256`). HMAC keys
+    /// must meet the same minimum length as in [`Keys::hmac`].
     pub fn new(
         alg: Algorithm,
         encoding: EncodingKey,
         decoding: DecodingKey,
     ) -> Result<Self, Error> {
-        check_family(alg, encoding.family())?;
-        check_family(alg, decoding.family())?;
+        check_encoding(alg, &encoding)?;
+        check_decoding(alg, &decoding)?;
         Ok(Keys {
             signing: Some(SigningKey {
                 kid: None,
@@ -130,9 +168,10 @@ impl Keys {
 
     /// Verifies only: for tokens minted elsewhere (an identity provider).
     /// [`Guard::issue`](crate::Guard::issue) then fails with
-    /// [`Error::Issue`].
+    /// [`Error::Issue`]. An HMAC key must meet the minimum length of
+    /// [`Keys::hmac`].
     pub fn verify_only(alg: Algorithm, decoding: DecodingKey) -> Result<Self, Error> {
-        check_family(alg, decoding.family())?;
+        check_decoding(alg, &decoding)?;
         Ok(Keys {
             signing: None,
             verifying: vec![VerifyingKey {
@@ -160,14 +199,15 @@ impl Keys {
     }
 
     /// Adds a verification key for tokens whose header carries `kid`
-    /// (rotation, or several identity-provider keys).
+    /// (rotation, or several identity-provider keys). An HMAC key must meet
+    /// the minimum length of [`Keys::hmac`].
     pub fn with_verifying_key(
         mut self,
         kid: impl Into<String>,
         alg: Algorithm,
         decoding: DecodingKey,
     ) -> Result<Self, Error> {
-        check_family(alg, decoding.family())?;
+        check_decoding(alg, &decoding)?;
         let kid = kid.into();
         if self
             .verifying

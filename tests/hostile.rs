@@ -645,3 +645,105 @@ async fn header_and_claims_must_be_json_objects() {
     let token = signed(b" \t\r\n{\"alg\":\"HS256\"}", &claims(json!({})));
     assert_eq!(code(&g, &token).await, "ok");
 }
+
+/// The minimum HMAC secret length (the hash size, RFC 7518 §3.2) holds on
+/// every path that takes an HMAC key, not only `Keys::hmac`: an empty or
+/// short secret handed over as a ready-made `EncodingKey`/`DecodingKey` is a
+/// configuration error, so a token signed with `""` can never validate.
+#[tokio::test]
+async fn short_hmac_secrets_are_refused_on_every_path() {
+    let long = common::SECRET; // 32 bytes
+    let short: &[&[u8]] = &[b"", b"x", &long[..31]];
+    for s in short {
+        let code = |r: Result<Keys, Error>| r.map(|_| ()).unwrap_err().code();
+        assert_eq!(
+            code(Keys::new(
+                Algorithm::HS256,
+                EncodingKey::from_secret(s),
+                DecodingKey::from_secret(s)
+            )),
+            "invalid_config",
+            "new, both {s:?}"
+        );
+        assert_eq!(
+            code(Keys::new(
+                Algorithm::HS256,
+                EncodingKey::from_secret(s),
+                DecodingKey::from_secret(long)
+            )),
+            "invalid_config",
+            "new, short encoding key {s:?}"
+        );
+        assert_eq!(
+            code(Keys::new(
+                Algorithm::HS256,
+                EncodingKey::from_secret(long),
+                DecodingKey::from_secret(s)
+            )),
+            "invalid_config",
+            "new, short decoding key {s:?}"
+        );
+        assert_eq!(
+            code(Keys::verify_only(
+                Algorithm::HS256,
+                DecodingKey::from_secret(s)
+            )),
+            "invalid_config",
+            "verify_only {s:?}"
+        );
+        assert_eq!(
+            code(
+                Keys::hmac(Algorithm::HS256, long)
+                    .unwrap()
+                    .with_verifying_key("old", Algorithm::HS256, DecodingKey::from_secret(s))
+            ),
+            "invalid_config",
+            "with_verifying_key {s:?}"
+        );
+    }
+    // The bound follows the algorithm: 32 bytes are too few for HS384/HS512.
+    for alg in [Algorithm::HS384, Algorithm::HS512] {
+        assert!(Keys::verify_only(alg, DecodingKey::from_secret(long)).is_err());
+        assert!(
+            Keys::new(
+                alg,
+                EncodingKey::from_secret(long),
+                DecodingKey::from_secret(long)
+            )
+            .is_err()
+        );
+    }
+    let long64 = [7u8; 64];
+    assert!(Keys::verify_only(Algorithm::HS512, DecodingKey::from_secret(&long64)).is_ok());
+    // Other constructors of HMAC keys: base64 and JWK `oct`.
+    assert!(
+        Keys::verify_only(
+            Algorithm::HS256,
+            DecodingKey::from_base64_secret("").unwrap()
+        )
+        .is_err()
+    );
+    let jwk: jsonwebtoken::jwk::Jwk =
+        serde_json::from_value(json!({"kty": "oct", "k": "c2hvcnQ"})).unwrap();
+    assert!(Keys::verify_only(Algorithm::HS256, DecodingKey::from_jwk(&jwk).unwrap()).is_err());
+    assert!(
+        Keys::new(
+            Algorithm::HS256,
+            EncodingKey::from_base64_secret("").unwrap(),
+            DecodingKey::from_secret(long)
+        )
+        .is_err()
+    );
+    // End to end: a token signed with the empty secret is refused by a guard
+    // over a valid key, and no guard can be configured with the empty one.
+    // (Building the guard first installs the crypto provider.)
+    let g = hs256_guard();
+    let msg = format!("{}.{}", b64(HS), b64(&claims(json!({}))));
+    let sig = jsonwebtoken::crypto::sign(
+        msg.as_bytes(),
+        &EncodingKey::from_secret(b""),
+        Algorithm::HS256,
+    )
+    .unwrap();
+    assert_eq!(code(&g, &format!("{msg}.{sig}")).await, "invalid_signature");
+}
