@@ -56,8 +56,9 @@ use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, Shared};
 use siphasher::sip128::{Hasher128, SipHasher13};
-use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
 use crate::clock::Clock;
@@ -113,6 +114,17 @@ struct Slot {
     cutoff: Cutoff,
     /// [`NEVER_FRESH`] for a floor that no fresh read confirmed.
     expires_ms: i64,
+    /// The read that made the entry fresh (0 for a floor): a read that
+    /// started earlier never replaces it.
+    ticket: u64,
+}
+
+/// A cached "unknown subject" answer.
+#[derive(Clone, Copy, Debug)]
+struct Unknown {
+    expires_ms: i64,
+    /// The read that answered it.
+    ticket: u64,
 }
 
 /// `expires_ms` of a floor: never fresh, never within a stale window.
@@ -158,16 +170,25 @@ pub(crate) enum Join {
     Fresh,
 }
 
-/// One shared store load.
+type SharedLoad<T> = Shared<BoxFuture<'static, Result<T, StoreError>>>;
+
+/// One shared store load. Every waiter polls the same shared future, so a
+/// waiter that stops being polled (a request parked by its handler) holds
+/// nobody up, and the last waiter to leave drops the load.
 struct Flight {
     epoch: u64,
     /// When the flight started (Unix ms): its read is fresh for a TTL from
     /// then, not from when the store answered, so a slow read cannot
     /// stretch the cross-instance bound.
     started_ms: i64,
+    /// Orders reads: a later read replaces an earlier one, never the
+    /// reverse.
+    ticket: u64,
     /// Callers waiting on it; changed only under the `flights` shard lock.
     waiters: AtomicUsize,
-    result: OnceCell<Result<Option<Cutoff>, StoreError>>,
+    /// Set by the first waiter that caches the result.
+    cached: std::sync::atomic::AtomicBool,
+    load: SharedLoad<Option<Cutoff>>,
 }
 
 /// A caller's stake in a flight: leaving (done or dropped) releases it, and
@@ -182,11 +203,19 @@ impl Drop for Waiter<'_> {
     fn drop(&mut self) {
         // The count is changed under the shard lock only, so a caller that
         // joins cannot interleave with the last one leaving. A flight that
-        // was replaced in the map is no longer counted.
+        // was replaced or removed is no longer counted.
         self.flights.remove_if(&self.key, |_, f| {
             Arc::ptr_eq(f, &self.flight) && f.waiters.fetch_sub(1, Ordering::AcqRel) == 1
         });
     }
+}
+
+/// One shared refresh of the global cutoff.
+struct GlobalFlight {
+    epoch: u64,
+    started_ms: i64,
+    ticket: u64,
+    load: SharedLoad<i64>,
 }
 
 /// The global cutoff, cached like a subject's.
@@ -197,19 +226,20 @@ struct Global {
     /// Bumped by every floor and by `clear` / `mark_stale`; a refresh whose
     /// epoch changed is merged as a floor, not made fresh.
     epoch: AtomicU64,
+    /// The read that made the value fresh; changed under `write`.
+    ticket: AtomicU64,
     /// Serializes replacing the value with merging a floor into it.
     write: std::sync::Mutex<()>,
-    /// Held by the one refresh in progress; holds the error of the last
-    /// attempt if it failed, so callers queued behind a failed attempt
-    /// share its outcome instead of repeating it one after the other.
-    refresh: tokio::sync::Mutex<Option<StoreError>>,
-    /// Number of finished refresh attempts.
-    attempts: AtomicU64,
+    /// The refresh under way, if any (never held across an await). Weak:
+    /// the refresh lives only as long as a caller waits for it.
+    flight: std::sync::Mutex<std::sync::Weak<GlobalFlight>>,
 }
 
 pub(crate) struct CutoffCache {
     entries: Map<Slot>,
-    negative: Map<i64>,
+    negative: Map<Unknown>,
+    /// Source of read tickets (see [`Slot::ticket`]).
+    tickets: AtomicU64,
     flights: Map<Arc<Flight>>,
     epochs: Box<[AtomicU64]>,
     len: AtomicUsize,
@@ -247,6 +277,7 @@ impl CutoffCache {
         CutoffCache {
             entries: Map::default(),
             negative: Map::default(),
+            tickets: AtomicU64::new(1),
             flights: Map::default(),
             epochs: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
             len: AtomicUsize::new(0),
@@ -256,9 +287,9 @@ impl CutoffCache {
                 not_before: AtomicI64::new(i64::MIN),
                 expires_ms: AtomicI64::new(0),
                 epoch: AtomicU64::new(0),
+                ticket: AtomicU64::new(0),
                 write: std::sync::Mutex::new(()),
-                refresh: tokio::sync::Mutex::new(None),
-                attempts: AtomicU64::new(0),
+                flight: std::sync::Mutex::new(std::sync::Weak::new()),
             },
             hash_keys: random_keys(),
             cfg,
@@ -287,8 +318,8 @@ impl CutoffCache {
         {
             return Lookup::Fresh(slot.cutoff);
         }
-        if let Some(expires) = self.negative.get(&key).map(|e| *e)
-            && expires > now_ms
+        if let Some(unknown) = self.negative.get(&key).map(|e| *e)
+            && unknown.expires_ms > now_ms
         {
             return Lookup::Unknown;
         }
@@ -315,11 +346,17 @@ impl CutoffCache {
         &self.epochs[key.stripe()]
     }
 
+    /// A new read ticket.
+    pub(crate) fn ticket(&self) -> u64 {
+        self.tickets.fetch_add(1, Ordering::AcqRel)
+    }
+
     /// Loads a subject's cutoff from the store, sharing one call among
     /// concurrent callers, and caches the result unless a floor on the same
-    /// stripe was applied meanwhile. Gives up at `deadline` with a timeout
-    /// error (the load itself is bounded by the same deadline, so callers
-    /// queued on it share the failure).
+    /// stripe was applied meanwhile or a later read was cached first. Gives
+    /// up at `deadline` with a timeout error (the load itself is bounded by
+    /// the deadline of the caller that started it, so callers queued on it
+    /// share the failure).
     ///
     /// With `Join::Fresh` the caller never joins a flight already under way:
     /// `issue` must read the store itself, since a revocation made on another
@@ -335,25 +372,39 @@ impl CutoffCache {
     ) -> Result<Option<Cutoff>, StoreError>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Option<Cutoff>, StoreError>>,
+        Fut: Future<Output = Result<Option<Cutoff>, StoreError>> + Send + 'static,
     {
         let epoch = self.epoch(key).load(Ordering::Acquire);
-        let now = self.clock.now_millis();
+        let new_flight = || {
+            self.counters.store_loads.incr();
+            let load = load();
+            Arc::new(Flight {
+                epoch,
+                started_ms: self.clock.now_millis(),
+                ticket: self.ticket(),
+                waiters: AtomicUsize::new(1),
+                cached: std::sync::atomic::AtomicBool::new(false),
+                load: bounded(load, deadline, timeout).boxed().shared(),
+            })
+        };
         let flight = match self.flights.entry(key) {
             // A flight that started at our epoch or later saw every
-            // revocation that returned before we started.
-            Entry::Occupied(o) if join == Join::Any && o.get().epoch >= epoch => {
+            // revocation that returned before we started; a finished one
+            // may be arbitrarily old, so it is never joined.
+            Entry::Occupied(o)
+                if join == Join::Any && o.get().epoch >= epoch && o.get().load.peek().is_none() =>
+            {
                 o.get().waiters.fetch_add(1, Ordering::AcqRel);
                 self.counters.flight_joins.incr();
                 Arc::clone(o.get())
             }
             Entry::Occupied(mut o) => {
-                let f = Arc::new(Flight::new(epoch, now));
+                let f = new_flight();
                 o.insert(Arc::clone(&f));
                 f
             }
             Entry::Vacant(v) => {
-                let f = Arc::new(Flight::new(epoch, now));
+                let f = new_flight();
                 v.insert(Arc::clone(&f));
                 f
             }
@@ -365,77 +416,103 @@ impl CutoffCache {
             flight,
         };
         let flight = &waiter.flight;
-        let shared = flight.result.get_or_init(|| async {
-            self.counters.store_loads.incr();
-            let loaded = match tokio::time::timeout_at(deadline, load()).await {
-                Ok(loaded) => loaded,
-                Err(_) => Err(StoreError::timed_out(timeout)),
-            };
-            if let Ok(found) = &loaded {
-                self.insert_loaded(key, flight.epoch, flight.started_ms, *found);
-            }
-            loaded
-        });
-        let result = match tokio::time::timeout_at(deadline, shared).await {
-            Ok(result) => result.clone(),
+        let result = match tokio::time::timeout_at(deadline, flight.load.clone()).await {
+            Ok(result) => result,
             Err(_) => Err(StoreError::timed_out(timeout)),
         };
+        if let Ok(found) = &result
+            && !flight.cached.swap(true, Ordering::AcqRel)
+        {
+            self.insert_loaded(key, flight, *found);
+        }
+        // A finished flight leaves the map at once: a later miss reads the
+        // store again.
+        if flight.load.peek().is_some() {
+            self.flights.remove_if(&key, |_, f| Arc::ptr_eq(f, flight));
+        }
         drop(waiter);
         // Merge with whatever floors arrived meanwhile.
         result.map(|found| found.map(|c| self.current(key).map_or(c, |cur| c.merge(cur))))
     }
 
     /// Caches a load's result if no floor on the stripe was applied since
-    /// `epoch` was read: the read is then the subject's current cutoff and
-    /// replaces the entry. The check runs under the entry's shard lock.
-    fn insert_loaded(&self, key: SubjectKey, epoch: u64, started_ms: i64, found: Option<Cutoff>) {
+    /// its epoch was read and no later read was cached: the read is then
+    /// the subject's current cutoff and replaces the entry. Runs under the
+    /// entry's shard lock (positive and negative answers alike, so the two
+    /// maps agree on which read came last).
+    fn insert_loaded(&self, key: SubjectKey, flight: &Flight, found: Option<Cutoff>) {
         let now = self.clock.now_millis();
-        let unchanged = || self.epoch(key).load(Ordering::Acquire) == epoch;
+        let ticket = flight.ticket;
+        let unchanged = || self.epoch(key).load(Ordering::Acquire) == flight.epoch;
+        let newer_unknown = || self.negative.get(&key).is_some_and(|u| u.ticket > ticket);
         match found {
             Some(cutoff) => {
                 self.make_room(now);
                 let fresh = Slot {
                     cutoff,
-                    expires_ms: started_ms.saturating_add(self.ttl_ms()),
+                    expires_ms: flight.started_ms.saturating_add(self.ttl_ms()),
+                    ticket,
                 };
                 match self.entries.entry(key) {
                     Entry::Occupied(mut o) => {
-                        if unchanged() {
+                        if unchanged() && ticket > o.get().ticket && !newer_unknown() {
                             *o.get_mut() = fresh;
+                            self.forget_unknown(key);
                         }
                     }
                     Entry::Vacant(v) => {
-                        if unchanged() {
+                        if unchanged() && !newer_unknown() {
                             v.insert(fresh);
                             self.len.fetch_add(1, Ordering::Relaxed);
+                            self.forget_unknown(key);
                         }
                     }
-                }
-                if self.negative.remove(&key).is_some() {
-                    self.negative_len.fetch_sub(1, Ordering::Relaxed);
                 }
             }
             None => {
-                // Under the shard lock, like the inserts: a load that started
-                // before a revocation must not drop the revocation's entry.
-                if self.entries.remove_if(&key, |_, _| unchanged()).is_some() {
-                    self.len.fetch_sub(1, Ordering::Relaxed);
-                }
                 self.make_negative_room(now);
-                let expires = started_ms.saturating_add(self.cfg.negative_ttl_ms);
-                match self.negative.entry(key) {
-                    Entry::Occupied(mut o) => {
-                        if unchanged() {
-                            *o.get_mut() = expires;
+                let unknown = Unknown {
+                    expires_ms: flight.started_ms.saturating_add(self.cfg.negative_ttl_ms),
+                    ticket,
+                };
+                // Under the entry's shard lock, like the inserts: a load that
+                // started before a revocation must not drop the revocation's
+                // entry, nor an earlier read a later one.
+                match self.entries.entry(key) {
+                    Entry::Occupied(o) => {
+                        if unchanged() && ticket > o.get().ticket {
+                            o.remove();
+                            self.len.fetch_sub(1, Ordering::Relaxed);
+                            self.remember_unknown(key, unknown);
                         }
                     }
-                    Entry::Vacant(v) => {
+                    Entry::Vacant(_) => {
                         if unchanged() {
-                            v.insert(expires);
-                            self.negative_len.fetch_add(1, Ordering::Relaxed);
+                            self.remember_unknown(key, unknown);
                         }
                     }
                 }
+            }
+        }
+    }
+
+    fn forget_unknown(&self, key: SubjectKey) {
+        if self.negative.remove(&key).is_some() {
+            self.negative_len.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Caches "unknown" unless a later read already answered.
+    fn remember_unknown(&self, key: SubjectKey, unknown: Unknown) {
+        match self.negative.entry(key) {
+            Entry::Occupied(mut o) => {
+                if unknown.ticket > o.get().ticket {
+                    *o.get_mut() = unknown;
+                }
+            }
+            Entry::Vacant(v) => {
+                v.insert(unknown);
+                self.negative_len.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
@@ -459,9 +536,7 @@ impl CutoffCache {
             return;
         }
         let now = self.clock.now_millis();
-        if self.negative.remove(&key).is_some() {
-            self.negative_len.fetch_sub(1, Ordering::Relaxed);
-        }
+        self.forget_unknown(key);
         self.make_room(now);
         match self.entries.entry(key) {
             Entry::Occupied(mut o) => {
@@ -472,6 +547,7 @@ impl CutoffCache {
                 v.insert(Slot {
                     cutoff,
                     expires_ms: NEVER_FRESH,
+                    ticket: 0,
                 });
                 self.len.fetch_add(1, Ordering::Relaxed);
             }
@@ -488,10 +564,11 @@ impl CutoffCache {
         }
         let now = self.clock.now_millis();
         self.make_negative_room(now);
-        let expires = now.saturating_add(self.cfg.negative_ttl_ms);
-        if self.negative.insert(key, expires).is_none() {
-            self.negative_len.fetch_add(1, Ordering::Relaxed);
-        }
+        let unknown = Unknown {
+            expires_ms: now.saturating_add(self.cfg.negative_ttl_ms),
+            ticket: self.ticket(),
+        };
+        self.remember_unknown(key, unknown);
     }
 
     /// Number of store loads pending (flights in the map).
@@ -583,14 +660,15 @@ impl CutoffCache {
             &self.negative_len,
             self.cfg.max_negative_entries,
             &self.counters.evictions,
-            |expires| *expires > now_ms,
+            |unknown| unknown.expires_ms > now_ms,
         );
     }
 
     /// The global `not_before`, loaded through `load` when the cached value
-    /// is older than the TTL. One refresh at a time; a caller gives up at
-    /// `deadline`, whether it waits for the refresh of another caller or
-    /// runs its own.
+    /// is older than the TTL. Concurrent callers share one refresh, which
+    /// any of them drives (a caller that stops being polled holds nobody
+    /// up); a caller gives up at `deadline`. A finished refresh is never
+    /// joined: a later caller starts its own.
     pub(crate) async fn global<F, Fut>(
         &self,
         now_ms: i64,
@@ -600,44 +678,43 @@ impl CutoffCache {
     ) -> Result<i64, StoreError>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<i64, StoreError>>,
+        Fut: Future<Output = Result<i64, StoreError>> + Send + 'static,
     {
         if let Some(nb) = self.fresh_global(now_ms) {
             return Ok(nb);
         }
-        let seen = self.global.attempts.load(Ordering::Acquire);
-        let Ok(mut last_error) =
-            tokio::time::timeout_at(deadline, self.global.refresh.lock()).await
-        else {
-            return self.stale_global(now_ms, StoreError::timed_out(timeout));
+        let flight = {
+            let mut current = self
+                .global
+                .flight
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match current.upgrade() {
+                Some(f)
+                    if f.load.peek().is_none()
+                        && f.epoch >= self.global.epoch.load(Ordering::Acquire) =>
+                {
+                    f
+                }
+                _ => {
+                    let f = Arc::new(GlobalFlight {
+                        epoch: self.global_epoch(),
+                        started_ms: self.clock.now_millis(),
+                        ticket: self.ticket(),
+                        load: bounded(load(), deadline, timeout).boxed().shared(),
+                    });
+                    *current = Arc::downgrade(&f);
+                    f
+                }
+            }
         };
-        // Another caller may have refreshed it while this one waited.
-        if let Some(nb) = self.fresh_global(now_ms) {
-            return Ok(nb);
-        }
-        // ... or failed to: share that failure rather than queueing one
-        // more store round trip behind it.
-        if self.global.attempts.load(Ordering::Acquire) != seen
-            && let Some(e) = last_error.clone()
-        {
-            return self.stale_global(now_ms, e);
-        }
-        let epoch = self.global_epoch();
-        let started_ms = self.clock.now_millis();
-        let loaded = match tokio::time::timeout_at(deadline, load()).await {
+        let loaded = match tokio::time::timeout_at(deadline, flight.load.clone()).await {
             Ok(loaded) => loaded,
             Err(_) => Err(StoreError::timed_out(timeout)),
         };
-        self.global.attempts.fetch_add(1, Ordering::AcqRel);
         match loaded {
-            Ok(nb) => {
-                *last_error = None;
-                Ok(self.loaded_global(epoch, started_ms, nb))
-            }
-            Err(e) => {
-                *last_error = Some(e.clone());
-                self.stale_global(now_ms, e)
-            }
+            Ok(nb) => Ok(self.loaded_global(flight.epoch, flight.started_ms, flight.ticket, nb)),
+            Err(e) => self.stale_global(self.clock.now_millis(), e),
         }
     }
 
@@ -667,24 +744,39 @@ impl CutoffCache {
     }
 
     /// Records a global `not_before` read from the store after `epoch` was
-    /// read, by a read that started at `started_ms`. If no floor, clear or
-    /// mark-stale happened since, the read is the current value: it replaces
-    /// the cached one (so a repaired, lowered cutoff is followed) and is
-    /// fresh for a TTL from `started_ms`. Otherwise it is only a floor.
-    /// Returns the value now in force.
-    pub(crate) fn loaded_global(&self, epoch: u64, started_ms: i64, not_before: i64) -> i64 {
+    /// read, by a read that started at `started_ms` with `ticket`. If no
+    /// floor, clear or mark-stale happened since and no later read was
+    /// recorded, the read is the current value: it replaces the cached one
+    /// (so a repaired, lowered cutoff is followed) and is fresh for a TTL
+    /// from `started_ms`. A read overtaken by a floor is merged as a floor;
+    /// one overtaken by a later read changes nothing. Returns the value now
+    /// in force. Several waiters of one refresh may record it: the same
+    /// ticket recorded twice changes nothing.
+    pub(crate) fn loaded_global(
+        &self,
+        epoch: u64,
+        started_ms: i64,
+        ticket: u64,
+        not_before: i64,
+    ) -> i64 {
         let _w = self.global_write();
-        if self.global.epoch.load(Ordering::Acquire) == epoch {
+        if self.global.epoch.load(Ordering::Acquire) == epoch
+            && ticket >= self.global.ticket.load(Ordering::Acquire)
+        {
+            self.global.ticket.store(ticket, Ordering::Release);
             self.global.not_before.store(not_before, Ordering::Release);
             let expires = started_ms.saturating_add(self.ttl_ms());
             self.global.expires_ms.store(expires, Ordering::Release);
             not_before
-        } else {
+        } else if self.global.epoch.load(Ordering::Acquire) != epoch {
             let prev = self
                 .global
                 .not_before
                 .fetch_max(not_before, Ordering::AcqRel);
             prev.max(not_before)
+        } else {
+            // A later read is already recorded: this one is older news.
+            self.global.not_before.load(Ordering::Acquire)
         }
     }
 
@@ -737,13 +829,14 @@ fn enforce_bound<V>(
     }
 }
 
-impl Flight {
-    fn new(epoch: u64, started_ms: i64) -> Self {
-        Flight {
-            epoch,
-            started_ms,
-            waiters: AtomicUsize::new(1),
-            result: OnceCell::new(),
-        }
+/// `load`, or a timeout error at `deadline`.
+async fn bounded<T>(
+    load: impl Future<Output = Result<T, StoreError>>,
+    deadline: Instant,
+    timeout: std::time::Duration,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout_at(deadline, load).await {
+        Ok(loaded) => loaded,
+        Err(_) => Err(StoreError::timed_out(timeout)),
     }
 }

@@ -462,17 +462,18 @@ impl<S: CutoffStore> Guard<S> {
                 Join::Fresh,
                 deadline,
                 inner.settings.store_timeout,
-                || inner.store.load(sub),
+                || self.owned_load(sub),
             )
             .await
             .map_err(|e| self.store_error(e))?
             .ok_or(Error::UnknownSubject)?;
         let epoch = inner.cache.global_epoch();
         let started_ms = inner.clock.now_millis();
+        let ticket = inner.cache.ticket();
         let global = self
             .store_call_until(deadline, inner.store.load_global())
             .await?;
-        let global = inner.cache.loaded_global(epoch, started_ms, global);
+        let global = inner.cache.loaded_global(epoch, started_ms, ticket, global);
 
         let now = inner.clock.now_seconds();
         // A global cutoff for the current second (`revoke_all_before(now)`
@@ -658,14 +659,15 @@ impl<S: CutoffStore> Guard<S> {
                 let deadline = self.deadline();
                 let cutoff = match lookup {
                     Lookup::Fresh(c) => c,
-                    _ => self.load_cutoff(sub, key, now_ms, deadline).await?,
+                    _ => self.load_cutoff(sub, key, deadline).await?,
                 };
                 let global = match global {
                     Some(g) => g,
                     None => inner
                         .cache
                         .global(now_ms, deadline, inner.settings.store_timeout, || {
-                            inner.store.load_global()
+                            let owner = Arc::clone(&self.inner);
+                            async move { owner.store.load_global().await }
                         })
                         .await
                         .map_err(|e| self.store_error(e))?,
@@ -676,6 +678,18 @@ impl<S: CutoffStore> Guard<S> {
         cutoff
             .check(checked.ver, checked.iat, global)
             .map_err(Error::Revoked)
+    }
+
+    /// A subject load that owns what it needs, so that every caller waiting
+    /// for it can drive it (see the cache's single flight).
+    fn owned_load(
+        &self,
+        sub: &str,
+    ) -> impl std::future::Future<Output = Result<Option<Cutoff>, StoreError>> + Send + 'static
+    {
+        let owner = Arc::clone(&self.inner);
+        let sub = sub.to_owned();
+        async move { owner.store.load(&sub).await }
     }
 
     /// When a store wait that starts now must end.
@@ -708,7 +722,6 @@ impl<S: CutoffStore> Guard<S> {
         &self,
         sub: &str,
         key: SubjectKey,
-        now_ms: i64,
         deadline: tokio::time::Instant,
     ) -> Result<Cutoff, Error> {
         let inner = &*self.inner;
@@ -719,7 +732,7 @@ impl<S: CutoffStore> Guard<S> {
                 Join::Any,
                 deadline,
                 inner.settings.store_timeout,
-                || inner.store.load(sub),
+                || self.owned_load(sub),
             )
             .await
         {
@@ -729,7 +742,10 @@ impl<S: CutoffStore> Guard<S> {
                 inner.cache.counters.store_errors.incr();
                 inner
                     .cache
-                    .stale(key, now_ms)
+                    // The stale window is checked when the answer is given,
+                    // not when the request started: a hung store must not
+                    // stretch it.
+                    .stale(key, inner.clock.now_millis())
                     .ok_or(Error::StoreUnavailable(e))
             }
         }
@@ -787,7 +803,7 @@ impl<S: CutoffStore> Guard<S> {
         let mut cutoff = self
             .store_call_until(deadline, self.inner.store.revoke_before(sub, at))
             .await?;
-        if at >= now && cutoff.not_before <= now.saturating_add(1) {
+        if at >= now.saturating_sub(1) && cutoff.not_before <= now.saturating_add(1) {
             match self
                 .store_call_until(deadline, self.inner.store.bump_version(sub))
                 .await
@@ -820,7 +836,7 @@ impl<S: CutoffStore> Guard<S> {
     pub async fn revoke_all_before(&self, at: i64) -> Result<i64, Error> {
         self.check_horizon(at.saturating_add(1))?;
         let now = self.inner.clock.now_seconds();
-        let at = if at >= now {
+        let at = if at >= now.saturating_sub(1) {
             at.max(now.saturating_add(1))
         } else {
             at
@@ -848,8 +864,13 @@ impl<S: CutoffStore> Guard<S> {
     }
 
     async fn publish(&self, event: CutoffEvent) {
+        // Bounded like a store call: a hung bus must not hold the
+        // revocation (which already holds in the store) from returning.
         if let Some(p) = &self.inner.publisher
-            && p.publish(&event).await.is_err()
+            && !matches!(
+                tokio::time::timeout(self.inner.settings.store_timeout, p.publish(&event)).await,
+                Ok(Ok(()))
+            )
         {
             // The store holds the revocation; other instances converge
             // within their cache TTL. Counted, not returned: the revocation
