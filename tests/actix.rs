@@ -560,3 +560,38 @@ async fn the_readme_actix_snippet_is_the_compiled_rustdoc_example() {
         "README.md and the example in src/integrations/actix.rs must stay identical"
     );
 }
+
+#[actix_web::test]
+async fn the_hook_also_shapes_library_rejections_from_behind_the_middleware() {
+    let (f, _) = fixture().await;
+    let envelope =
+        |r: &Rejection| RejectionBody::json(format!(r#"{{"ok":false,"why":"{}"}}"#, r.code));
+    let app = test::init_service(
+        App::new()
+            .wrap(
+                RevokeMiddleware::<Store, ()>::new(f.guard.clone())
+                    .optional()
+                    .on_reject(envelope),
+            )
+            .route("/me", web::get().to(me))
+            .route(
+                "/issue",
+                web::get().to(|| async { Err::<String, _>(jwt_revoke::Error::RetryLater) }),
+            ),
+    )
+    .await;
+    let (status, headers, rejection, body) = get_with(&app, "/me", &[]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(headers.get(header::WWW_AUTHENTICATE).unwrap(), "Bearer");
+    assert_eq!(body, r#"{"ok":false,"why":"missing_token"}"#);
+    assert_eq!(rejection, Some(Rejection::missing_token()));
+    let (status, headers, _, body) = get_with(&app, "/issue", &[]).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(headers.get(header::RETRY_AFTER).unwrap(), "1");
+    assert_eq!(body, r#"{"ok":false,"why":"retry_later"}"#);
+    let (status, _, rejection, body) = get_with(&app, "/me", &bearer(&f.valid)).await;
+    assert_eq!(
+        (status, body.as_str(), rejection),
+        (StatusCode::OK, "alice:0", None)
+    );
+}

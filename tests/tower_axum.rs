@@ -696,3 +696,50 @@ fn the_readme_axum_snippet_is_the_compiled_rustdoc_example() {
         "README.md and the example in src/integrations/axum.rs must stay identical"
     );
 }
+
+#[tokio::test]
+async fn the_hook_also_shapes_library_rejections_from_behind_the_layer() {
+    let (f, _) = fixture().await;
+    let envelope =
+        |r: &Rejection| RejectionBody::json(format!(r#"{{"ok":false,"why":"{}"}}"#, r.code));
+    let app = Router::new()
+        .route("/me", get(me))
+        .route(
+            "/issue",
+            get(|| async { Err::<String, _>(jwt_revoke::Error::RetryLater) }),
+        )
+        .route_layer(
+            RevokeLayer::<Store, ()>::new(f.guard.clone())
+                .optional()
+                .on_reject(envelope),
+        );
+    // A required extractor behind the optional layer: its 401, the app's body.
+    let (status, headers, rejection, body) = get_with(app.clone(), "/me", &[]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(headers[header::WWW_AUTHENTICATE], "Bearer");
+    assert_eq!(headers[header::CONTENT_TYPE], "application/json");
+    assert_eq!(body, r#"{"ok":false,"why":"missing_token"}"#);
+    assert_eq!(rejection, Some(Rejection::missing_token()));
+    // A handler's guard error: its 503 and Retry-After, the app's body.
+    let (status, headers, _, body) = get_with(app.clone(), "/issue", &[]).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(headers[header::RETRY_AFTER], "1");
+    assert_eq!(body, r#"{"ok":false,"why":"retry_later"}"#);
+    // The handler's own answers are untouched.
+    let (status, _, rejection, body) = get_with(app, "/me", &bearer(&f.valid)).await;
+    assert_eq!(
+        (status, body.as_str(), rejection),
+        (StatusCode::OK, "alice:0", None)
+    );
+}
+
+#[test]
+#[should_panic(expected = "invalid token source")]
+fn a_token_source_that_could_never_match_is_refused_at_configuration() {
+    let (f, _) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(fixture());
+    let _ = RevokeLayer::<Store, ()>::new(f.guard).token_source(TokenSource::Cookie("my session"));
+}

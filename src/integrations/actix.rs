@@ -52,12 +52,13 @@ use std::sync::Arc;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
-use actix_web::http::StatusCode;
+use actix_web::http::{StatusCode, header};
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use serde::de::DeserializeOwned;
 
 use super::{
-    Checked, ExtractError, Policy, RejectHook, Rejection, RejectionBody, TokenSource, extract,
+    Checked, DefaultBody, ExtractError, Policy, RejectHook, Rejection, RejectionBody, TokenSource,
+    extract,
 };
 use crate::claims::Verified;
 use crate::error::Error;
@@ -68,7 +69,40 @@ use crate::store::CutoffStore;
 /// [`Rejection::headers`] and [`Rejection::body`], as the tower layer does,
 /// with the [`Rejection`] in the response extensions.
 pub fn rejection_response(rejection: &Rejection) -> HttpResponse {
-    hooked_response(rejection, None)
+    let mut res = hooked_response(rejection, None);
+    res.extensions_mut().insert(DefaultBody);
+    res
+}
+
+/// A response from behind the middleware: a library rejection with the
+/// default body gets the hook's body (status and other headers untouched).
+fn reshape<B: MessageBody + 'static>(
+    res: ServiceResponse<B>,
+    hook: Option<&RejectHook>,
+) -> ServiceResponse<EitherBody<B>> {
+    let custom = match hook {
+        Some(hook) => {
+            let ext = res.response().extensions();
+            match (ext.get::<Rejection>(), ext.get::<DefaultBody>()) {
+                (Some(rejection), Some(_)) => Some(hook(rejection)),
+                _ => None,
+            }
+        }
+        None => None,
+    };
+    let Some(custom) = custom else {
+        return res.map_into_left_body();
+    };
+    let (req, res) = res.into_parts();
+    let mut res = res.set_body(custom.body);
+    res.extensions_mut().remove::<DefaultBody>();
+    let headers = res.headers_mut();
+    headers.remove(header::CONTENT_LENGTH);
+    match header::HeaderValue::from_str(&custom.content_type) {
+        Ok(v) => headers.insert(header::CONTENT_TYPE, v),
+        Err(_) => headers.remove(header::CONTENT_TYPE),
+    };
+    ServiceResponse::new(req, res.map_into_boxed_body()).map_into_right_body()
 }
 
 /// [`rejection_response`], with the body from the middleware's hook if any.
@@ -153,7 +187,16 @@ impl<S: CutoffStore, C> RevokeMiddleware<S, C> {
     }
 
     /// Where to read the token; [`TokenSource::Bearer`] by default.
+    ///
+    /// # Panics
+    ///
+    /// When the cookie or header name is not a valid HTTP token: such a
+    /// source could never find a token.
     pub fn token_source(mut self, source: TokenSource) -> Self {
+        assert!(
+            source.is_valid(),
+            "jwt-revoke: invalid token source {source:?}"
+        );
         self.policy.source = source;
         self
     }
@@ -169,7 +212,10 @@ impl<S: CutoffStore, C> RevokeMiddleware<S, C> {
     /// Shapes the body of every answer the middleware refuses with; the
     /// status, `WWW-Authenticate`, `Retry-After` and `Cache-Control` stay
     /// the library's. The [`Rejection`] is in the response extensions
-    /// (`res.response().extensions()`) for outer middleware.
+    /// (`res.response().extensions()`) for outer middleware. The hook also
+    /// shapes the library's rejections from the routes behind the
+    /// middleware (a required extractor behind an optional middleware, a
+    /// handler returning an [`Error`]).
     pub fn on_reject(
         mut self,
         hook: impl Fn(&Rejection) -> RejectionBody + Send + Sync + 'static,
@@ -245,10 +291,8 @@ where
                             }
                         }
                     }
-                    service
-                        .call(req)
-                        .await
-                        .map(ServiceResponse::map_into_left_body)
+                    let res = service.call(req).await?;
+                    Ok(reshape(res, policy.on_reject.as_ref()))
                 }
                 Err(r) => Ok(req
                     .into_response(hooked_response(&r, policy.on_reject.as_ref()))

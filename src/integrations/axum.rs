@@ -59,7 +59,7 @@ use http::StatusCode;
 use http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use super::tower::{RevokeLayer, header_values, hooked_response};
+use super::tower::{RevokeLayer, header_values, hooked_response, rejection_response};
 use super::{
     Checked, Credentials, ExtractError, Policy, RejectHook, Rejection, TokenSource, extract,
 };
@@ -296,7 +296,15 @@ impl<C: Send + Sync + 'static> Validator<C> {
             Credentials::Invalid => Err(Rejection::invalid_request()),
             Credentials::Bearer(token) => check.verify(token).await.map(Some),
         };
-        outcome.map_err(|r| hooked_response(&r, check.hook()))
+        outcome.map_err(|r| answer(&r, check.hook()))
+    }
+}
+
+/// The response for a rejection, with the validator's hook if any.
+fn answer(rejection: &Rejection, hook: Option<&RejectHook>) -> Response {
+    match hook {
+        Some(hook) => hooked_response(rejection, Some(hook)),
+        None => rejection_response(rejection),
     }
 }
 
@@ -312,10 +320,7 @@ where
         let validator = Validator::<C>::from_ref(state);
         match validator.validate_parts(parts).await? {
             Some(v) => Ok(Validated(v)),
-            None => Err(hooked_response(
-                &Rejection::missing_token(),
-                validator.check.hook(),
-            )),
+            None => Err(answer(&Rejection::missing_token(), validator.check.hook())),
         }
     }
 }

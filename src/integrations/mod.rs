@@ -22,6 +22,8 @@
 //! extensions (for logging or counting in outer middleware). The token is
 //! never echoed. An `on_reject` hook replaces the body and its
 //! `Content-Type` ([`RejectionBody`]); the status and the other headers stay.
+//! The hook covers the middleware's own answers and the library's answers
+//! from the routes behind it (extractors, a handler's [`Error`]).
 //!
 //! Behind an `optional` middleware, requests without a token reach the
 //! handler: an optional extractor sees "anonymous", a required one answers
@@ -234,6 +236,12 @@ impl Rejection {
     }
 }
 
+/// Marks a response whose body is the library's default JSON: a layer with
+/// an `on_reject` hook gives such responses from the routes behind it (an
+/// extractor's 401, a handler's `?` on an [`Error`]) the application's body.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DefaultBody;
+
 /// The body an [`on_reject`](tower::RevokeLayer::on_reject) hook gives a
 /// rejection: the status and the authentication headers stay the library's.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -292,6 +300,21 @@ pub enum TokenSource {
 }
 
 impl TokenSource {
+    /// `true` when the cookie or header name is a valid HTTP token (RFC 9110
+    /// §5.6.2): another name could never match a request.
+    pub(crate) fn is_valid(&self) -> bool {
+        let token = |name: &str| {
+            !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        };
+        match self {
+            TokenSource::Bearer => true,
+            TokenSource::Cookie(name) | TokenSource::Header(name) => token(name),
+        }
+    }
+
     /// The name of the header the token is read from.
     pub fn header_name(&self) -> &'static str {
         match self {

@@ -24,7 +24,7 @@ use serde::de::DeserializeOwned;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{Checked, Policy, RejectHook, Rejection, RejectionBody, TokenSource};
+use super::{Checked, DefaultBody, Policy, RejectHook, Rejection, RejectionBody, TokenSource};
 use crate::claims::Verified;
 use crate::guard::Guard;
 use crate::store::CutoffStore;
@@ -105,6 +105,12 @@ impl<S: CutoffStore, C> RevokeLayer<S, C> {
 
     /// Where to read the token; [`TokenSource::Bearer`] by default.
     ///
+    /// # Panics
+    ///
+    /// When the cookie or header name is not a valid HTTP token (e.g. it
+    /// contains a space, `=` or `;`): such a source could never find a
+    /// token, and every request would silently be anonymous.
+    ///
     /// ```
     /// # use jwt_revoke::{Algorithm, Guard, Keys, MemoryStore};
     /// use jwt_revoke::integrations::{TokenSource, tower::RevokeLayer};
@@ -113,6 +119,10 @@ impl<S: CutoffStore, C> RevokeLayer<S, C> {
     /// let layer = RevokeLayer::<_, ()>::new(guard).token_source(TokenSource::Cookie("session"));
     /// ```
     pub fn token_source(mut self, source: TokenSource) -> Self {
+        assert!(
+            source.is_valid(),
+            "jwt-revoke: invalid token source {source:?}"
+        );
         self.policy.source = source;
         self
     }
@@ -148,6 +158,11 @@ impl<S: CutoffStore, C> RevokeLayer<S, C> {
     ///
     /// Whatever the body, the [`Rejection`] is in the response extensions,
     /// for outer middleware to log or count the reason.
+    ///
+    /// The hook also shapes the library's rejections from the routes behind
+    /// the layer: the 401 of a required extractor behind an
+    /// [`optional`](Self::optional) layer, and a handler's `?` on an
+    /// [`Error`](crate::Error).
     ///
     /// ```
     /// # use jwt_revoke::{Algorithm, Guard, Keys, MemoryStore};
@@ -214,10 +229,34 @@ impl<S: CutoffStore, C, Inner> std::fmt::Debug for RevokeService<S, C, Inner> {
 /// and [`Rejection::body`], with the [`Rejection`] in the response
 /// extensions.
 pub fn rejection_response<B: From<String>>(rejection: &Rejection) -> Response<B> {
-    hooked_response(rejection, None)
+    let mut res = hooked_response(rejection, None);
+    res.extensions_mut().insert(DefaultBody);
+    res
 }
 
-/// [`rejection_response`], with the body from the layer's hook if any.
+/// A response from behind the layer: a library rejection with the default
+/// body gets the hook's body (status and other headers untouched).
+fn reshape<B: From<String>>(res: Response<B>, hook: Option<&RejectHook>) -> Response<B> {
+    let (Some(hook), Some(rejection), Some(_)) = (
+        hook,
+        res.extensions().get::<Rejection>(),
+        res.extensions().get::<DefaultBody>(),
+    ) else {
+        return res;
+    };
+    let custom = hook(rejection);
+    let (mut parts, _default) = res.into_parts();
+    parts.extensions.remove::<DefaultBody>();
+    parts.headers.remove(http::header::CONTENT_LENGTH);
+    match HeaderValue::from_str(&custom.content_type) {
+        Ok(v) => parts.headers.insert(http::header::CONTENT_TYPE, v),
+        Err(_) => parts.headers.remove(http::header::CONTENT_TYPE),
+    };
+    Response::from_parts(parts, B::from(custom.body))
+}
+
+/// [`rejection_response`], with the body from the layer's hook if any
+/// (a response with the hook's body is not marked [`DefaultBody`]).
 pub(crate) fn hooked_response<B: From<String>>(
     rejection: &Rejection,
     hook: Option<&RejectHook>,
@@ -276,7 +315,8 @@ where
                         None => Checked::Anonymous,
                     };
                     req.extensions_mut().insert(checked);
-                    inner.call(req).await
+                    let res = inner.call(req).await?;
+                    Ok(reshape(res, policy.on_reject.as_ref()))
                 }
                 Err(r) => Ok(hooked_response(&r, policy.on_reject.as_ref())),
             }
