@@ -72,7 +72,8 @@ use crate::store::CutoffStore;
 /// [`RevokeLayer`].
 ///
 /// As `Option<Authenticated<C>>` it is `None` only when the request carried
-/// no `Authorization` header and the layer is
+/// no token (no `Authorization: Bearer`, or none in the layer's
+/// [`TokenSource`]) and the layer is
 /// [`optional`](super::tower::RevokeLayer::optional); a bad token is still
 /// rejected by the layer. As plain `Authenticated<C>` behind an optional
 /// layer, a request without a header gets the same 401 the required layer
@@ -179,7 +180,13 @@ impl IntoResponse for Error {
 /// extractor can find it in the router state through [`FromRef`].
 ///
 /// Build it from a guard ([`Validator::new`]) or from a configured layer
-/// (`Validator::from(layer)`).
+/// (`Validator::from(layer)`), once, and keep it in the state: cloning it
+/// is one reference count.
+///
+/// Why not the [`Guard`] itself: `Validated<C>` would have to be an
+/// extractor for every state holding some `Guard<S>`, and the store type
+/// `S` appears nowhere in `Validated<C>`, which Rust does not allow (E0207);
+/// the validator erases it (one boxed future per request, as the layer).
 pub struct Validator<C = ()> {
     check: Arc<dyn Check<C>>,
 }
