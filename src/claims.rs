@@ -490,15 +490,17 @@ pub(crate) fn time_claim(value: Option<u64>, name: &'static str) -> Result<i64, 
 }
 
 /// Parses the caller's own claims `C` from the payload. `C = ()` means none,
-/// and skips the second parse.
+/// and skips the second parse. The payload is already known to be a JSON
+/// object with valid registered claims, so a failure here is about `C`
+/// alone: [`Error::InvalidClaims`], not [`Error::Malformed`].
 pub(crate) fn parse_extra<C: DeserializeOwned + 'static>(bytes: &[u8]) -> Result<C, Error> {
     if std::any::TypeId::of::<C>() == std::any::TypeId::of::<()>() {
         // `()` deserializes from `null` only: this yields the unit value
         // without reading the payload again.
-        return serde_json::from_slice(b"null").map_err(|_| Error::Malformed("unit claims"));
+        return serde_json::from_slice(b"null").map_err(|_| Error::InvalidClaims);
     }
-    serde_json::from_slice(bytes)
-        .map_err(|_| Error::Malformed("custom claims do not match the expected type"))
+    // serde's message may quote claim values: it is dropped.
+    serde_json::from_slice(bytes).map_err(|_| Error::InvalidClaims)
 }
 
 /// Claim names the library owns; custom claims may not use them.

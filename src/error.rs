@@ -5,7 +5,7 @@ use crate::store::StoreError;
 
 /// Every [`Error::code`], indexed by `Error::code_index` (counters per code
 /// are kept in this order).
-pub(crate) const CODES: [&str; 19] = [
+pub(crate) const CODES: [&str; 20] = [
     "malformed",
     "too_large",
     "invalid_signature",
@@ -25,6 +25,7 @@ pub(crate) const CODES: [&str; 19] = [
     "invalid_config",
     "invalid_cutoff",
     "retry_later",
+    "invalid_claims",
 ];
 
 /// Everything that can go wrong when issuing, validating or revoking tokens.
@@ -114,6 +115,28 @@ pub enum Error {
     /// second (HTTP 503 with `Retry-After: 1`).
     #[error("cannot issue a token before the next second")]
     RetryLater,
+    /// The token is genuine (signature, registered claims and cutoffs are
+    /// fine) but the application's own claims `C` do not deserialize from
+    /// it: a claim `C` requires is absent or has another type, typically a
+    /// token issued before a field was added to `C`. HTTP 401.
+    ///
+    /// To roll out a new claim without rejecting every token issued before
+    /// it, mark the field `#[serde(default)]` (or make it an `Option`) until
+    /// the oldest token without it has expired:
+    ///
+    /// ```
+    /// #[derive(Clone, serde::Deserialize)]
+    /// struct Claims {
+    ///     role: String,
+    ///     // Added later: old tokens have no `tenant` and read as "".
+    ///     #[serde(default)]
+    ///     tenant: String,
+    /// }
+    /// ```
+    ///
+    /// The message never contains claim values (serde's would).
+    #[error("the token's claims do not match the expected type")]
+    InvalidClaims,
 }
 
 impl Error {
@@ -144,6 +167,7 @@ impl Error {
             Error::Config(_) => 16,
             Error::InvalidCutoff(_) => 17,
             Error::RetryLater => 18,
+            Error::InvalidClaims => 19,
         }
     }
 
@@ -191,5 +215,13 @@ mod tests {
         assert!(!e.is_client_error());
         assert_eq!(e.code(), "store_unavailable");
         assert_eq!(Error::Revoked(RevokedReason::Version).status(), 401);
+    }
+
+    #[test]
+    fn invalid_claims_is_a_401_with_its_own_code_at_the_end_of_the_table() {
+        let e = Error::InvalidClaims;
+        assert_eq!((e.code(), e.status()), ("invalid_claims", 401));
+        assert!(e.is_client_error());
+        assert_eq!(e.code_index(), CODES.len() - 1);
     }
 }

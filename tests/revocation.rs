@@ -163,11 +163,12 @@ async fn custom_claims_round_trip_and_reserved_names_are_refused() {
     assert_eq!(err.code(), "issue_failed");
     let err = g.issue("alice", &42u32).await.unwrap_err();
     assert_eq!(err.code(), "issue_failed");
-    // Claims that do not match `C` are malformed, not a panic.
+    // Claims that do not match `C` are invalid_claims (a genuine token of
+    // another shape, not a malformed one), not a panic.
     let plain = g.issue("alice", &()).await.unwrap();
     assert_eq!(
         g.validate::<Roles>(&plain).await.unwrap_err().code(),
-        "malformed"
+        "invalid_claims"
     );
 }
 

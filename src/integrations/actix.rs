@@ -1,72 +1,226 @@
-//! actix-web 4: a middleware that validates bearer tokens and an extractor
-//! for the verified token.
+//! actix-web 4: a middleware that validates tokens ([`RevokeMiddleware`]),
+//! extractors for the verified token ([`Authenticated`],
+//! [`MaybeAuthenticated`]), and [`ResponseError`] for
+//! [`Error`] and [`Rejection`].
+//!
+//! # Wrap the scopes that need it, not the app
+//!
+//! Wrap the scopes or resources that need authentication, not the whole
+//! `App`: an app-wide middleware runs before routing, so a request for a
+//! path that does not exist gets a 401 instead of its 404, and public routes
+//! are authenticated too. (Inside a wrapped scope, unknown paths are the
+//! scope's, and authenticated first.) This is the example of the README,
+//! kept identical to it by a test (README snippet):
 //!
 //! ```
-//! use actix_web::{App, HttpResponse, web};
+//! # use jwt_revoke::{Algorithm, Guard, Keys, MemoryStore};
+//! use actix_web::{App, web};
+//! use jwt_revoke::Verified;
 //! use jwt_revoke::integrations::actix::{Authenticated, RevokeMiddleware};
-//! use jwt_revoke::{Algorithm, Guard, Keys, MemoryStore};
 //!
-//! async fn me(user: Authenticated) -> HttpResponse {
-//!     HttpResponse::Ok().body(format!("hello {}", user.0.sub()))
+//! #[derive(Clone, serde::Deserialize)]
+//! struct MyClaims {
+//!     role: String,
 //! }
 //!
-//! let keys = Keys::hmac(Algorithm::HS256, b"a secret of at least thirty-two bytes").unwrap();
-//! let guard = Guard::builder(keys, MemoryStore::new()).build().unwrap();
+//! async fn me(Authenticated(user): Authenticated<MyClaims>) -> String {
+//!     user.sub().to_owned()
+//! }
+//!
+//! async fn admin(Authenticated(user): Authenticated<MyClaims>) -> String {
+//!     format!("{} ({})", user.sub(), user.claims().role)
+//! }
+//!
+//! # let keys = Keys::hmac(Algorithm::HS256, b"a secret of at least thirty-two bytes").unwrap();
+//! # let guard = Guard::builder(keys, MemoryStore::new()).build().unwrap();
+//! // The claims type is named: the middleware parses the claims before any handler runs.
+//! let signed_in = RevokeMiddleware::<_, MyClaims>::new(guard.clone());
+//! let admins = signed_in
+//!     .clone()
+//!     .require(|v: &Verified<MyClaims>| v.claims().role == "admin"); // else 403
+//!
 //! let app = App::new()
-//!     .wrap(RevokeMiddleware::<_, ()>::new(guard))
-//!     .route("/me", web::get().to(me));
+//!     .service(web::scope("/api").wrap(signed_in).route("/me", web::get().to(me)))
+//!     .service(web::resource("/admin").wrap(admins).get(admin))
+//!     .route("/health", web::get().to(|| async { "ok" })); // public; unknown paths stay 404
 //! ```
 
 use std::future::{Future, Ready, ready};
-use std::marker::PhantomData;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
-use actix_web::http::StatusCode;
-use actix_web::http::header;
+use actix_web::http::{StatusCode, header};
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use serde::de::DeserializeOwned;
 
-use super::{Checked, Credentials, ExtractError, Rejection, bearer_credentials, extract};
+use super::{
+    Checked, DefaultBody, ExtractError, Policy, RejectHook, Rejection, RejectionBody, TokenSource,
+    extract,
+};
 use crate::claims::Verified;
+use crate::error::Error;
 use crate::guard::Guard;
 use crate::store::CutoffStore;
 
 /// Builds the actix response for a rejection: status,
-/// [`Rejection::headers`] and [`Rejection::body`], as the tower layer does.
+/// [`Rejection::headers`] and [`Rejection::body`], as the tower layer does,
+/// with the [`Rejection`] in the response extensions.
 pub fn rejection_response(rejection: &Rejection) -> HttpResponse {
-    let status = StatusCode::from_u16(rejection.status).unwrap_or(StatusCode::UNAUTHORIZED);
-    let mut res = HttpResponse::build(status);
-    for header in rejection.headers() {
-        res.insert_header(header);
-    }
-    res.body(rejection.body())
+    let mut res = hooked_response(rejection, None);
+    res.extensions_mut().insert(DefaultBody);
+    res
 }
 
-/// Validates `Authorization: Bearer` tokens; on success the
+/// A response from behind the middleware: a library rejection with the
+/// default body gets the hook's body (status and other headers untouched).
+fn reshape<B: MessageBody + 'static>(
+    res: ServiceResponse<B>,
+    hook: Option<&RejectHook>,
+) -> ServiceResponse<EitherBody<B>> {
+    let custom = match hook {
+        Some(hook) => {
+            let ext = res.response().extensions();
+            match (ext.get::<Rejection>(), ext.get::<DefaultBody>()) {
+                (Some(rejection), Some(_)) => Some(hook(rejection)),
+                _ => None,
+            }
+        }
+        None => None,
+    };
+    let Some(custom) = custom else {
+        return res.map_into_left_body();
+    };
+    let (req, res) = res.into_parts();
+    let mut res = res.set_body(custom.body);
+    res.extensions_mut().remove::<DefaultBody>();
+    let headers = res.headers_mut();
+    headers.remove(header::CONTENT_LENGTH);
+    match header::HeaderValue::from_str(&custom.content_type) {
+        Ok(v) => headers.insert(header::CONTENT_TYPE, v),
+        Err(_) => headers.remove(header::CONTENT_TYPE),
+    };
+    ServiceResponse::new(req, res.map_into_boxed_body()).map_into_right_body()
+}
+
+/// [`rejection_response`], with the body from the middleware's hook if any.
+fn hooked_response(rejection: &Rejection, hook: Option<&RejectHook>) -> HttpResponse {
+    let status = StatusCode::from_u16(rejection.status).unwrap_or(StatusCode::UNAUTHORIZED);
+    let (headers, body) = rejection.answer(hook);
+    let mut res = HttpResponse::build(status);
+    for header in headers {
+        res.insert_header(header);
+    }
+    let mut res = res.body(body);
+    res.extensions_mut().insert(rejection.clone());
+    res
+}
+
+/// The answer for a guard error, as the middleware gives it: lets `?` on a
+/// [`jwt_revoke::Error`](crate::Error) work in handlers returning
+/// `Result<_, actix_web::Error>`.
+impl ResponseError for Error {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(Error::status(self)).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        rejection_response(&Rejection::from_error(self))
+    }
+}
+
+/// A [`Rejection`] answers itself, e.g. from a handler returning
+/// `Result<_, Rejection>`.
+impl ResponseError for Rejection {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::UNAUTHORIZED)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        rejection_response(self)
+    }
+}
+
+/// Validates tokens (`Authorization: Bearer` unless another
+/// [`token_source`](Self::token_source) is set); on success the
 /// [`Verified<C>`](crate::Verified) goes into the request extensions.
+///
+/// The builder methods are those of the tower layer
+/// ([`RevokeLayer`](super::tower::RevokeLayer) when the `tower` feature is
+/// on), with the same answers.
 pub struct RevokeMiddleware<S: CutoffStore, C = ()> {
-    guard: Guard<S>,
-    optional: bool,
-    _claims: PhantomData<fn() -> C>,
+    policy: Policy<S, C>,
+}
+
+impl<S: CutoffStore, C> Clone for RevokeMiddleware<S, C> {
+    fn clone(&self) -> Self {
+        RevokeMiddleware {
+            policy: self.policy.clone(),
+        }
+    }
+}
+
+impl<S: CutoffStore, C> std::fmt::Debug for RevokeMiddleware<S, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RevokeMiddleware")
+            .field("policy", &self.policy)
+            .finish()
+    }
 }
 
 impl<S: CutoffStore, C> RevokeMiddleware<S, C> {
     /// Every request must carry a valid token.
     pub fn new(guard: Guard<S>) -> Self {
         RevokeMiddleware {
-            guard,
-            optional: false,
-            _claims: PhantomData,
+            policy: Policy::new(guard),
         }
     }
 
-    /// Requests without an `Authorization` header pass through
-    /// unauthenticated; a header that is present must still be valid.
+    /// Requests without a token pass through unauthenticated; a token that
+    /// is present must still be valid. A middleware with a
+    /// [`require`](Self::require) check lets no anonymous request through.
     pub fn optional(mut self) -> Self {
-        self.optional = true;
+        self.policy.optional = true;
+        self
+    }
+
+    /// Where to read the token; [`TokenSource::Bearer`] by default.
+    ///
+    /// # Panics
+    ///
+    /// When the cookie or header name is not a valid HTTP token: such a
+    /// source could never find a token.
+    pub fn token_source(mut self, source: TokenSource) -> Self {
+        assert!(
+            source.is_valid(),
+            "jwt-revoke: invalid token source {source:?}"
+        );
+        self.policy.source = source;
+        self
+    }
+
+    /// A check on the verified token: a valid token that fails it is
+    /// answered 403 `insufficient_scope` (RFC 6750 §3.1). Several checks
+    /// must all pass.
+    pub fn require(mut self, check: impl Fn(&Verified<C>) -> bool + Send + Sync + 'static) -> Self {
+        self.policy.requirements.push(Arc::new(check));
+        self
+    }
+
+    /// Shapes the body of every answer the middleware refuses with; the
+    /// status, `WWW-Authenticate`, `Retry-After` and `Cache-Control` stay
+    /// the library's. The [`Rejection`] is in the response extensions
+    /// (`res.response().extensions()`) for outer middleware. The hook also
+    /// shapes the library's rejections from the routes behind the
+    /// middleware (a required extractor behind an optional middleware, a
+    /// handler returning an [`Error`]).
+    pub fn on_reject(
+        mut self,
+        hook: impl Fn(&Rejection) -> RejectionBody + Send + Sync + 'static,
+    ) -> Self {
+        self.policy.on_reject = Some(Arc::new(hook));
         self
     }
 }
@@ -87,9 +241,7 @@ where
     fn new_transform(&self, service: Svc) -> Self::Future {
         ready(Ok(RevokeService {
             service: Rc::new(service),
-            guard: self.guard.clone(),
-            optional: self.optional,
-            _claims: PhantomData,
+            policy: Rc::new(self.policy.clone()),
         }))
     }
 }
@@ -97,9 +249,7 @@ where
 /// The service produced by [`RevokeMiddleware`].
 pub struct RevokeService<S: CutoffStore, C, Svc> {
     service: Rc<Svc>,
-    guard: Guard<S>,
-    optional: bool,
-    _claims: PhantomData<fn() -> C>,
+    policy: Rc<Policy<S, C>>,
 }
 
 impl<S, C, Svc, B> Service<ServiceRequest> for RevokeService<S, C, Svc>
@@ -117,27 +267,15 @@ where
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
         let service = Rc::clone(&self.service);
-        let guard = self.guard.clone();
-        let optional = self.optional;
+        let policy = Rc::clone(&self.policy);
         Box::pin(async move {
-            let token = match bearer_credentials(
-                req.headers()
-                    .get(header::AUTHORIZATION)
-                    .map(|v| v.as_bytes()),
-            ) {
-                Credentials::Missing if optional => None,
-                Credentials::Missing => Some(Err(Rejection::missing_token())),
-                Credentials::Invalid => Some(Err(Rejection::invalid_request())),
-                Credentials::Bearer(t) => Some(Ok(t.to_owned())),
-            };
-            let outcome = match token {
-                None => Ok(None),
-                Some(Err(r)) => Err(r),
-                Some(Ok(t)) => guard
-                    .validate::<C>(&t)
-                    .await
-                    .map(Some)
-                    .map_err(|e| Rejection::from_error(&e)),
+            let outcome = {
+                let values: Vec<&[u8]> = req
+                    .headers()
+                    .get_all(policy.source.header_name())
+                    .map(|v| v.as_bytes())
+                    .collect();
+                policy.decide(policy.source.credentials(&values)).await
             };
             match outcome {
                 Ok(verified) => {
@@ -153,13 +291,11 @@ where
                             }
                         }
                     }
-                    service
-                        .call(req)
-                        .await
-                        .map(ServiceResponse::map_into_left_body)
+                    let res = service.call(req).await?;
+                    Ok(reshape(res, policy.on_reject.as_ref()))
                 }
                 Err(r) => Ok(req
-                    .into_response(rejection_response(&r))
+                    .into_response(hooked_response(&r, policy.on_reject.as_ref()))
                     .map_into_right_body()),
             }
         })

@@ -1,19 +1,79 @@
-//! axum extractors for the identity [`RevokeLayer`](super::tower::RevokeLayer)
-//! established.
+//! axum: extractors for the identity [`RevokeLayer`]
+//! established ([`Authenticated`]), an extractor that validates by itself
+//! ([`Validated`]), and [`IntoResponse`] for [`Error`] and [`Rejection`].
+//!
+//! # Layer the routes, not the router
+//!
+//! Put the layer on the routes that need it with
+//! [`route_layer`](https://docs.rs/axum/0.8/axum/struct.Router.html#method.route_layer),
+//! not on the whole router with `layer`: a router-wide layer runs before
+//! routing, so a request for a path that does not exist gets a 401 instead of
+//! its 404, and public routes added later are authenticated too.
+//! `Router::route_layer` covers the routes added before it and leaves unknown
+//! paths at 404 (a wrong method on a protected path is authenticated before
+//! its 405; `get(handler).route_layer(layer)` on the method router keeps the
+//! 405 as well). This is the example of the README, kept identical to it by
+//! a test (README snippet):
+//!
+//! ```
+//! # use jwt_revoke::{Algorithm, Guard, Keys, MemoryStore};
+//! use axum::{Router, routing::get};
+//! use jwt_revoke::Verified;
+//! use jwt_revoke::integrations::{axum::Authenticated, tower::RevokeLayer};
+//!
+//! #[derive(Clone, serde::Deserialize)]
+//! struct MyClaims {
+//!     role: String,
+//! }
+//!
+//! async fn me(Authenticated(user): Authenticated<MyClaims>) -> String {
+//!     user.sub().to_owned()
+//! }
+//!
+//! async fn admin(Authenticated(user): Authenticated<MyClaims>) -> String {
+//!     format!("{} ({})", user.sub(), user.claims().role)
+//! }
+//!
+//! # let keys = Keys::hmac(Algorithm::HS256, b"a secret of at least thirty-two bytes").unwrap();
+//! # let guard = Guard::builder(keys, MemoryStore::new()).build().unwrap();
+//! // The claims type is named: the layer parses the claims before any handler runs.
+//! let signed_in = RevokeLayer::<_, MyClaims>::new(guard.clone());
+//! let admins = signed_in
+//!     .clone()
+//!     .require(|v: &Verified<MyClaims>| v.claims().role == "admin"); // else 403
+//!
+//! let app: Router = Router::new()
+//!     .route("/me", get(me))
+//!     .route_layer(signed_in) // the routes above; unknown paths stay 404
+//!     .merge(Router::new().route("/admin", get(admin)).route_layer(admins))
+//!     .route("/health", get(|| async { "ok" })); // public
+//! ```
 
-use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use axum_core::extract::{FromRef, FromRequestParts, OptionalFromRequestParts};
 use axum_core::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::request::Parts;
+use serde::de::DeserializeOwned;
 
-use super::{Checked, ExtractError, Rejection, extract};
+use super::tower::{RevokeLayer, header_values, hooked_response, rejection_response};
+use super::{
+    Checked, Credentials, ExtractError, Policy, RejectHook, Rejection, TokenSource, extract,
+};
 use crate::claims::Verified;
+use crate::error::Error;
+use crate::guard::Guard;
+use crate::store::CutoffStore;
 
 /// The verified token of the request, inserted by
-/// [`RevokeLayer`](super::tower::RevokeLayer).
+/// [`RevokeLayer`].
 ///
 /// As `Option<Authenticated<C>>` it is `None` only when the request carried
-/// no `Authorization` header and the layer is
+/// no token (no `Authorization: Bearer`, or none in the layer's
+/// [`TokenSource`]) and the layer is
 /// [`optional`](super::tower::RevokeLayer::optional); a bad token is still
 /// rejected by the layer. As plain `Authenticated<C>` behind an optional
 /// layer, a request without a header gets the same 401 the required layer
@@ -50,7 +110,7 @@ use crate::claims::Verified;
 /// let app: Router = Router::new()
 ///     .route("/", get(home))
 ///     .route("/me", get(me))
-///     .layer(RevokeLayer::<_, Claims>::new(guard).optional());
+///     .route_layer(RevokeLayer::<_, Claims>::new(guard).optional());
 /// ```
 #[derive(Debug, Clone)]
 pub struct Authenticated<C = ()>(pub Verified<C>);
@@ -102,5 +162,189 @@ where
         _state: &St,
     ) -> Result<Option<Self>, Self::Rejection> {
         extract_parts(parts)
+    }
+}
+
+/// The answer for a guard error, as the layer gives it: a handler returning
+/// `Result<_, jwt_revoke::Error>` can use `?` on the guard's calls (e.g. a
+/// login answering 503 with `Retry-After` on [`Error::RetryLater`]).
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        Rejection::from_error(&self).into_response()
+    }
+}
+
+/// What [`Validated`] checks with: a guard and the same settings as a
+/// [`RevokeLayer`] (token source, claims
+/// requirements, rejection hook), without the store type, so that the
+/// extractor can find it in the router state through [`FromRef`].
+///
+/// Build it from a guard ([`Validator::new`]) or from a configured layer
+/// (`Validator::from(layer)`), once, and keep it in the state: cloning it
+/// is one reference count.
+///
+/// Why not the [`Guard`] itself: `Validated<C>` would have to be an
+/// extractor for every state holding some `Guard<S>`, and the store type
+/// `S` appears nowhere in `Validated<C>`, which Rust does not allow (E0207);
+/// the validator erases it (one boxed future per request, as the layer).
+pub struct Validator<C = ()> {
+    check: Arc<dyn Check<C>>,
+}
+
+impl<C> Clone for Validator<C> {
+    fn clone(&self) -> Self {
+        Validator {
+            check: Arc::clone(&self.check),
+        }
+    }
+}
+
+impl<C> std::fmt::Debug for Validator<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Validator").finish_non_exhaustive()
+    }
+}
+
+impl<C: DeserializeOwned + Send + Sync + 'static> Validator<C> {
+    /// Reads `Authorization: Bearer`, no requirements, the default bodies.
+    pub fn new<S: CutoffStore>(guard: Guard<S>) -> Self {
+        Validator::from(RevokeLayer::<S, C>::new(guard))
+    }
+}
+
+impl<S: CutoffStore, C: DeserializeOwned + Send + Sync + 'static> From<RevokeLayer<S, C>>
+    for Validator<C>
+{
+    /// The layer's settings; whether it is `optional` does not matter here:
+    /// [`Validated`] requires a token, `Option<Validated>` does not.
+    fn from(layer: RevokeLayer<S, C>) -> Self {
+        Validator {
+            check: Arc::new(layer.into_policy()),
+        }
+    }
+}
+
+/// The store-independent part of a [`Policy`].
+trait Check<C>: Send + Sync {
+    fn verify<'a>(
+        &'a self,
+        token: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<Verified<C>, Rejection>> + Send + 'a>>;
+    fn source(&self) -> &TokenSource;
+    fn hook(&self) -> Option<&RejectHook>;
+}
+
+impl<S: CutoffStore, C: DeserializeOwned + Send + Sync + 'static> Check<C> for Policy<S, C> {
+    fn verify<'a>(
+        &'a self,
+        token: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<Verified<C>, Rejection>> + Send + 'a>> {
+        Box::pin(Policy::verify(self, token))
+    }
+
+    fn source(&self) -> &TokenSource {
+        &self.source
+    }
+
+    fn hook(&self) -> Option<&RejectHook> {
+        self.on_reject.as_ref()
+    }
+}
+
+/// A token validated by the extractor itself, for apps that prefer
+/// extractors to layers: it takes a [`Validator<C>`] from the router state
+/// through [`FromRef`] and gives exactly the layer's answers (status,
+/// `WWW-Authenticate`, `Retry-After`, JSON body, the hook's body if any).
+///
+/// As `Option<Validated<C>>` it is `None` when the request carries no token;
+/// a token that is present must be valid. No layer is needed (and a
+/// [`RevokeLayer`] on the same route would
+/// validate the token twice: use [`Authenticated`] behind a layer).
+///
+/// ```
+/// use axum::extract::FromRef;
+/// use axum::{Router, routing::get};
+/// use jwt_revoke::integrations::axum::{Validated, Validator};
+/// use jwt_revoke::{Algorithm, Guard, Keys, MemoryStore};
+///
+/// #[derive(Clone)]
+/// struct AppState {
+///     validator: Validator,
+///     // … the application's own state
+/// }
+///
+/// impl FromRef<AppState> for Validator {
+///     fn from_ref(state: &AppState) -> Self {
+///         state.validator.clone()
+///     }
+/// }
+///
+/// async fn me(Validated(user): Validated) -> String {
+///     user.sub().to_owned()
+/// }
+///
+/// let keys = Keys::hmac(Algorithm::HS256, b"a secret of at least thirty-two bytes").unwrap();
+/// let guard = Guard::builder(keys, MemoryStore::new()).build().unwrap();
+/// let app: Router = Router::new()
+///     .route("/me", get(me))
+///     .with_state(AppState { validator: Validator::new(guard) });
+/// ```
+#[derive(Debug, Clone)]
+pub struct Validated<C = ()>(pub Verified<C>);
+
+impl<C: Send + Sync + 'static> Validator<C> {
+    /// `Ok(None)`: no token at all.
+    async fn validate_parts(&self, parts: &Parts) -> Result<Option<Verified<C>>, Response> {
+        let check = &*self.check;
+        let values = header_values(&parts.headers, check.source().header_name());
+        let values: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
+        let outcome = match check.source().credentials(&values) {
+            Credentials::Missing => Ok(None),
+            Credentials::Invalid => Err(Rejection::invalid_request()),
+            Credentials::Bearer(token) => check.verify(token).await.map(Some),
+        };
+        outcome.map_err(|r| answer(&r, check.hook()))
+    }
+}
+
+/// The response for a rejection, with the validator's hook if any.
+fn answer(rejection: &Rejection, hook: Option<&RejectHook>) -> Response {
+    match hook {
+        Some(hook) => hooked_response(rejection, Some(hook)),
+        None => rejection_response(rejection),
+    }
+}
+
+impl<St, C> FromRequestParts<St> for Validated<C>
+where
+    Validator<C>: FromRef<St>,
+    St: Send + Sync,
+    C: Send + Sync + 'static,
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, Self::Rejection> {
+        let validator = Validator::<C>::from_ref(state);
+        match validator.validate_parts(parts).await? {
+            Some(v) => Ok(Validated(v)),
+            None => Err(answer(&Rejection::missing_token(), validator.check.hook())),
+        }
+    }
+}
+
+impl<St, C> OptionalFromRequestParts<St> for Validated<C>
+where
+    Validator<C>: FromRef<St>,
+    St: Send + Sync,
+    C: Send + Sync + 'static,
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &St,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        let validator = Validator::<C>::from_ref(state);
+        Ok(validator.validate_parts(parts).await?.map(Validated))
     }
 }

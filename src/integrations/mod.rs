@@ -1,29 +1,80 @@
 //! Web framework integrations, and the framework-neutral pieces they share.
 //!
-//! Every integration reads `Authorization: Bearer <token>`, validates it with
-//! the [`Guard`](crate::Guard), and either hands the handler a
-//! [`Verified`] or answers with a [`Rejection`]. The
-//! responses follow RFC 6750 §3 and are identical across frameworks:
+//! Every integration reads the token (`Authorization: Bearer <token>` by
+//! default, or a cookie or another header: [`TokenSource`]), validates it
+//! with the [`Guard`], checks the route's claims requirements
+//! if any, and either hands the handler a [`Verified`] or answers with a
+//! [`Rejection`]. The responses follow RFC 6750 §3 and are identical across
+//! frameworks, and for [`Error`] returned from a handler (`IntoResponse` in
+//! axum, `ResponseError` in actix):
 //!
 //! | situation | status | `WWW-Authenticate` | body |
 //! |---|---|---|---|
-//! | no `Authorization` header, or one for another scheme (`Basic …`) | 401 | `Bearer` | `{"error":"missing_token"}` |
-//! | `Bearer` with an empty or malformed token | 400 | `Bearer error="invalid_request", …` | `{"error":"invalid_request"}` |
-//! | token rejected (malformed, expired, revoked, …) | 401 | `Bearer error="invalid_token", error_description="…"` | `{"error":"<Error::code()>"}` |
+//! | no token: no `Authorization` header, one for another scheme (`Basic …`), no such cookie or header | 401 | `Bearer` | `{"error":"missing_token"}` |
+//! | a token that is empty or not a `b64token` | 400 | `Bearer error="invalid_request", …` | `{"error":"invalid_request"}` |
+//! | token rejected (malformed, expired, revoked, claims not of the type `C`, …) | 401 | `Bearer error="invalid_token", error_description="…"` | `{"error":"<Error::code()>"}` |
+//! | valid token failing a [`require`](tower::RevokeLayer::require) check | 403 | `Bearer error="insufficient_scope"` | `{"error":"insufficient_scope"}` |
 //! | cutoff store unavailable | 503 | — (`Retry-After: 1`) | `{"error":"store_unavailable"}` |
 //! | server misconfiguration | 500 | — | `{"error":"<code>"}` |
 //!
 //! Every rejection also carries `Content-Type: application/json` and
-//! `Cache-Control: no-store`. The token itself is never echoed.
+//! `Cache-Control: no-store`, and the [`Rejection`] itself in the response
+//! extensions (for logging or counting in outer middleware). The token is
+//! never echoed. An `on_reject` hook replaces the body and its
+//! `Content-Type` ([`RejectionBody`]); the status and the other headers stay.
+//! The hook covers the middleware's own answers and the library's answers
+//! from the routes behind it (extractors, a handler's [`Error`]).
 //!
-//! Behind an `optional` middleware, requests without bearer credentials
-//! reach the handler: an optional extractor sees "anonymous", a
-//! required one answers the 401 `missing_token` above. An extractor that
-//! finds no middleware, or a middleware that validated another claims type,
-//! answers a plain-text 500 saying so ([`ExtractError`]).
+//! Behind an `optional` middleware, requests without a token reach the
+//! handler: an optional extractor sees "anonymous", a required one answers
+//! the 401 `missing_token` above. An extractor that finds no middleware, or
+//! a middleware that validated another claims type, answers a plain-text 500
+//! saying so ([`ExtractError`]).
+//!
+//! # The claims type `C`
+//!
+//! The application's claims are deserialized once, by the middleware, into
+//! the type the middleware names (`RevokeLayer::<_, MyClaims>`,
+//! `RevokeMiddleware::<_, MyClaims>`): the middleware runs before any
+//! handler, and nothing tells Rust which type the handlers will ask for, so
+//! it cannot be inferred. A token whose claims do not deserialize into `C`
+//! is a 401 `invalid_claims` ([`Error::InvalidClaims`]); give a newly added
+//! field `#[serde(default)]` so that the tokens issued before it still pass.
+//!
+//! `C` must be `Clone`: the [`Verified<C>`] travels from the middleware to
+//! the handler in the request extensions, which in `http` 1 accept only
+//! `Clone` values, and extractors read it from there by reference (several
+//! extractors or middleware may read the same request), so they clone it.
+//! Claims ride in every token and are small; the clone is cheap.
+//!
+//! ```compile_fail,E0277
+//! # use jwt_revoke::{Algorithm, Guard, Keys, MemoryStore};
+//! use axum::{Router, routing::get};
+//! use jwt_revoke::integrations::{axum::Authenticated, tower::RevokeLayer};
+//!
+//! #[derive(serde::Deserialize)] // no Clone: error[E0277]
+//! struct MyClaims {
+//!     role: String,
+//! }
+//!
+//! async fn me(Authenticated(user): Authenticated<MyClaims>) -> String {
+//!     user.claims().role.clone()
+//! }
+//! # let keys = Keys::hmac(Algorithm::HS256, b"a secret of at least thirty-two bytes").unwrap();
+//! # let guard = Guard::builder(keys, MemoryStore::new()).build().unwrap();
+//! let app: Router = Router::new()
+//!     .route("/me", get(me))
+//!     .route_layer(RevokeLayer::<_, MyClaims>::new(guard));
+//! ```
+
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
 
 use crate::claims::Verified;
 use crate::error::Error;
+use crate::guard::Guard;
+use crate::store::CutoffStore;
 
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
@@ -71,6 +122,18 @@ impl Rejection {
                 "Bearer error=\"invalid_request\", error_description=\"expected Authorization: Bearer <token>\""
                     .to_owned(),
             ),
+            retry_after: None,
+        }
+    }
+
+    /// A valid token whose claims fail a
+    /// [`require`](tower::RevokeLayer::require) check: 403 with
+    /// `WWW-Authenticate: Bearer error="insufficient_scope"` (RFC 6750 §3.1).
+    pub fn insufficient_scope() -> Self {
+        Rejection {
+            status: 403,
+            code: "insufficient_scope",
+            www_authenticate: Some("Bearer error=\"insufficient_scope\"".to_owned()),
             retry_after: None,
         }
     }
@@ -132,6 +195,256 @@ impl From<&Error> for Rejection {
     }
 }
 
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "request refused: {} ({})", self.code, self.status)
+    }
+}
+
+impl std::error::Error for Rejection {}
+
+/// Lets `?` turn an [`Error`] into a [`Rejection`] in a handler that
+/// returns `Result<_, Rejection>`.
+impl From<Error> for Rejection {
+    fn from(err: Error) -> Self {
+        Rejection::from_error(&err)
+    }
+}
+
+impl Rejection {
+    /// Headers and body of the answer, with the application's body when an
+    /// [`on_reject`](tower::RevokeLayer::on_reject) hook is set: the hook
+    /// replaces `Content-Type` and the body, never the status,
+    /// `WWW-Authenticate`, `Retry-After` or `Cache-Control`.
+    pub(crate) fn answer(
+        &self,
+        hook: Option<&RejectHook>,
+    ) -> (Vec<(&'static str, String)>, String) {
+        let mut headers = self.headers();
+        match hook {
+            None => (headers, self.body()),
+            Some(hook) => {
+                let custom = hook(self);
+                for (name, value) in &mut headers {
+                    if *name == "content-type" {
+                        *value = custom.content_type.clone();
+                    }
+                }
+                (headers, custom.body)
+            }
+        }
+    }
+}
+
+/// Marks a response whose body is the library's default JSON: a layer with
+/// an `on_reject` hook gives such responses from the routes behind it (an
+/// extractor's 401, a handler's `?` on an [`Error`]) the application's body.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DefaultBody;
+
+/// The body an [`on_reject`](tower::RevokeLayer::on_reject) hook gives a
+/// rejection: the status and the authentication headers stay the library's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectionBody {
+    /// The `Content-Type` header value (e.g. `application/problem+json`).
+    /// A value that is not a valid header value is not sent.
+    pub content_type: String,
+    /// The response body.
+    pub body: String,
+}
+
+impl RejectionBody {
+    /// A body of the given content type.
+    pub fn new(content_type: impl Into<String>, body: impl Into<String>) -> Self {
+        RejectionBody {
+            content_type: content_type.into(),
+            body: body.into(),
+        }
+    }
+
+    /// An `application/json` body.
+    pub fn json(body: impl Into<String>) -> Self {
+        RejectionBody::new("application/json", body)
+    }
+}
+
+/// An application's rejection hook, shared by every request.
+pub(crate) type RejectHook = Arc<dyn Fn(&Rejection) -> RejectionBody + Send + Sync>;
+
+/// A claims requirement of a layer or middleware.
+type Requirement<C> = Arc<dyn Fn(&Verified<C>) -> bool + Send + Sync>;
+
+/// Where the layer and the middleware look for the token.
+///
+/// Whatever the source, the answers are the same (the table in the
+/// [module](self) docs): no token is "missing" (401 `missing_token`, or
+/// anonymous behind an optional layer), a token that is present but empty or
+/// not a `b64token` is a 400 `invalid_request`, and a token the guard
+/// rejects is a 401 with its code.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenSource {
+    /// `Authorization: Bearer <token>` (RFC 6750 §2.1), the default.
+    #[default]
+    Bearer,
+    /// The cookie of this name (`Cookie: session=<token>`), e.g. for a
+    /// browser app that keeps the token in an `HttpOnly` cookie. The first
+    /// cookie of that name counts; surrounding double quotes are removed.
+    /// A cookie-authenticated route that changes state needs CSRF
+    /// protection (e.g. `SameSite=Strict` or `Lax`) — that is the
+    /// application's part.
+    Cookie(&'static str),
+    /// The whole value of this header (e.g. `X-Api-Token: <token>`), without
+    /// a scheme. The header may appear once; twice is an invalid request.
+    Header(&'static str),
+}
+
+impl TokenSource {
+    /// `true` when the cookie or header name is a valid HTTP token (RFC 9110
+    /// §5.6.2): another name could never match a request.
+    pub(crate) fn is_valid(&self) -> bool {
+        let token = |name: &str| {
+            !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        };
+        match self {
+            TokenSource::Bearer => true,
+            TokenSource::Cookie(name) | TokenSource::Header(name) => token(name),
+        }
+    }
+
+    /// The name of the header the token is read from.
+    pub fn header_name(&self) -> &'static str {
+        match self {
+            TokenSource::Bearer => "authorization",
+            TokenSource::Cookie(_) => "cookie",
+            TokenSource::Header(name) => name,
+        }
+    }
+
+    /// Finds the token among the values of [`TokenSource::header_name`]
+    /// (every occurrence of the header, in order).
+    pub fn credentials<'a>(&self, values: &[&'a [u8]]) -> Credentials<'a> {
+        match self {
+            TokenSource::Bearer => bearer_credentials(values.first().copied()),
+            TokenSource::Header(_) => match values {
+                [] => Credentials::Missing,
+                [one] => token_credentials(one.trim_ascii()),
+                _ => Credentials::Invalid,
+            },
+            TokenSource::Cookie(name) => values
+                .iter()
+                .flat_map(|v| v.split(|b| *b == b';'))
+                .find_map(|pair| {
+                    let pair = pair.trim_ascii();
+                    let eq = pair.iter().position(|b| *b == b'=')?;
+                    (pair[..eq].trim_ascii() == name.as_bytes()).then(|| {
+                        let value = pair[eq + 1..].trim_ascii();
+                        let value = value
+                            .strip_prefix(b"\"")
+                            .and_then(|v| v.strip_suffix(b"\""))
+                            .unwrap_or(value);
+                        token_credentials(value)
+                    })
+                })
+                .unwrap_or(Credentials::Missing),
+        }
+    }
+}
+
+/// A token that must be a `b64token` (RFC 6750 §2.1).
+fn token_credentials(raw: &[u8]) -> Credentials<'_> {
+    match std::str::from_utf8(raw) {
+        Ok(token) if is_b64token(token) => Credentials::Bearer(token),
+        _ => Credentials::Invalid,
+    }
+}
+
+fn is_b64token(token: &str) -> bool {
+    !token.is_empty()
+        && !token.starts_with('=')
+        && token
+            .trim_end_matches('=')
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
+}
+
+/// Everything a layer or middleware decides with: the guard, the token
+/// source, anonymous access, claims requirements and the rejection hook.
+/// Shared by the tower layer, the actix middleware and the axum extractor,
+/// so they cannot answer differently.
+pub(crate) struct Policy<S: CutoffStore, C> {
+    pub(crate) guard: Guard<S>,
+    pub(crate) optional: bool,
+    pub(crate) source: TokenSource,
+    pub(crate) requirements: Vec<Requirement<C>>,
+    pub(crate) on_reject: Option<RejectHook>,
+}
+
+impl<S: CutoffStore, C> Clone for Policy<S, C> {
+    fn clone(&self) -> Self {
+        Policy {
+            guard: self.guard.clone(),
+            optional: self.optional,
+            source: self.source.clone(),
+            requirements: self.requirements.clone(),
+            on_reject: self.on_reject.clone(),
+        }
+    }
+}
+
+impl<S: CutoffStore, C> std::fmt::Debug for Policy<S, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Policy")
+            .field("optional", &self.optional)
+            .field("source", &self.source)
+            .field("requirements", &self.requirements.len())
+            .field("on_reject", &self.on_reject.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: CutoffStore, C> Policy<S, C> {
+    pub(crate) fn new(guard: Guard<S>) -> Self {
+        Policy {
+            guard,
+            optional: false,
+            source: TokenSource::Bearer,
+            requirements: Vec::new(),
+            on_reject: None,
+        }
+    }
+}
+
+impl<S: CutoffStore, C: DeserializeOwned + 'static> Policy<S, C> {
+    /// Validates a token and checks the requirements.
+    pub(crate) async fn verify(&self, token: &str) -> Result<Verified<C>, Rejection> {
+        let verified = self.guard.validate::<C>(token).await?;
+        if self.requirements.iter().all(|check| check(&verified)) {
+            Ok(verified)
+        } else {
+            Err(Rejection::insufficient_scope())
+        }
+    }
+
+    /// The layer's decision: `Ok(None)` is an anonymous request that an
+    /// optional layer lets through. A layer with requirements lets no
+    /// anonymous request through: none can meet them.
+    pub(crate) async fn decide(
+        &self,
+        credentials: Credentials<'_>,
+    ) -> Result<Option<Verified<C>>, Rejection> {
+        match credentials {
+            Credentials::Missing if self.optional && self.requirements.is_empty() => Ok(None),
+            Credentials::Missing => Err(Rejection::missing_token()),
+            Credentials::Invalid => Err(Rejection::invalid_request()),
+            Credentials::Bearer(token) => self.verify(token).await.map(Some),
+        }
+    }
+}
+
 /// RFC 6750 `error_description` allows printable ASCII except `"` and `\`.
 fn quoted_string_safe(s: &str) -> String {
     s.chars()
@@ -150,10 +463,11 @@ pub enum Credentials<'a> {
     /// scheme (e.g. `Basic`). RFC 6750 §3.1 answers both without an error
     /// code, and an optional layer lets both through as anonymous.
     Missing,
-    /// `Bearer <token>`, with a syntactically valid b64token.
+    /// `Bearer <token>` (or the token from another [`TokenSource`]), with a
+    /// syntactically valid b64token.
     Bearer(&'a str),
-    /// A `Bearer` header with an empty or malformed token, or a header that
-    /// is not UTF-8.
+    /// A `Bearer` header (or another [`TokenSource`]) with an empty or
+    /// malformed token, or a value that is not UTF-8.
     Invalid,
 }
 
@@ -171,13 +485,7 @@ pub fn bearer_credentials(header: Option<&[u8]>) -> Credentials<'_> {
         return Credentials::Missing;
     }
     let token = rest.trim_start_matches(' ');
-    let b64token = !token.is_empty()
-        && token
-            .trim_end_matches('=')
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
-        && !token.starts_with('=');
-    if b64token {
+    if is_b64token(token) {
         Credentials::Bearer(token)
     } else {
         Credentials::Invalid
@@ -253,6 +561,7 @@ impl std::error::Error for ExtractError {}
 
 /// The extractors' one decision, from what the middleware left in the
 /// request extensions: `Ok(None)` means "anonymous, and that was allowed".
+#[cfg_attr(not(any(feature = "axum", feature = "actix")), allow(dead_code))]
 pub(crate) fn extract<C: Clone>(
     verified: Option<&Verified<C>>,
     checked: Option<&Checked>,

@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+#[cfg(any(feature = "tower", feature = "actix"))]
+use jwt_revoke::integrations::TokenSource;
 use jwt_revoke::{Algorithm, Cutoff, FakeClock, Guard, Keys, MemoryStore};
 
 use super::counting::Counting;
@@ -178,4 +180,196 @@ impl Case {
             assert!(!body.contains(token), "{name}: the token is never echoed");
         }
     }
+}
+
+#[cfg(any(feature = "tower", feature = "actix"))]
+/// One request for a layer reading the token from another place than
+/// `Authorization: Bearer`, and what the required layer must answer. Behind
+/// an optional layer the same request is anonymous when the answer is
+/// `missing_token`, and answered the same way otherwise.
+pub struct SourceCase {
+    pub name: &'static str,
+    pub source: TokenSource,
+    pub headers: Vec<(&'static str, String)>,
+    pub status: u16,
+    /// `None`: the handler answered (alice).
+    pub code: Option<&'static str>,
+}
+
+#[cfg(any(feature = "tower", feature = "actix"))]
+/// Cookie and custom-header sources: found, absent, empty, bad, revoked.
+pub fn source_cases(f: &Fixture, cases: &[Case]) -> Vec<SourceCase> {
+    let token = |name: &str| {
+        cases
+            .iter()
+            .find(|c| c.name == name)
+            .and_then(|c| c.authorization.as_deref())
+            .and_then(|a| a.strip_prefix("Bearer "))
+            .unwrap()
+            .to_owned()
+    };
+    let (valid, revoked, expired) = (f.valid.clone(), token("revoked"), token("expired"));
+    let cookie = TokenSource::Cookie("session");
+    let header = TokenSource::Header("X-Api-Token");
+    let case = |name, source: &TokenSource, headers: Vec<(&'static str, String)>, status, code| {
+        SourceCase {
+            name,
+            source: source.clone(),
+            headers,
+            status,
+            code,
+        }
+    };
+    vec![
+        case(
+            "cookie",
+            &cookie,
+            vec![("cookie", format!("session={valid}"))],
+            200,
+            None,
+        ),
+        case(
+            "cookie among others",
+            &cookie,
+            vec![("cookie", format!("theme=dark; session={valid}; lang=en"))],
+            200,
+            None,
+        ),
+        case(
+            "cookie in a second Cookie header",
+            &cookie,
+            vec![
+                ("cookie", "theme=dark".into()),
+                ("cookie", format!("session={valid}")),
+            ],
+            200,
+            None,
+        ),
+        case(
+            "quoted cookie",
+            &cookie,
+            vec![("cookie", format!("session=\"{valid}\""))],
+            200,
+            None,
+        ),
+        case(
+            "no such cookie",
+            &cookie,
+            vec![("cookie", format!("sessionx={valid}; other=1"))],
+            401,
+            Some("missing_token"),
+        ),
+        case(
+            "a bearer header does not count for a cookie source",
+            &cookie,
+            vec![("authorization", format!("Bearer {valid}"))],
+            401,
+            Some("missing_token"),
+        ),
+        case(
+            "empty cookie",
+            &cookie,
+            vec![("cookie", "session=; theme=dark".into())],
+            400,
+            Some("invalid_request"),
+        ),
+        case(
+            "garbage cookie",
+            &cookie,
+            vec![("cookie", "session=not-a-jwt".into())],
+            401,
+            Some("malformed"),
+        ),
+        case(
+            "revoked cookie",
+            &cookie,
+            vec![("cookie", format!("session={revoked}"))],
+            401,
+            Some("token_revoked"),
+        ),
+        case(
+            "header",
+            &header,
+            vec![("x-api-token", valid.clone())],
+            200,
+            None,
+        ),
+        case("no header", &header, vec![], 401, Some("missing_token")),
+        case(
+            "header twice",
+            &header,
+            vec![
+                ("x-api-token", valid.clone()),
+                ("x-api-token", valid.clone()),
+            ],
+            400,
+            Some("invalid_request"),
+        ),
+        case(
+            "header with a scheme",
+            &header,
+            vec![("x-api-token", format!("Bearer {valid}"))],
+            400,
+            Some("invalid_request"),
+        ),
+        case(
+            "expired in the header",
+            &header,
+            vec![("x-api-token", expired)],
+            401,
+            Some("expired"),
+        ),
+    ]
+}
+
+#[cfg(any(feature = "tower", feature = "actix"))]
+impl SourceCase {
+    /// Asserts what a client received, behind a required (`optional =
+    /// false`) or an optional layer whose handler answers "anonymous"
+    /// without a token.
+    pub fn check(&self, optional: bool, status: u16, body: &str) {
+        let name = self.name;
+        match self.code {
+            Some("missing_token") if optional => {
+                assert_eq!((status, body), (200, "anonymous"), "{name} (optional)")
+            }
+            Some(code) => {
+                assert_eq!(status, self.status, "{name} (optional: {optional})");
+                let json: serde_json::Value = serde_json::from_str(body).unwrap();
+                assert_eq!(json["error"], code, "{name} (optional: {optional})");
+            }
+            None => assert_eq!(
+                (status, body),
+                (200, "alice"),
+                "{name} (optional: {optional})"
+            ),
+        }
+    }
+}
+
+/// The lines of the first fenced block after `marker` in `text`.
+pub fn block_after(text: &str, marker: &str, fence: &str) -> Vec<String> {
+    let rest = &text[text.find(marker).unwrap_or_else(|| panic!("no {marker}"))..];
+    let start = rest.find(fence).unwrap() + fence.len();
+    let rest = &rest[start..];
+    let rest = &rest[rest.find('\n').unwrap() + 1..];
+    let end = rest.find("```").unwrap();
+    rest[..end]
+        .lines()
+        .map(|l| l.trim_end().to_owned())
+        .collect()
+}
+
+/// The visible lines of the rustdoc example after `marker` in a module's
+/// `//!` docs: hidden (`# `) lines removed, as a reader of the docs sees it.
+pub fn rustdoc_block_after(source: &str, marker: &str) -> Vec<String> {
+    let docs: String = source
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("//!"))
+        .map(|l| format!("{}\n", l.strip_prefix(' ').unwrap_or(l)))
+        .collect();
+    block_after(&docs, marker, "```")
+        .into_iter()
+        .filter(|l| !(l == "#" || l.starts_with("# ")))
+        .collect()
 }
