@@ -358,22 +358,36 @@ async fn a_login_flood_with_large_passwords_is_refused_and_memory_stays_bounded(
             let (c, base, pw) = (c.clone(), base.clone(), pw.clone());
             let path = if i % 2 == 0 { "login" } else { "register" };
             tasks.push(tokio::spawn(async move {
-                let r = c
+                let sent = c
                     .post(format!("{base}/{path}"))
                     .json(&json!({"username": format!("flood{i}"), "password": pw}))
                     .send()
-                    .await
-                    .unwrap();
+                    .await;
+                // The server answers 413 from `Content-Length` and closes
+                // the connection without reading the 1 MB body, so the
+                // client may fail writing it (broken pipe) instead of
+                // reading the 413: both are a refusal before any hashing.
+                // Any other kind of request must get an answer.
+                let r = match sent {
+                    Err(e) if kind == "huge" && e.is_request() => return (kind, path, None, false),
+                    sent => sent.unwrap(),
+                };
                 let retry_after = r.headers().contains_key("retry-after");
-                (kind, path, r.status(), retry_after)
+                (kind, path, Some(r.status()), retry_after)
             }));
         }
     }
     let mut busy = 0;
     for t in tasks {
         let (kind, path, status, retry_after) = t.await.unwrap();
+        if kind == "huge" {
+            if let Some(status) = status {
+                assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{kind} {path}");
+            }
+            continue;
+        }
+        let status = status.unwrap();
         match kind {
-            "huge" => assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{kind} {path}"),
             "long" => assert_eq!(status, StatusCode::BAD_REQUEST, "{kind} {path}"),
             _ => {
                 assert!(
