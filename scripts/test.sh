@@ -16,8 +16,9 @@ step() { printf '\n==> %s\n' "$*"; }
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "clippy (all targets, all features)"
-cargo clippy --all-targets --all-features -- -D warnings
+# `--workspace`: the library and the demo server (`demo/`, its own package).
+step "clippy (all targets, all features, library and demo)"
+cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps
@@ -39,5 +40,7 @@ step "doc tests: all features"
 cargo test --doc --all-features
 
 # Last, so the run closes on the full suite's summary.
+# `--workspace` builds the demo package too; tests/demo_e2e.rs builds and
+# starts its binary either way.
 step "tests: all features (PostgreSQL, Redis, SQLite, axum, actix, demo end to end)"
-cargo nextest run --all-features --no-fail-fast
+cargo nextest run --workspace --all-features --no-fail-fast

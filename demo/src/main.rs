@@ -1,7 +1,7 @@
 //! HTTP demo: register, log in, call a protected endpoint, log out
 //! everywhere, change a password. axum on an embedded SQLite database.
 //!
-//! Run: `cargo run --release --example server --features sqlite,axum`
+//! Run (from the repository root): `cargo run --release -p jwt-revoke-demo`
 //!
 //! Environment:
 //! - `BIND` (default `127.0.0.1:3000`)
@@ -15,6 +15,10 @@
 //! capped at 4 KiB, passwords at 1024 bytes, and at most two hashes per CPU
 //! run at once; a request beyond that gets 503 with `Retry-After`, so a
 //! login flood cannot grow memory without bound.
+//!
+//! Tokens carry only the standard claims (`sub`, `iat`, `exp`, `ver`): the
+//! user's details are read from the database by `sub`, so a token minted
+//! by another implementation with the same key works as well.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,7 +37,7 @@ use jwt_revoke::integrations::Rejection;
 use jwt_revoke::integrations::axum::Authenticated;
 use jwt_revoke::integrations::tower::RevokeLayer;
 use jwt_revoke::{Algorithm, Cutoff, Guard, Keys, SqliteStore};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -49,12 +53,6 @@ const USERS_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS users (
     username      TEXT UNIQUE NOT NULL,
     password_hash TEXT NOT NULL
 )";
-
-/// Claims the demo adds to every token.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct DemoClaims {
-    username: String,
-}
 
 #[derive(Clone)]
 struct App {
@@ -255,33 +253,53 @@ async fn login(
     if !verify_password(permit, c.password, hash).await || id == 0 {
         return Err(ApiError(StatusCode::UNAUTHORIZED, "invalid_credentials"));
     }
-    let token = app
-        .guard
-        .issue(
-            &id.to_string(),
-            &DemoClaims {
-                username: c.username,
-            },
-        )
-        .await?;
-    Ok(Json(json!({
-        "access_token": token,
-        "token_type": "Bearer",
-        "expires_in": app.guard.access_ttl().as_secs(),
-    })))
+    // Only the standard claims: everything else about the user is in the
+    // database, keyed by `sub`.
+    let token = app.guard.issue(&id.to_string(), &()).await?;
+    // RFC 6749 §5.1: a response carrying a token must not be cached.
+    Ok((
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::PRAGMA, "no-cache"),
+        ],
+        Json(json!({
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": app.guard.access_ttl().as_secs(),
+        })),
+    ))
 }
 
-async fn me(Authenticated(user): Authenticated<DemoClaims>) -> impl IntoResponse {
-    Json(json!({
+/// The user row for a verified token's `sub`: the database is the source of
+/// truth for who the user is, not claims in the token. A `sub` with no user
+/// row (removed, or never a user here) is 401 `unknown_subject`.
+async fn user_of(app: &App, sub: &str) -> Result<(i64, String, String), ApiError> {
+    let unknown = || ApiError(StatusCode::UNAUTHORIZED, "unknown_subject");
+    let id: i64 = sub.parse().map_err(|_| unknown())?;
+    let row: Option<(String, String)> =
+        sqlx::query_as("SELECT username, password_hash FROM users WHERE id = ?1")
+            .bind(id)
+            .fetch_optional(app.db())
+            .await?;
+    let (username, hash) = row.ok_or_else(unknown)?;
+    Ok((id, username, hash))
+}
+
+async fn me(
+    State(app): State<App>,
+    Authenticated(user): Authenticated,
+) -> Result<impl IntoResponse, ApiError> {
+    let (_, username, _) = user_of(&app, user.sub()).await?;
+    Ok(Json(json!({
         "sub": user.sub(),
-        "username": user.claims().username,
+        "username": username,
         "ver": user.version(),
-    }))
+    })))
 }
 
 async fn logout(
     State(app): State<App>,
-    Authenticated(user): Authenticated<DemoClaims>,
+    Authenticated(user): Authenticated,
 ) -> Result<StatusCode, ApiError> {
     // Log out everywhere: every token of this user issued so far dies.
     app.guard.bump_version(user.sub()).await?;
@@ -290,21 +308,14 @@ async fn logout(
 
 async fn change_password(
     State(app): State<App>,
-    Authenticated(user): Authenticated<DemoClaims>,
+    Authenticated(user): Authenticated,
     body: Result<Json<PasswordChange>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
     let Json(p) = body.map_err(bad_body)?;
     if !valid_password(&p.new_password) || !presentable_password(&p.old_password) {
         return Err(bad_input());
     }
-    let id: i64 = user.sub().parse().map_err(|_| bad_input())?;
-    let row: Option<(String,)> = sqlx::query_as("SELECT password_hash FROM users WHERE id = ?1")
-        .bind(id)
-        .fetch_optional(app.db())
-        .await?;
-    let Some((hash,)) = row else {
-        return Err(ApiError(StatusCode::UNAUTHORIZED, "unknown_subject"));
-    };
+    let (id, _, hash) = user_of(&app, user.sub()).await?;
     if !verify_password(app.hash_permit()?, p.old_password, hash).await {
         return Err(ApiError(StatusCode::UNAUTHORIZED, "invalid_credentials"));
     }
@@ -369,9 +380,9 @@ fn secret_from_env() -> Result<Vec<u8>, String> {
                 .to_owned(),
         ),
         Err(std::env::VarError::NotPresent) => {
-            use rand::RngCore;
+            use argon2::password_hash::rand_core::{OsRng, RngCore};
             let mut bytes = vec![0u8; MIN_SECRET_BYTES];
-            rand::rng().fill_bytes(&mut bytes);
+            OsRng.fill_bytes(&mut bytes);
             tracing::warn!(
                 "JWT_SECRET is not set: using a random secret; tokens will not survive a restart"
             );
@@ -387,6 +398,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
+        // Colours only on a terminal: a log redirected to a file stays plain.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
 
     let secret = match secret_from_env() {
@@ -420,11 +433,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         hashing,
     };
 
+    // The guard wraps each protected handler (`MethodRouter::route_layer`),
+    // not the router: it runs only for a request that matched one of these
+    // paths *and* methods. `Router::layer` would also wrap the 404 fallback
+    // (`GET /nope` answered 401 `missing_token`), and even
+    // `Router::route_layer` wraps each path's 405 fallback (`GET /logout`
+    // answered 401): a client could not tell a typo from an expired
+    // session.
+    let auth = RevokeLayer::<_, ()>::new(guard);
     let protected = Router::new()
-        .route("/me", get(me))
-        .route("/logout", post(logout))
-        .route("/password", post(change_password))
-        .layer(RevokeLayer::<_, DemoClaims>::new(guard));
+        .route("/me", get(me).route_layer(auth.clone()))
+        .route("/logout", post(logout).route_layer(auth.clone()))
+        .route("/password", post(change_password).route_layer(auth));
     let router = Router::new()
         .route("/register", post(register))
         .route("/login", post(login))
