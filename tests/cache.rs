@@ -7,28 +7,8 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::counting::Counting;
-use jwt_revoke::{
-    Algorithm, Cutoff, Error, FakeClock, Guard, GuardBuilder, Keys, MemoryStore, RevokedReason,
-};
-
-const T0: i64 = 1_800_000_000;
-
-type Store = Arc<Counting<MemoryStore>>;
-
-fn setup(subjects: &[&str]) -> (FakeClock, Store, GuardBuilder<Store>) {
-    let clock = FakeClock::new(T0);
-    let store = Arc::new(Counting::new(MemoryStore::new()));
-    for s in subjects {
-        store.inner.insert(*s, Cutoff::default());
-    }
-    let b = Guard::builder(
-        Keys::hmac(Algorithm::HS256, common::SECRET).unwrap(),
-        store.clone(),
-    )
-    .clock(clock.clone());
-    (clock, store, b)
-}
+use common::fixture::{Store, T0, setup};
+use jwt_revoke::{Algorithm, Cutoff, Error, FakeClock, Guard, Keys, MemoryStore, RevokedReason};
 
 #[tokio::test]
 async fn hits_never_reach_the_store_until_the_ttl_expires() {

@@ -9,29 +9,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::counting::Counting;
+use common::fixture::{T0, keys, setup};
 use jwt_revoke::{
-    Algorithm, Cutoff, CutoffEvent, CutoffStore, Error, FakeClock, Guard, GuardBuilder, Keys,
-    MemoryStore, RevokedReason, StoreError,
+    Cutoff, CutoffEvent, CutoffStore, Error, FakeClock, Guard, MemoryStore, RevokedReason,
+    StoreError,
 };
-
-const T0: i64 = 1_800_000_000;
-
-type Store = Arc<Counting<MemoryStore>>;
-
-fn keys() -> Keys {
-    Keys::hmac(Algorithm::HS256, common::SECRET).unwrap()
-}
-
-fn setup(subjects: &[&str]) -> (FakeClock, Store, GuardBuilder<Store>) {
-    let clock = FakeClock::new(T0);
-    let store = Arc::new(Counting::new(MemoryStore::new()));
-    for s in subjects {
-        store.inner.insert(*s, Cutoff::default());
-    }
-    let b = Guard::builder(keys(), store.clone()).clock(clock.clone());
-    (clock, store, b)
-}
 
 fn subject_event(sub: &str, cutoff: Cutoff) -> CutoffEvent {
     CutoffEvent::Subject {

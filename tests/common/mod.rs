@@ -170,3 +170,35 @@ pub fn server_url(var: &str) -> String {
         panic!("{var} is not set: run the tests through scripts/test.sh, or `eval \"$(bash scripts/services.sh start)\"` first")
     })
 }
+
+pub mod fixture {
+    //! One guard over a `Counting<MemoryStore>` on a fake clock: the setup
+    //! of the cache, ordering and race tests.
+
+    use std::sync::Arc;
+
+    use jwt_revoke::{Algorithm, Cutoff, FakeClock, Guard, GuardBuilder, Keys, MemoryStore};
+
+    use super::counting::Counting;
+
+    /// The fake clock's start (Unix seconds).
+    pub const T0: i64 = 1_800_000_000;
+
+    pub type Store = Arc<Counting<MemoryStore>>;
+
+    /// HS256 keys over the test secret.
+    pub fn keys() -> Keys {
+        Keys::hmac(Algorithm::HS256, super::SECRET).unwrap()
+    }
+
+    /// A clock at `T0`, a store holding `subjects`, and a builder over both.
+    pub fn setup(subjects: &[&str]) -> (FakeClock, Store, GuardBuilder<Store>) {
+        let clock = FakeClock::new(T0);
+        let store = Arc::new(Counting::new(MemoryStore::new()));
+        for s in subjects {
+            store.inner.insert(*s, Cutoff::default());
+        }
+        let b = Guard::builder(keys(), store.clone()).clock(clock.clone());
+        (clock, store, b)
+    }
+}
