@@ -526,6 +526,16 @@ impl<S: CutoffStore> Guard<S> {
     ) -> Result<Verified<C>, Error> {
         let result = self.validate_uncounted(token).await;
         self.inner.cache.counters.validation(&result);
+        #[cfg(feature = "tracing")]
+        match &result {
+            Ok(_) => tracing::trace!(target: "jwt_revoke", "token accepted"),
+            Err(e) => tracing::debug!(
+                target: "jwt_revoke",
+                code = e.code(),
+                reason = e.revoked_reason().map(|r| r.as_str()),
+                "token rejected"
+            ),
+        }
         result
     }
 
@@ -715,6 +725,8 @@ impl<S: CutoffStore> Guard<S> {
     /// Counts a store failure and turns it into the caller's error.
     fn store_error(&self, e: StoreError) -> Error {
         self.inner.cache.counters.store_errors.incr();
+        #[cfg(feature = "tracing")]
+        tracing::warn!(target: "jwt_revoke", error = %e, "cutoff store call failed");
         Error::StoreUnavailable(e)
     }
 
@@ -740,6 +752,8 @@ impl<S: CutoffStore> Guard<S> {
             Ok(None) => Err(Error::UnknownSubject),
             Err(e) => {
                 inner.cache.counters.store_errors.incr();
+                #[cfg(feature = "tracing")]
+                tracing::warn!(target: "jwt_revoke", error = %e, "cutoff load failed");
                 inner
                     .cache
                     // The stale window is checked when the answer is given,
@@ -846,12 +860,21 @@ impl<S: CutoffStore> Guard<S> {
             .await?;
         let nb = self.inner.cache.floor_global(nb);
         self.inner.cache.counters.revocations.incr();
+        #[cfg(feature = "tracing")]
+        tracing::info!(target: "jwt_revoke", not_before = nb, "global cutoff raised");
         self.publish(CutoffEvent::Global { not_before: nb }).await;
         Ok(nb)
     }
 
     async fn apply_subject(&self, sub: &str, cutoff: Cutoff) {
         self.inner.cache.counters.revocations.incr();
+        #[cfg(feature = "tracing")]
+        tracing::debug!(
+            target: "jwt_revoke",
+            version = cutoff.version,
+            not_before = cutoff.not_before,
+            "subject cutoff raised"
+        );
         let key = self.inner.cache.key(sub);
         self.inner.cache.floor(key, cutoff, Origin::Local);
         if self.inner.publisher.is_some() {
@@ -876,6 +899,8 @@ impl<S: CutoffStore> Guard<S> {
             // within their cache TTL. Counted, not returned: the revocation
             // itself succeeded.
             self.inner.cache.counters.publish_errors.incr();
+            #[cfg(feature = "tracing")]
+            tracing::warn!(target: "jwt_revoke", "publishing a revocation failed");
         }
     }
 
