@@ -256,7 +256,7 @@ pub(crate) struct CutoffCache {
     pub(crate) counters: Counters,
 }
 
-fn random_keys() -> (u64, u64) {
+pub(crate) fn random_keys() -> (u64, u64) {
     let mut bytes = [0u8; 16];
     if getrandom::fill(&mut bytes).is_err() {
         // No OS randomness: fall back to the standard library's per-process

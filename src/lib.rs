@@ -87,6 +87,7 @@ mod keys;
 pub mod metrics;
 pub mod store;
 pub mod stores;
+mod verified;
 
 pub use bus::{BoxFuture, CutoffEvent, Publisher};
 pub use claims::Verified;

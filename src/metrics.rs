@@ -28,6 +28,7 @@
 //! | `jwt_revoke_revocations_total` | — | successful `bump_version` / `revoke_before` / `revoke_all_before` |
 //! | `jwt_revoke_events_total` | `result`: `applied`, `refused` | events from other instances |
 //! | `jwt_revoke_publish_errors_total` | — | revocations whose publication failed |
+//! | `jwt_revoke_verified_hits_total` | — | validations that skipped the signature check (verified-token cache) |
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -101,6 +102,7 @@ pub(crate) struct Counters {
     pub(crate) events_applied: Counter,
     pub(crate) events_refused: Counter,
     pub(crate) publish_errors: Counter,
+    pub(crate) verified_hits: Counter,
 }
 
 impl Counters {
@@ -128,6 +130,7 @@ impl Counters {
             events_applied: Counter::new("jwt_revoke_events_total", Some(("result", "applied"))),
             events_refused: Counter::new("jwt_revoke_events_total", Some(("result", "refused"))),
             publish_errors: Counter::new("jwt_revoke_publish_errors_total", None),
+            verified_hits: Counter::new("jwt_revoke_verified_hits_total", None),
         }
     }
 
@@ -174,6 +177,9 @@ impl Counters {
             events_applied: self.events_applied.get(),
             events_refused: self.events_refused.get(),
             publish_errors: self.publish_errors.get(),
+            verified_hits: self.verified_hits.get(),
+            verified_tokens: 0,
+            verified_bytes: 0,
             cached_subjects: 0,
             cached_unknown_subjects: 0,
             loads_in_flight: 0,
@@ -272,6 +278,12 @@ pub struct Stats {
     pub events_refused: u64,
     /// Revocations whose publication to other instances failed.
     pub publish_errors: u64,
+    /// Validations that skipped the signature check (verified-token cache).
+    pub verified_hits: u64,
+    /// Tokens in the verified-token cache now.
+    pub verified_tokens: usize,
+    /// Bytes the verified-token cache holds now (its budget's measure).
+    pub verified_bytes: usize,
     /// Subjects cached now.
     pub cached_subjects: usize,
     /// "Unknown subject" answers cached now.

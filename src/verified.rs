@@ -1,0 +1,189 @@
+//! The verified-token cache: a token seen before skips signature
+//! verification and registered-claim parsing. Revocation is still checked
+//! against the cutoff on every request.
+//!
+//! Entries are keyed by a keyed 128-bit SipHash of the exact token bytes
+//! (under the guard's random per-process key, so an attacker can neither
+//! predict nor steer a collision): a token that differs in one byte is a
+//! different key and goes through the full checks. An entry records what
+//! the full checks established (subject, `iat`, `exp`, `ver`, the decoded
+//! payload for the caller's own claims) and is used only until the token
+//! would expire (`exp` plus the leeway): every other registered-claim check
+//! (`nbf`, a future `iat`, `iss`, `aud`, the algorithm and key) can only stay
+//! true as time passes, and the guard's keys never change.
+//!
+//! Memory is bounded twice: by entries and by the bytes of subjects and
+//! payloads they hold. When either bound is reached, expired entries go
+//! first, then arbitrary ones down to 90 %.
+
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use dashmap::DashMap;
+use siphasher::sip128::{Hasher128, SipHasher13};
+
+use crate::cache::PassThrough;
+
+/// Bytes an entry costs beyond its subject and payload (key, value, map
+/// slot, `Arc` header), counted against the byte budget.
+const ENTRY_OVERHEAD: usize = 96;
+
+/// What the full checks established about one token.
+pub(crate) struct Entry {
+    pub(crate) sub: Box<str>,
+    pub(crate) iat: i64,
+    pub(crate) exp: i64,
+    pub(crate) ver: Option<u64>,
+    /// The decoded payload, for the caller's own claims.
+    pub(crate) payload: Box<[u8]>,
+    /// Unix ms from which the token would be expired (`exp` + leeway).
+    until_ms: i64,
+}
+
+impl Entry {
+    fn bytes(&self) -> usize {
+        ENTRY_OVERHEAD + self.sub.len() + self.payload.len()
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct TokenKey(u64, u64);
+
+impl Hash for TokenKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0);
+    }
+}
+
+pub(crate) struct VerifiedCache {
+    map: DashMap<TokenKey, Arc<Entry>, BuildHasherDefault<PassThrough>>,
+    len: AtomicUsize,
+    bytes: AtomicUsize,
+    max_entries: usize,
+    max_bytes: usize,
+    hash_keys: (u64, u64),
+}
+
+impl VerifiedCache {
+    /// `max_entries == 0` turns the cache off.
+    pub(crate) fn new(max_entries: usize, max_bytes: usize, hash_keys: (u64, u64)) -> Self {
+        VerifiedCache {
+            map: DashMap::default(),
+            len: AtomicUsize::new(0),
+            bytes: AtomicUsize::new(0),
+            max_entries,
+            max_bytes,
+            hash_keys,
+        }
+    }
+
+    pub(crate) fn enabled(&self) -> bool {
+        self.max_entries > 0
+    }
+
+    fn key(&self, token: &str) -> TokenKey {
+        let mut h = SipHasher13::new_with_keys(self.hash_keys.1, self.hash_keys.0);
+        h.write(token.as_bytes());
+        let out = h.finish128();
+        TokenKey(out.h1, out.h2)
+    }
+
+    /// The entry for exactly this token, if it is cached and the token has
+    /// not expired. The map guard is dropped before returning.
+    pub(crate) fn get(&self, token: &str, now_ms: i64) -> Option<Arc<Entry>> {
+        if !self.enabled() {
+            return None;
+        }
+        let entry = self.map.get(&self.key(token)).map(|e| Arc::clone(&e))?;
+        (entry.until_ms > now_ms).then_some(entry)
+    }
+
+    /// Records a token that passed the signature and registered-claim
+    /// checks. `leeway` is the guard's, in seconds.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn insert(
+        &self,
+        token: &str,
+        now_ms: i64,
+        sub: &str,
+        iat: i64,
+        exp: i64,
+        ver: Option<u64>,
+        payload: &[u8],
+        leeway: i64,
+    ) {
+        if !self.enabled() {
+            return;
+        }
+        let until_ms = exp
+            .saturating_add(leeway)
+            .saturating_add(1)
+            .saturating_mul(1000);
+        let entry = Entry {
+            sub: sub.into(),
+            iat,
+            exp,
+            ver,
+            payload: payload.into(),
+            until_ms,
+        };
+        let size = entry.bytes();
+        if size > self.max_bytes / 8 {
+            // One token may not take a large share of the budget.
+            return;
+        }
+        self.make_room(now_ms, size);
+        if let Some(old) = self.map.insert(self.key(token), Arc::new(entry)) {
+            self.bytes.fetch_sub(old.bytes(), Ordering::Relaxed);
+        } else {
+            self.len.fetch_add(1, Ordering::Relaxed);
+        }
+        self.bytes.fetch_add(size, Ordering::Relaxed);
+    }
+
+    fn full(&self, extra: usize) -> bool {
+        self.len.load(Ordering::Relaxed) >= self.max_entries
+            || self.bytes.load(Ordering::Relaxed).saturating_add(extra) > self.max_bytes
+    }
+
+    fn make_room(&self, now_ms: i64, extra: usize) {
+        if !self.full(extra) {
+            return;
+        }
+        self.map.retain(|_, e| {
+            let keep = e.until_ms > now_ms;
+            if !keep {
+                self.forget(e);
+            }
+            keep
+        });
+        let target_entries = self.max_entries - self.max_entries / 10;
+        let target_bytes = self.max_bytes - self.max_bytes / 10;
+        if self.full(extra) {
+            self.map.retain(|_, e| {
+                if self.len.load(Ordering::Relaxed) >= target_entries
+                    || self.bytes.load(Ordering::Relaxed).saturating_add(extra) > target_bytes
+                {
+                    self.forget(e);
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+    }
+
+    fn forget(&self, e: &Entry) {
+        self.len.fetch_sub(1, Ordering::Relaxed);
+        self.bytes.fetch_sub(e.bytes(), Ordering::Relaxed);
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes.load(Ordering::Relaxed)
+    }
+}
