@@ -189,6 +189,14 @@ struct Flight {
     /// Set by the first waiter that caches the result.
     cached: std::sync::atomic::AtomicBool,
     load: SharedLoad<Option<Cutoff>>,
+    /// The cache's count of live flights, decremented when this one goes.
+    live: Arc<AtomicUsize>,
+}
+
+impl Drop for Flight {
+    fn drop(&mut self) {
+        self.live.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// A caller's stake in a flight: leaving (done or dropped) releases it, and
@@ -240,6 +248,8 @@ pub(crate) struct CutoffCache {
     negative: Map<Unknown>,
     /// Source of read tickets (see [`Slot::ticket`]).
     tickets: AtomicU64,
+    /// Subject loads alive (in the map or still awaited by someone).
+    live_flights: Arc<AtomicUsize>,
     flights: Map<Arc<Flight>>,
     epochs: Box<[AtomicU64]>,
     len: AtomicUsize,
@@ -278,6 +288,7 @@ impl CutoffCache {
             entries: Map::default(),
             negative: Map::default(),
             tickets: AtomicU64::new(1),
+            live_flights: Arc::new(AtomicUsize::new(0)),
             flights: Map::default(),
             epochs: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
             len: AtomicUsize::new(0),
@@ -330,7 +341,14 @@ impl CutoffCache {
     pub(crate) fn stale(&self, key: SubjectKey, now_ms: i64) -> Option<Cutoff> {
         let window = self.cfg.stale_if_error_ms?;
         let slot = self.entries.get(&key).map(|s| *s)?;
-        let usable = slot.expires_ms.saturating_add(window) > now_ms;
+        // The stale window counts from the entry's expiry as the reduced
+        // age (a disconnected bus) sees it.
+        let margin = self.age_margin_ms.load(Ordering::Relaxed);
+        let usable = slot
+            .expires_ms
+            .saturating_sub(margin)
+            .saturating_add(window)
+            > now_ms;
         if usable {
             self.counters.stale_answers.incr();
         }
@@ -338,7 +356,7 @@ impl CutoffCache {
     }
 
     /// The cached cutoff, fresh or not (used to merge a load's result).
-    fn current(&self, key: SubjectKey) -> Option<Cutoff> {
+    pub(crate) fn current(&self, key: SubjectKey) -> Option<Cutoff> {
         self.entries.get(&key).map(|s| s.cutoff)
     }
 
@@ -375,24 +393,34 @@ impl CutoffCache {
         Fut: Future<Output = Result<Option<Cutoff>, StoreError>> + Send + 'static,
     {
         let epoch = self.epoch(key).load(Ordering::Acquire);
+        let now = self.clock.now_millis();
         let new_flight = || {
             self.counters.store_loads.incr();
-            let load = load();
+            self.live_flights.fetch_add(1, Ordering::AcqRel);
+            // No timer inside the shared load: each waiter bounds its own
+            // wait, so a load started on a runtime that has since shut down
+            // is never asked for that runtime's timer.
             Arc::new(Flight {
                 epoch,
-                started_ms: self.clock.now_millis(),
+                started_ms: now,
                 ticket: self.ticket(),
                 waiters: AtomicUsize::new(1),
                 cached: std::sync::atomic::AtomicBool::new(false),
-                load: bounded(load, deadline, timeout).boxed().shared(),
+                load: load().boxed().shared(),
+                live: Arc::clone(&self.live_flights),
             })
         };
         let flight = match self.flights.entry(key) {
             // A flight that started at our epoch or later saw every
             // revocation that returned before we started; a finished one
-            // may be arbitrarily old, so it is never joined.
+            // may be arbitrarily old, so it is never joined, nor one that
+            // started a TTL ago (only a parked request can keep one that
+            // long, and its read is too old to decide on).
             Entry::Occupied(o)
-                if join == Join::Any && o.get().epoch >= epoch && o.get().load.peek().is_none() =>
+                if join == Join::Any
+                    && o.get().epoch >= epoch
+                    && o.get().load.peek().is_none()
+                    && o.get().started_ms.saturating_add(self.ttl_ms()) > now =>
             {
                 o.get().waiters.fetch_add(1, Ordering::AcqRel);
                 self.counters.flight_joins.incr();
@@ -416,10 +444,21 @@ impl CutoffCache {
             flight,
         };
         let flight = &waiter.flight;
-        let result = match tokio::time::timeout_at(deadline, flight.load.clone()).await {
+        let mut result = match tokio::time::timeout_at(deadline, flight.load.clone()).await {
             Ok(result) => result,
-            Err(_) => Err(StoreError::timed_out(timeout)),
+            Err(_) => {
+                // A load that outlived a caller's deadline is taken as hung:
+                // later callers start their own instead of joining it.
+                self.flights.remove_if(&key, |_, f| Arc::ptr_eq(f, flight));
+                Err(StoreError::timed_out(timeout))
+            }
         };
+        if result.is_ok()
+            && flight.started_ms.saturating_add(self.ttl_ms()) <= self.clock.now_millis()
+        {
+            // A read that started a TTL ago is too old to decide on.
+            result = Err(StoreError::timed_out(timeout));
+        }
         if let Ok(found) = &result
             && !flight.cached.swap(true, Ordering::AcqRel)
         {
@@ -571,9 +610,10 @@ impl CutoffCache {
         self.remember_unknown(key, unknown);
     }
 
-    /// Number of store loads pending (flights in the map).
+    /// Number of store loads pending: every load still in the map or
+    /// awaited by a caller (a load `issue` replaced in the map included).
     pub(crate) fn loads_in_flight(&self) -> usize {
-        self.flights.len()
+        self.live_flights.load(Ordering::Acquire)
     }
 
     /// Makes every cached cutoff (and the global one) not fresh, so the next
@@ -584,13 +624,23 @@ impl CutoffCache {
             e.fetch_add(1, Ordering::AcqRel);
         }
         let now = self.clock.now_millis();
+        // Expiry as a reduced age (a disconnected bus) had it, so the
+        // stale-if-error window does not restart for reads made while
+        // events may have been missed.
+        let margin = self.age_margin_ms.load(Ordering::Relaxed);
         self.entries.alter_all(|_, mut slot| {
-            slot.expires_ms = slot.expires_ms.min(now);
+            slot.expires_ms = slot.expires_ms.saturating_sub(margin).min(now);
             slot
         });
         let _w = self.global_write();
         self.global.epoch.fetch_add(1, Ordering::AcqRel);
-        self.global.expires_ms.fetch_min(now, Ordering::AcqRel);
+        let expires = self.global.expires_ms.load(Ordering::Acquire);
+        if expires != 0 {
+            self.global.expires_ms.store(
+                expires.saturating_sub(margin).min(now).max(1),
+                Ordering::Release,
+            );
+        }
     }
 
     /// Drops every cached cutoff (positive and negative) and disturbs every
@@ -650,6 +700,7 @@ impl CutoffCache {
             &self.len,
             self.cfg.max_entries,
             &self.counters.evictions,
+            &self.epochs,
             |slot| slot.expires_ms > keep_after,
         );
     }
@@ -660,6 +711,7 @@ impl CutoffCache {
             &self.negative_len,
             self.cfg.max_negative_entries,
             &self.counters.evictions,
+            &self.epochs,
             |unknown| unknown.expires_ms > now_ms,
         );
     }
@@ -692,7 +744,8 @@ impl CutoffCache {
             match current.upgrade() {
                 Some(f)
                     if f.load.peek().is_none()
-                        && f.epoch >= self.global.epoch.load(Ordering::Acquire) =>
+                        && f.epoch >= self.global.epoch.load(Ordering::Acquire)
+                        && f.started_ms.saturating_add(self.ttl_ms()) > now_ms =>
                 {
                     f
                 }
@@ -701,28 +754,52 @@ impl CutoffCache {
                         epoch: self.global_epoch(),
                         started_ms: self.clock.now_millis(),
                         ticket: self.ticket(),
-                        load: bounded(load(), deadline, timeout).boxed().shared(),
+                        // No timer inside: each waiter bounds its own wait.
+                        load: load().boxed().shared(),
                     });
                     *current = Arc::downgrade(&f);
                     f
                 }
             }
         };
-        let loaded = match tokio::time::timeout_at(deadline, flight.load.clone()).await {
+        let mut loaded = match tokio::time::timeout_at(deadline, flight.load.clone()).await {
             Ok(loaded) => loaded,
-            Err(_) => Err(StoreError::timed_out(timeout)),
+            Err(_) => {
+                // Taken as hung: later callers start their own refresh.
+                let mut current = self
+                    .global
+                    .flight
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if std::ptr::eq(current.as_ptr(), Arc::as_ptr(&flight)) {
+                    *current = std::sync::Weak::new();
+                }
+                Err(StoreError::timed_out(timeout))
+            }
         };
+        let now = self.clock.now_millis();
+        if loaded.is_ok() && flight.started_ms.saturating_add(self.ttl_ms()) <= now {
+            // A read that started a TTL ago is too old to decide on.
+            loaded = Err(StoreError::timed_out(timeout));
+        }
         match loaded {
             Ok(nb) => Ok(self.loaded_global(flight.epoch, flight.started_ms, flight.ticket, nb)),
-            Err(e) => self.stale_global(self.clock.now_millis(), e),
+            Err(e) => {
+                self.counters.store_errors.incr();
+                self.stale_global(now, e)
+            }
         }
     }
 
     /// The cached global `not_before` within the stale-if-error window, or `e`.
     pub(crate) fn stale_global(&self, now_ms: i64, e: StoreError) -> Result<i64, StoreError> {
         let loaded_before = self.global.expires_ms.load(Ordering::Acquire);
+        let margin = self.age_margin_ms.load(Ordering::Relaxed);
         match self.cfg.stale_if_error_ms {
-            Some(window) if loaded_before != 0 && loaded_before.saturating_add(window) > now_ms => {
+            Some(window)
+                if loaded_before != 0
+                    && loaded_before.saturating_sub(margin).saturating_add(window) > now_ms =>
+            {
                 self.counters.stale_answers.incr();
                 Ok(self.global.not_before.load(Ordering::Acquire))
             }
@@ -802,41 +879,35 @@ fn enforce_bound<V>(
     len: &AtomicUsize,
     max: usize,
     evictions: &Counter,
+    epochs: &[AtomicU64],
     live: impl Fn(&V) -> bool,
 ) {
+    // Dropping an entry forgets which read it held: a read still under way
+    // for that subject may be older, so it must not cache (epoch bump).
+    let evicted = |key: &SubjectKey| {
+        epochs[key.stripe()].fetch_add(1, Ordering::AcqRel);
+        len.fetch_sub(1, Ordering::Relaxed);
+        evictions.incr();
+    };
     if len.load(Ordering::Relaxed) < max {
         return;
     }
-    map.retain(|_, v| {
+    map.retain(|k, v| {
         let keep = live(v);
         if !keep {
-            len.fetch_sub(1, Ordering::Relaxed);
-            evictions.incr();
+            evicted(k);
         }
         keep
     });
     let target = max - max / 10;
     if len.load(Ordering::Relaxed) >= max {
-        map.retain(|_, _| {
+        map.retain(|k, _| {
             if len.load(Ordering::Relaxed) >= target {
-                len.fetch_sub(1, Ordering::Relaxed);
-                evictions.incr();
+                evicted(k);
                 false
             } else {
                 true
             }
         });
-    }
-}
-
-/// `load`, or a timeout error at `deadline`.
-async fn bounded<T>(
-    load: impl Future<Output = Result<T, StoreError>>,
-    deadline: Instant,
-    timeout: std::time::Duration,
-) -> Result<T, StoreError> {
-    match tokio::time::timeout_at(deadline, load).await {
-        Ok(loaded) => loaded,
-        Err(_) => Err(StoreError::timed_out(timeout)),
     }
 }

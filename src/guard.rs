@@ -743,8 +743,13 @@ impl<S: CutoffStore> Guard<S> {
                             async move { owner.store.load_global().await }
                         })
                         .await
-                        .map_err(|e| self.store_error(e))?,
+                        // Counted by the cache (also when stale-if-error
+                        // answers).
+                        .map_err(Error::StoreUnavailable)?,
                 };
+                // Revocations that returned while this request waited on
+                // the store apply too.
+                let cutoff = inner.cache.current(key).map_or(cutoff, |c| cutoff.merge(c));
                 (cutoff, global)
             }
         };
@@ -767,7 +772,9 @@ impl<S: CutoffStore> Guard<S> {
 
     /// When a store wait that starts now must end.
     fn deadline(&self) -> tokio::time::Instant {
-        tokio::time::Instant::now() + self.inner.settings.store_timeout
+        let now = tokio::time::Instant::now();
+        now.checked_add(self.inner.settings.store_timeout)
+            .unwrap_or_else(|| now + Duration::from_secs(365 * 86_400))
     }
 
     /// A store call bounded by `deadline`; a store error or the timeout is
@@ -852,6 +859,7 @@ impl<S: CutoffStore> Guard<S> {
         let cutoff = self
             .store_call_until(self.deadline(), self.inner.store.bump_version(sub))
             .await?;
+        self.inner.cache.counters.revocations.incr();
         self.apply_subject(sub, cutoff).await;
         Ok(cutoff)
     }
@@ -876,6 +884,14 @@ impl<S: CutoffStore> Guard<S> {
     pub async fn revoke_before(&self, sub: &str, at: i64) -> Result<Cutoff, Error> {
         self.check_horizon(at.saturating_add(1))?;
         let now = self.inner.clock.now_seconds();
+        // A "now" read just before a second boundary means now: tokens of
+        // the new second issued before this call (foreign ones carry no
+        // version to bump) are revoked too.
+        let at = if at >= now.saturating_sub(1) {
+            at.max(now)
+        } else {
+            at
+        };
         let deadline = self.deadline();
         let mut cutoff = self
             .store_call_until(deadline, self.inner.store.revoke_before(sub, at))
@@ -894,6 +910,7 @@ impl<S: CutoffStore> Guard<S> {
                 }
             }
         }
+        self.inner.cache.counters.revocations.incr();
         self.apply_subject(sub, cutoff).await;
         Ok(cutoff)
     }
@@ -930,7 +947,6 @@ impl<S: CutoffStore> Guard<S> {
     }
 
     async fn apply_subject(&self, sub: &str, cutoff: Cutoff) {
-        self.inner.cache.counters.revocations.incr();
         #[cfg(feature = "tracing")]
         tracing::debug!(
             target: "jwt_revoke",
