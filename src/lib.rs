@@ -110,3 +110,16 @@ pub use stores::sqlite::SqliteStore;
 
 /// Re-exported from jsonwebtoken so callers need not depend on it directly.
 pub use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+
+/// The sqlx this crate is built with (its pools appear in the public API of
+/// the SQLite and PostgreSQL stores): use it instead of pinning the same
+/// version yourself.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
+pub use sqlx;
+
+/// The redis client this crate is built with (its `Client` and connection
+/// types appear in the public API of the Redis store and bus).
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis;
