@@ -71,9 +71,9 @@ pub(crate) mod wire {
     pub const MAX_MESSAGE_BYTES: usize = 8 * 1024;
 
     /// The version prefix of the current wire format.
-    const PREFIX: &str = "jr1.";
+    const PREFIX: &str = "jr2.";
     /// Domain separation for the MAC input.
-    const MAC_CONTEXT: &[u8] = b"jwt-revoke bus v1";
+    const MAC_CONTEXT: &[u8] = b"jwt-revoke bus v2";
     /// Length of an unpadded base64url HMAC-SHA256.
     const MAC_B64_LEN: usize = 43;
 
@@ -167,6 +167,41 @@ pub(crate) mod wire {
         Heartbeat { from: String, seq: u64 },
     }
 
+    /// What is authenticated: the publisher's send time (Unix milliseconds,
+    /// field `at`) and the body.
+    #[derive(Serialize)]
+    struct SealedRef<'a> {
+        at: i64,
+        #[serde(flatten)]
+        body: &'a Body,
+    }
+
+    /// A received message, as parsed.
+    #[derive(Deserialize)]
+    struct SealedOwned {
+        at: i64,
+        #[serde(flatten)]
+        body: Body,
+    }
+
+    /// An authenticated, parsed message.
+    #[derive(Debug)]
+    pub(crate) struct Opened {
+        /// The publisher's send time, Unix milliseconds.
+        pub(crate) at_ms: i64,
+        /// The body.
+        pub(crate) body: Body,
+        /// The message's MAC (unique per message: it covers the send time).
+        pub(crate) tag: [u8; 32],
+    }
+
+    /// The wall clock in Unix milliseconds (0 before 1970).
+    pub(crate) fn now_ms() -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    }
+
     impl Body {
         pub(crate) fn event(event: &CutoffEvent) -> Body {
             match event {
@@ -190,9 +225,11 @@ pub(crate) mod wire {
         Malformed,
     }
 
-    /// Serializes and authenticates a message for `channel`.
+    /// Serializes and authenticates a message for `channel`, stamped with
+    /// the current wall-clock time.
     pub(crate) fn seal(key: &BusKey, channel: &str, body: &Body) -> Result<String, StoreError> {
-        let json = serde_json::to_string(body).map_err(StoreError::new)?;
+        let json =
+            serde_json::to_string(&SealedRef { at: now_ms(), body }).map_err(StoreError::new)?;
         let tag = key
             .mac_for(channel, json.as_bytes())
             .finalize()
@@ -212,7 +249,7 @@ pub(crate) mod wire {
     }
 
     /// Checks size, version and MAC (in constant time), then parses the body.
-    pub(crate) fn open(key: &BusKey, channel: &str, payload: &[u8]) -> Result<Body, Rejected> {
+    pub(crate) fn open(key: &BusKey, channel: &str, payload: &[u8]) -> Result<Opened, Rejected> {
         if payload.len() > MAX_MESSAGE_BYTES {
             return Err(Rejected::Malformed);
         }
@@ -229,6 +266,13 @@ pub(crate) mod wire {
         key.mac_for(channel, body)
             .verify_slice(&tag)
             .map_err(|_| Rejected::Unauthenticated)?;
-        serde_json::from_slice(body).map_err(|_| Rejected::Malformed)
+        let tag: [u8; 32] = tag.try_into().map_err(|_| Rejected::Unauthenticated)?;
+        let SealedOwned { at, body } =
+            serde_json::from_slice(body).map_err(|_| Rejected::Malformed)?;
+        Ok(Opened {
+            at_ms: at,
+            body,
+            tag,
+        })
     }
 }

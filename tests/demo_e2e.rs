@@ -689,3 +689,109 @@ async fn a_token_with_only_standard_claims_from_another_implementation_works() {
     );
     assert_eq!(me(&c, base, &mint(1)).await.0, StatusCode::OK);
 }
+
+async fn post_json(
+    c: &reqwest::Client,
+    url: String,
+    token: Option<&str>,
+    body: Value,
+) -> (StatusCode, Value) {
+    let mut req = c.post(url).json(&body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let r = req.send().await.unwrap();
+    (r.status(), r.json().await.unwrap_or(Value::Null))
+}
+
+/// Bodies are capped at 4 KiB (413) also when the client sends no length
+/// (chunked): the body is cut off at the limit, not buffered whole; and
+/// JSON that is not UTF-8 is a plain 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunked_and_non_utf8_bodies_are_bounded_and_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = start().await;
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let mut raw = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = "POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+    raw.write_all(head.as_bytes()).await.unwrap();
+    let prefix = "{\"username\":\"a\",\"password\":\"";
+    raw.write_all(format!("{:x}\r\n{prefix}\r\n", prefix.len()).as_bytes())
+        .await
+        .unwrap();
+    let chunk = "p".repeat(1024);
+    for _ in 0..64 {
+        let frame = format!("{:x}\r\n{chunk}\r\n", chunk.len());
+        if raw.write_all(frame.as_bytes()).await.is_err() {
+            break; // the server may stop reading once over the limit
+        }
+    }
+    let _ = raw.write_all(b"0\r\n\r\n").await;
+    let mut answer = Vec::new();
+    let _ = raw.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+
+    let c = reqwest::Client::new();
+    let r = c
+        .post(format!("{}/login", server.base))
+        .header("content-type", "application/json")
+        .body(b"{\"username\":\"a\xff\",\"password\":\"correct horse\"}".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+}
+
+/// A thief with a stolen token (and the old password) starts a password
+/// change; while its argon2 runs, the owner logs out everywhere. The server
+/// checks the token again once the hash is ready: the change is refused
+/// with 401, the thief's password never works, the owner's still does.
+/// (The race depends on argon2 taking a while, as it does in every
+/// profile: the logout is sent a third of one argon2 run into the change,
+/// which runs two.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_logged_out_everywhere_during_its_password_change_changes_nothing() {
+    let server = start().await;
+    let (c, base) = (reqwest::Client::new(), server.base.clone());
+    register(&c, &base, "alice", "correct horse").await;
+    // How long one argon2 run takes in this build: the race window.
+    let started = std::time::Instant::now();
+    let (status, body) = login(&c, &base, "alice", "correct horse").await;
+    let argon2 = started.elapsed();
+    assert_eq!(status, StatusCode::OK);
+    let stolen = body["access_token"].as_str().unwrap().to_owned();
+    let (_, body) = login(&c, &base, "alice", "correct horse").await;
+    let owner = body["access_token"].as_str().unwrap().to_owned();
+
+    // The thief changes the password…
+    let change = {
+        let (c, base, stolen) = (c.clone(), base.clone(), stolen.clone());
+        tokio::spawn(async move {
+            post_json(
+                &c,
+                format!("{base}/password"),
+                Some(&stolen),
+                json!({"old_password": "correct horse", "new_password": "thief's password"}),
+            )
+            .await
+        })
+    };
+    // …and while its request hashes, the owner logs out everywhere.
+    tokio::time::sleep((argon2 / 3).max(Duration::from_millis(50))).await;
+    let (logout, _) = post_json(&c, format!("{base}/logout"), Some(&owner), json!({})).await;
+    assert_eq!(logout, StatusCode::NO_CONTENT);
+    assert_eq!(me(&c, &base, &stolen).await.0, StatusCode::UNAUTHORIZED);
+
+    let (changed, body) = change.await.unwrap();
+    assert_eq!(
+        (changed, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("token_revoked")),
+        "the stolen session's password change after the logout: {body}"
+    );
+    let (thief, _) = login(&c, &base, "alice", "thief's password").await;
+    assert_eq!(thief, StatusCode::UNAUTHORIZED);
+    let (owner, _) = login(&c, &base, "alice", "correct horse").await;
+    assert_eq!(owner, StatusCode::OK);
+}

@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::time::{Duration, Instant};
+
 use jwt_revoke::{Algorithm, Cutoff, CutoffStore, Guard, Keys, PostgresStore};
 
 impl common::conformance::TestStore for PostgresStore {
@@ -93,6 +95,140 @@ async fn connecting_to_a_server_that_is_down_fails_within_seconds() {
     assert!(
         matches!(res, Ok(Err(_))),
         "{:?}",
+        res.map(|r| r.map(|_| ()))
+    );
+}
+
+/// In a PostgreSQL database whose encoding is not UTF-8 (LATIN1 here), a
+/// subject with a character the encoding lacks cannot be stored: like a
+/// NUL byte, it loads as unknown (the guard answers `401 unknown_subject`,
+/// as with any other store, not `503` as if the database were down), and a
+/// write for it is an error that says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subject_a_latin1_database_cannot_hold_is_unknown_and_cannot_be_written() {
+    use jwt_revoke::MemoryStore;
+    use sqlx::Connection as _;
+    let url = common::server_url("POSTGRES_URL");
+    let db = format!("jr_latin1_{}", std::process::id());
+    let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {db}"))
+        .execute(&mut admin)
+        .await;
+    sqlx::query(&format!(
+        "CREATE DATABASE {db} ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
+    ))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    let base = url.rsplit_once('/').unwrap().0;
+    let store = PostgresStore::connect(&format!("{base}/{db}"))
+        .await
+        .unwrap();
+    store.insert("alice", Cutoff::default()).await.unwrap();
+    let guard = Guard::builder(
+        Keys::hmac(Algorithm::HS256, common::SECRET).unwrap(),
+        store.clone(),
+    )
+    .build()
+    .unwrap();
+    let memory = Guard::builder(
+        Keys::hmac(Algorithm::HS256, common::SECRET).unwrap(),
+        MemoryStore::new(),
+    )
+    .build()
+    .unwrap();
+
+    let sub = "user-日本";
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &serde_json::json!({ "sub": sub, "iat": now, "exp": now + 600, "ver": 0 }),
+        &jsonwebtoken::EncodingKey::from_secret(common::SECRET),
+    )
+    .unwrap();
+    let in_memory = memory.validate::<()>(&token).await.unwrap_err().code();
+    let in_postgres = guard.validate::<()>(&token).await.unwrap_err().code();
+    let loaded = store.load(sub).await.map_err(|e| e.to_string());
+    let removed = store.remove(sub).await.map_err(|e| e.to_string());
+    let writes = [
+        store.insert(sub, Cutoff::default()).await.map(|_| ()),
+        store.bump_version(sub).await.map(|_| ()),
+        store.revoke_before(sub, now).await.map(|_| ()),
+    ]
+    .map(|r| r.map_err(|e| e.to_string()));
+    let alice = store.load("alice").await.map_err(|e| e.to_string());
+    store.pool().close().await;
+    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {db}"))
+        .execute(&mut admin)
+        .await;
+    assert_eq!(in_memory, "unknown_subject");
+    assert_eq!(in_postgres, "unknown_subject");
+    assert_eq!(loaded, Ok(None));
+    assert_eq!(removed, Ok(false));
+    for w in writes {
+        assert!(
+            matches!(&w, Err(e) if e.contains("cannot be represented in the database's encoding")),
+            "{w:?}"
+        );
+    }
+    assert_eq!(alice, Ok(Some(Cutoff::default())));
+}
+
+/// README, "Stores" and "Guarantees": a PostgreSQL reached over a path that
+/// goes silent (sockets open, nothing answers) costs a request at most
+/// `store_timeout` (validation and revocation alike), and
+/// `PostgresStore::connect` gives up within its 2 s acquire timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_postgres_costs_at_most_the_store_timeout() {
+    let url = common::server_url("POSTGRES_URL");
+    let proxy = common::proxy::Proxy::start(&common::proxy::target_of(&url)).await;
+    let store = jwt_revoke::PostgresStore::connect(&proxy.url(&url))
+        .await
+        .unwrap();
+    let sub = common::unique("pg-silent");
+    store.insert(&sub, Cutoff::default()).await.unwrap();
+    let timeout = Duration::from_millis(1500);
+    let guard = Guard::builder(
+        Keys::hmac(Algorithm::HS256, common::SECRET).unwrap(),
+        store.clone(),
+    )
+    .store_timeout(timeout)
+    .build()
+    .unwrap();
+    let token = guard.issue(&sub, &()).await.unwrap();
+    guard.clear_cache();
+
+    proxy.set_silent(true);
+    let started = Instant::now();
+    let verdict = guard.validate::<()>(&token).await;
+    let waited = started.elapsed();
+    assert!(
+        matches!(&verdict, Err(e) if e.code() == "store_unavailable")
+            && waited < timeout + Duration::from_millis(500),
+        "validation on a silent PostgreSQL: {verdict:?} after {waited:?}"
+    );
+    let started = Instant::now();
+    let revoked = guard.bump_version(&sub).await;
+    let waited = started.elapsed();
+    assert!(
+        revoked.is_err() && waited < timeout + Duration::from_millis(500),
+        "revocation on a silent PostgreSQL: {revoked:?} after {waited:?}"
+    );
+    let started = Instant::now();
+    let res = tokio::time::timeout(
+        Duration::from_secs(5),
+        jwt_revoke::PostgresStore::connect(&proxy.url(&url)),
+    )
+    .await;
+    let waited = started.elapsed();
+    proxy.set_silent(false);
+    assert!(
+        matches!(res, Ok(Err(_))) && waited < Duration::from_millis(2_800),
+        "README Stores: PostgresStore::connect waits at most its 2 s acquire timeout; \
+         through a silent path: {:?} after {waited:?}",
         res.map(|r| r.map(|_| ()))
     );
 }

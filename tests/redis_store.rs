@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::time::{Duration, Instant};
+
 use jwt_revoke::{Algorithm, Cutoff, CutoffStore, Guard, Keys, RedisStore};
 
 impl common::conformance::TestStore for RedisStore {
@@ -380,4 +382,51 @@ fn the_builder_documents_fail_fast_defaults() {
         Some(std::time::Duration::from_millis(750))
     );
     assert_eq!(config.min_delay(), std::time::Duration::from_millis(20));
+}
+
+/// README, "Stores", *Outages*: `RedisStore::connect` fails fast, "500 ms to
+/// connect, 1 s for a reply". A frozen server (SIGSTOP: the kernel still
+/// accepts connections, nothing answers) is the case a TCP refusal does not
+/// cover: calls on a connected store and a new `connect` must both give up
+/// within a few seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_redis_fails_calls_and_connect_fast() {
+    let port = free_port();
+    let server = OwnRedis::start(port);
+    let mut store = None;
+    for _ in 0..200 {
+        if let Ok(s) = RedisStore::connect(&server.url()).await {
+            store = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let store = store.expect("redis up");
+    store.insert("alice", Cutoff::default()).await.unwrap();
+    server.pause();
+    let bound = Duration::from_secs(3);
+    for i in 0..3 {
+        let started = Instant::now();
+        let res = tokio::time::timeout(bound, store.load("alice")).await;
+        assert!(
+            matches!(res, Ok(Err(_))),
+            "README Stores: '1 s for a reply'; load #{i} on a frozen Redis: {res:?} after {:?}",
+            started.elapsed()
+        );
+        let res = tokio::time::timeout(bound, store.bump_version("alice")).await;
+        assert!(
+            matches!(res, Ok(Err(_))),
+            "README Stores: '1 s for a reply'; bump #{i} on a frozen Redis: {res:?}"
+        );
+    }
+    let started = Instant::now();
+    let res = tokio::time::timeout(bound, RedisStore::connect(&server.url())).await;
+    let elapsed = started.elapsed();
+    server.resume();
+    assert!(
+        matches!(res, Ok(Err(_))),
+        "README Stores: RedisStore::connect fails fast ('500 ms to connect, 1 s for a reply'); \
+         against a frozen Redis it gave {:?} after {elapsed:?}",
+        res.map(|r| r.map(|_| ()))
+    );
 }

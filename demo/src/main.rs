@@ -28,14 +28,14 @@ use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use jwt_revoke::integrations::Rejection;
 use jwt_revoke::integrations::axum::Authenticated;
 use jwt_revoke::integrations::tower::RevokeLayer;
+use jwt_revoke::integrations::{Credentials as Bearer, Rejection, bearer_credentials};
 use jwt_revoke::{Algorithm, Cutoff, Guard, Keys, SqliteStore};
 use serde::Deserialize;
 use serde_json::json;
@@ -309,6 +309,7 @@ async fn logout(
 async fn change_password(
     State(app): State<App>,
     Authenticated(user): Authenticated,
+    headers: HeaderMap,
     body: Result<Json<PasswordChange>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
     let Json(p) = body.map_err(bad_body)?;
@@ -320,6 +321,22 @@ async fn change_password(
         return Err(ApiError(StatusCode::UNAUTHORIZED, "invalid_credentials"));
     }
     let new_hash = hash_password(app.hash_permit()?, p.new_password).await?;
+    // The two argon2 runs take a while: the session may have been logged
+    // out (everywhere, or by another password change) meanwhile. Check the
+    // caller's token once more before writing anything: a revoked token gets
+    // 401 and nothing changes. What remains is the short window between this
+    // check and the writes below (two database round trips, no hashing): a
+    // logout that lands inside it does not stop this change, but the change
+    // bumps the version itself, so no session survives it either way.
+    let token = match bearer_credentials(
+        headers
+            .get(header::AUTHORIZATION)
+            .map(HeaderValue::as_bytes),
+    ) {
+        Bearer::Bearer(token) => token,
+        _ => return Err(ApiError(StatusCode::UNAUTHORIZED, "invalid_token")),
+    };
+    app.guard.validate::<()>(token).await?;
     // Two writes, in the order that fails safe. The revocation goes first:
     // - if it fails, nothing has changed (the old password and every
     //   session stand) and the client gets 503 and may retry;

@@ -7,20 +7,22 @@
 //! to [`Guard::apply_event`](crate::Guard::apply_event) (floors: late,
 //! duplicated, reordered or replayed events are harmless).
 //!
-//! # Authentication: wire format (version 1)
+//! # Authentication: wire format (version 2)
 //!
 //! Every message on the bus is ASCII text:
 //!
 //! ```text
-//! jr1.<MAC>.<BODY>
+//! jr2.<MAC>.<BODY>
 //! ```
 //!
-//! - `jr1.` names the format version, so that it can evolve;
-//! - `<BODY>` is a JSON object with a `kind` field: `subject` (with `sub` and
+//! - `jr2.` names the format version, so that it can evolve (version 1,
+//!   `jr1.`, had no send time and is refused as unauthenticated);
+//! - `<BODY>` is a JSON object with an `at` field, the publisher's send time
+//!   in Unix milliseconds, and a `kind` field: `subject` (with `sub` and
 //!   `cutoff`), `global` (with `not_before`) or `heartbeat` (with `from` and
 //!   `seq`, sent by subscribers to check that the bus still delivers);
 //! - `<MAC>` is HMAC-SHA256 under the [`BusKey`] of
-//!   `"jwt-revoke bus v1" 0x00 <channel> 0x00 <BODY>`, in unpadded base64url
+//!   `"jwt-revoke bus v2" 0x00 <channel> 0x00 <BODY>`, in unpadded base64url
 //!   (43 characters). Binding the channel name stops a message captured on
 //!   one channel from being accepted on another.
 //!
@@ -29,19 +31,41 @@
 //! then parses the body. A message without a valid MAC is counted
 //! ([`SubscriberHandle::unauthenticated_messages`]) and dropped; an oversized
 //! one, or one whose authenticated body does not parse, is counted as
-//! malformed ([`SubscriberHandle::malformed_messages`]) and dropped.
+//! malformed ([`SubscriberHandle::malformed_messages`]) and dropped. An
+//! authenticated event sent more than [`SubscriberConfig::max_event_age`]
+//! (default 30 s) ago or that far ahead, or whose MAC the subscriber already
+//! received within that age (it remembers up to [`MAX_REMEMBERED_EVENTS`]),
+//! is counted as a replay ([`SubscriberHandle::replayed_messages`]) and
+//! dropped.
 //!
 //! ## Trust model
 //!
 //! The MAC stops anyone who can reach the bus but does not hold the key
 //! (PostgreSQL lets every role `NOTIFY`, Redis without ACLs lets every client
-//! `PUBLISH`) from forging events. It does not stop a *replay*: whoever can
-//! publish can resend a genuine event seen earlier. That is harmless by
-//! design, because the guard treats remote events as floors (they can only
-//! raise a cached cutoff, which the store already holds). Heartbeats carry
-//! the subscriber's random identity and a sequence number, and only the
-//! subscriber's own, newer heartbeats prove the bus alive, so a replayed
-//! heartbeat cannot hide a dead bus either.
+//! `PUBLISH`) from forging events. Whoever can publish can still resend a
+//! genuine event seen earlier: a subscriber refuses such a *replay* once the
+//! event is older than `max_event_age`, and within that age when it received
+//! the same message before. So a replay cannot undo a repair made in the
+//! store (a cutoff lowered by hand, then `clear_cache`) once the original
+//! event has passed, nor keep disturbing the cache. What a subscriber does
+//! accept, a genuine event it sees for the first time within the window, is
+//! what it is: a floor (it can only raise a cached cutoff, never create an
+//! entry or make one fresh). The wall clocks of the instances must agree to
+//! well within `max_event_age` (NTP): events from an instance whose clock is
+//! further off are dropped as replays, and its revocations then reach the
+//! others within their cache TTL. Heartbeats carry the subscriber's random
+//! identity and a sequence number, and only the subscriber's own, newer
+//! heartbeats prove the bus alive, so a replayed heartbeat cannot hide a
+//! dead bus either.
+//!
+//! Redis closes a subscriber's connection when its output buffer passes
+//! `client-output-buffer-limit pubsub` (32 MB by default): one raw `PUBLISH`
+//! of a larger message, needing no key, disconnects every subscriber of the
+//! channel. The library cannot prevent it; it fails safe (the disconnect is
+//! counted, cached cutoffs are trusted only for `degraded_max_age`, and the
+//! subscriber reconnects). Restrict `PUBLISH` on the channel to the
+//! application with ACLs; lowering the pub/sub buffer limit bounds what such
+//! a message costs Redis in memory (subscribers are still disconnected).
 //!
 //! Deployment: give the bus key only to the application's instances (a
 //! random secret of its own, not the JWT key; rotate it by restarting the
@@ -88,11 +112,12 @@
 //! revocation itself is in the store and reaches the other instances within
 //! the bound above or their cache TTL.
 
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::bus::wire::{Body, Rejected, open, seal};
+use crate::bus::wire::{Body, Opened, Rejected, now_ms, open, seal};
 pub use crate::bus::wire::{BusConfigError, BusKey, MAX_MESSAGE_BYTES};
 use crate::guard::Guard;
 use crate::store::{CutoffStore, StoreError};
@@ -123,6 +148,15 @@ pub struct SubscriberConfig {
     /// each connect, subscribe and publish step. Must exceed
     /// `heartbeat_interval`.
     pub liveness_timeout: Duration,
+    /// Replay window (default 30 s): an event whose send time (stamped by
+    /// the publisher, inside the MAC) is older than this, or further than
+    /// this in the future, is dropped and counted
+    /// ([`SubscriberHandle::replayed_messages`]); so is an event already
+    /// received within it. The wall clocks of the instances must agree to
+    /// well within this (NTP): an instance whose clock is off by more drops
+    /// every event of the others, and their revocations then reach it
+    /// within its cache TTL only. At least 1 s.
+    pub max_event_age: Duration,
 }
 
 impl Default for SubscriberConfig {
@@ -133,9 +167,17 @@ impl Default for SubscriberConfig {
             max_backoff: Duration::from_secs(5),
             heartbeat_interval: Duration::from_secs(1),
             liveness_timeout: Duration::from_secs(3),
+            max_event_age: DEFAULT_MAX_EVENT_AGE,
         }
     }
 }
+
+/// The default [`SubscriberConfig::max_event_age`].
+const DEFAULT_MAX_EVENT_AGE: Duration = Duration::from_secs(30);
+
+/// The most recent event MACs a subscriber remembers to refuse replays
+/// ([`SubscriberConfig::max_event_age`]); the oldest is forgotten first.
+pub const MAX_REMEMBERED_EVENTS: usize = 4096;
 
 impl SubscriberConfig {
     fn check(&self) -> Result<(), BusConfigError> {
@@ -147,6 +189,23 @@ impl SubscriberConfig {
         if self.liveness_timeout <= self.heartbeat_interval {
             return Err(BusConfigError::InvalidConfig {
                 reason: "liveness_timeout must exceed heartbeat_interval",
+            });
+        }
+        // A zero backoff would stay zero when doubled: a reconnection loop
+        // without pause against a server that closes every connection.
+        if self.initial_backoff < Duration::from_millis(1) {
+            return Err(BusConfigError::InvalidConfig {
+                reason: "initial_backoff is below 1 ms",
+            });
+        }
+        if self.max_backoff < self.initial_backoff {
+            return Err(BusConfigError::InvalidConfig {
+                reason: "max_backoff is below initial_backoff",
+            });
+        }
+        if self.max_event_age < Duration::from_secs(1) {
+            return Err(BusConfigError::InvalidConfig {
+                reason: "max_event_age is below 1 s",
             });
         }
         Ok(())
@@ -162,6 +221,7 @@ struct Stats {
     received: AtomicU64,
     malformed: AtomicU64,
     unauthenticated: AtomicU64,
+    replayed: AtomicU64,
     disconnects: AtomicU64,
 }
 
@@ -195,6 +255,13 @@ impl SubscriberHandle {
     /// unparsed): forgeries, another key, another format version.
     pub fn unauthenticated_messages(&self) -> u64 {
         self.stats.unauthenticated.load(Ordering::Relaxed)
+    }
+
+    /// Authenticated events dropped as replays: sent longer ago than
+    /// [`SubscriberConfig::max_event_age`] (or that far in the future), or
+    /// already received.
+    pub fn replayed_messages(&self) -> u64 {
+        self.stats.replayed.load(Ordering::Relaxed)
     }
 
     /// Times the subscription was lost (closed, or silent past the
@@ -237,6 +304,33 @@ impl Beat {
     }
 }
 
+/// The MACs of the events received within the replay window, oldest first
+/// (at most [`MAX_REMEMBERED_EVENTS`]).
+#[derive(Default)]
+struct Seen {
+    order: VecDeque<([u8; 32], i64)>,
+    tags: HashSet<[u8; 32]>,
+}
+
+impl Seen {
+    /// `true` when `tag` is new (and now remembered); forgets MACs sent
+    /// before `oldest_ms`, and the oldest beyond the bound.
+    fn remember(&mut self, tag: [u8; 32], at_ms: i64, oldest_ms: i64) -> bool {
+        while let Some(&(old, at)) = self.order.front() {
+            if at >= oldest_ms && self.order.len() < MAX_REMEMBERED_EVENTS {
+                break;
+            }
+            self.order.pop_front();
+            self.tags.remove(&old);
+        }
+        if !self.tags.insert(tag) {
+            return false;
+        }
+        self.order.push_back((tag, at_ms));
+        true
+    }
+}
+
 /// Aborts a spawned task when dropped.
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
@@ -256,6 +350,8 @@ struct Session<S: CutoffStore> {
     beat: Arc<Beat>,
     /// The highest sequence of our own heartbeats received.
     acked: u64,
+    /// Events received within the replay window.
+    seen: Seen,
 }
 
 impl<S: CutoffStore> Session<S> {
@@ -293,6 +389,7 @@ impl<S: CutoffStore> Session<S> {
                     sent: AtomicU64::new(0),
                 }),
                 acked: 0,
+                seen: Seen::default(),
             },
             stats,
         ))
@@ -364,19 +461,45 @@ impl<S: CutoffStore> Session<S> {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// `true` when an authenticated event is fresh: sent within the replay
+    /// window and not received before.
+    fn fresh(&mut self, opened: &Opened) -> bool {
+        let window = i64::try_from(self.config.max_event_age.as_millis()).unwrap_or(i64::MAX);
+        let now = now_ms();
+        let oldest = now.saturating_sub(window);
+        opened.at_ms >= oldest
+            && opened.at_ms <= now.saturating_add(window)
+            && self.seen.remember(opened.tag, opened.at_ms, oldest)
+    }
+
     /// Handles one message; `true` when it was one of our own heartbeats,
     /// newer than any seen before (the bus is live).
     fn message(&mut self, payload: &[u8]) -> bool {
-        match open(&self.beat.key, &self.beat.channel, payload) {
-            Ok(Body::Subject { sub, cutoff }) => {
+        let opened = match open(&self.beat.key, &self.beat.channel, payload) {
+            Ok(opened) => opened,
+            Err(Rejected::Unauthenticated) => {
+                self.stats.unauthenticated.fetch_add(1, Ordering::Relaxed);
+                return false;
+            }
+            Err(Rejected::Malformed) => {
+                self.stats.malformed.fetch_add(1, Ordering::Relaxed);
+                return false;
+            }
+        };
+        if !matches!(opened.body, Body::Heartbeat { .. }) && !self.fresh(&opened) {
+            self.stats.replayed.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        match opened.body {
+            Body::Subject { sub, cutoff } => {
                 self.applied(&crate::CutoffEvent::Subject { sub, cutoff });
                 false
             }
-            Ok(Body::Global { not_before }) => {
+            Body::Global { not_before } => {
                 self.applied(&crate::CutoffEvent::Global { not_before });
                 false
             }
-            Ok(Body::Heartbeat { from, seq }) => {
+            Body::Heartbeat { from, seq } => {
                 // Only our own heartbeats, each at most once: a replayed
                 // heartbeat proves nothing about the bus now.
                 if from != self.beat.id
@@ -390,14 +513,6 @@ impl<S: CutoffStore> Session<S> {
                     self.connected();
                 }
                 true
-            }
-            Err(Rejected::Unauthenticated) => {
-                self.stats.unauthenticated.fetch_add(1, Ordering::Relaxed);
-                false
-            }
-            Err(Rejected::Malformed) => {
-                self.stats.malformed.fetch_add(1, Ordering::Relaxed);
-                false
             }
         }
     }

@@ -25,6 +25,27 @@ pub(crate) fn version_to_sql(version: u64) -> Result<i64, StoreError> {
         .map_err(|_| StoreError::msg(format!("token_version {version} does not fit in BIGINT")))
 }
 
+/// Whether `e` says the database cannot represent a bound value in its
+/// encoding (PostgreSQL `22P05` untranslatable_character, `22021`
+/// character_not_in_repertoire): a subject a non-UTF-8 database (LATIN1, …)
+/// cannot hold. Such a subject cannot be in the table either.
+pub(crate) fn unrepresentable(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db)
+        if matches!(db.code().as_deref(), Some("22P05" | "22021")))
+}
+
+/// A database error; the one for a subject the database's encoding cannot
+/// represent says so.
+pub(crate) fn write_error(e: sqlx::Error) -> StoreError {
+    if unrepresentable(&e) {
+        StoreError::msg(format!(
+            "subject cannot be represented in the database's encoding: {e}"
+        ))
+    } else {
+        StoreError::new(e)
+    }
+}
+
 /// Generates a `CutoffStore` over an sqlx pool from the dialect's SQL.
 macro_rules! sql_store {
     (
@@ -80,7 +101,8 @@ macro_rules! sql_store {
             /// are merged by maximum: a cutoff never moves backwards.
             ///
             /// A subject containing a NUL byte is an error: no store holds
-            /// one (PostgreSQL's `TEXT` cannot).
+            /// one (PostgreSQL's `TEXT` cannot); so is one the database's
+            /// encoding cannot represent (a non-UTF-8 PostgreSQL database).
             pub async fn insert(&self, sub: &str, cutoff: $crate::Cutoff) -> Result<$crate::Cutoff, $crate::StoreError> {
                 $crate::stores::check_storable(sub)?;
                 let row: (i64, i64) = sqlx::query_as($merge)
@@ -89,7 +111,7 @@ macro_rules! sql_store {
                     .bind(cutoff.not_before)
                     .fetch_one(&self.pool)
                     .await
-                    .map_err($crate::StoreError::new)?;
+                    .map_err($crate::stores::sql::write_error)?;
                 $crate::stores::sql::cutoff_from_row(row)
             }
 
@@ -100,11 +122,15 @@ macro_rules! sql_store {
                 if !$crate::stores::storable(sub) {
                     return Ok(false);
                 }
-                let done = sqlx::query($remove)
+                let done = match sqlx::query($remove)
                     .bind(sub)
                     .execute(&self.pool)
                     .await
-                    .map_err($crate::StoreError::new)?;
+                {
+                    Ok(done) => done,
+                    Err(e) if $crate::stores::sql::unrepresentable(&e) => return Ok(false),
+                    Err(e) => return Err($crate::StoreError::new(e)),
+                };
                 Ok(done.rows_affected() > 0)
             }
         }
@@ -112,17 +138,25 @@ macro_rules! sql_store {
         impl $crate::store::CutoffStore for $name {
             /// A subject containing a NUL byte cannot be in the table
             /// (PostgreSQL's `TEXT` cannot hold one, and no shipped store
-            /// writes one): it is unknown, `Ok(None)`, not a database error
+            /// writes one), nor one the database's encoding cannot represent
+            /// (PostgreSQL SQLSTATE `22P05` or `22021`, in a non-UTF-8
+            /// database): it is unknown, `Ok(None)`, not a database error
             /// that the guard would answer as an outage.
             async fn load(&self, sub: &str) -> Result<Option<$crate::Cutoff>, $crate::StoreError> {
                 if !$crate::stores::storable(sub) {
                     return Ok(None);
                 }
-                let row: Option<(i64, i64)> = sqlx::query_as($load)
+                let row: Option<(i64, i64)> = match sqlx::query_as($load)
                     .bind(sub)
                     .fetch_optional(&self.pool)
                     .await
-                    .map_err($crate::StoreError::new)?;
+                {
+                    Ok(row) => row,
+                    // Not representable in the database's encoding: it
+                    // cannot be in the table, so it is unknown.
+                    Err(e) if $crate::stores::sql::unrepresentable(&e) => return Ok(None),
+                    Err(e) => return Err($crate::StoreError::new(e)),
+                };
                 row.map($crate::stores::sql::cutoff_from_row).transpose()
             }
 
@@ -132,7 +166,7 @@ macro_rules! sql_store {
                     .bind(sub)
                     .fetch_optional(&self.pool)
                     .await
-                    .map_err($crate::StoreError::new)?;
+                    .map_err($crate::stores::sql::write_error)?;
                 let row = row.ok_or_else(|| $crate::StoreError::msg("token_version is at its maximum"))?;
                 $crate::stores::sql::cutoff_from_row(row)
             }
@@ -144,7 +178,7 @@ macro_rules! sql_store {
                     .bind(at.saturating_add(1))
                     .fetch_one(&self.pool)
                     .await
-                    .map_err($crate::StoreError::new)?;
+                    .map_err($crate::stores::sql::write_error)?;
                 $crate::stores::sql::cutoff_from_row(row)
             }
 
