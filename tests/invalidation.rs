@@ -1355,8 +1355,7 @@ mod redis_hostile {
     /// accepting a token revoked elsewhere for the whole TTL plus the window,
     /// not for `liveness_timeout + degraded_max_age` (+ the window).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "known defect: the fix belongs to the cache (src/cache.rs), under rework"]
-    async fn stale_if_error_ignores_the_degraded_age_limit_while_the_bus_is_down() {
+    async fn stale_if_error_respects_the_degraded_age_while_the_bus_is_down() {
         use common::redis_server::{OwnRedis, free_port};
         let port = free_port();
         let server = OwnRedis::start(port);
@@ -1412,8 +1411,7 @@ mod redis_hostile {
     /// blips: the old cutoff, read before the logout, is served again,
     /// far beyond `liveness_timeout + degraded_max_age` (+ the 1 s window).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "known defect: needs the cache rework (src/cache.rs, src/guard.rs) to drop pre-gap entries without losing stale-if-error"]
-    async fn after_a_gap_cutoffs_read_before_it_are_served_again_by_stale_if_error() {
+    async fn after_a_gap_cutoffs_read_before_it_are_not_served_by_stale_if_error() {
         use common::redis_server::{OwnRedis, free_port};
         let port = free_port();
         let server = OwnRedis::start(port);
