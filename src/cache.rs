@@ -3,7 +3,7 @@
 //!
 //! # Keys
 //! Entries are keyed by a 128-bit SipHash-1-3 of the subject under a random
-//! per-process key, so a lookup never allocates and an entry costs 40 bytes
+//! per-process key, so a lookup never allocates and an entry costs 48 bytes
 //! of table space instead of a heap-allocated string. Two subjects share a
 //! slot only on a 128-bit collision of a keyed PRF (probability about
 //! n²/2¹²⁹, ≈ 10⁻²⁷ for a million subjects, and not steerable by an attacker
