@@ -349,9 +349,6 @@ impl CutoffCache {
             .saturating_sub(margin)
             .saturating_add(window)
             > now_ms;
-        if usable {
-            self.counters.stale_answers.incr();
-        }
         usable.then_some(slot.cutoff)
     }
 
@@ -735,6 +732,8 @@ impl CutoffCache {
         if let Some(nb) = self.fresh_global(now_ms) {
             return Ok(nb);
         }
+        // The request may have waited (on its subject's load) since `now_ms`.
+        let joined_at = self.clock.now_millis();
         let flight = {
             let mut current = self
                 .global
@@ -745,7 +744,7 @@ impl CutoffCache {
                 Some(f)
                     if f.load.peek().is_none()
                         && f.epoch >= self.global.epoch.load(Ordering::Acquire)
-                        && f.started_ms.saturating_add(self.ttl_ms()) > now_ms =>
+                        && f.started_ms.saturating_add(self.ttl_ms()) > joined_at =>
                 {
                     f
                 }
@@ -813,6 +812,12 @@ impl CutoffCache {
         let expires = self.global.expires_ms.load(Ordering::Acquire);
         (expires.saturating_sub(margin) > now_ms)
             .then(|| self.global.not_before.load(Ordering::Acquire))
+    }
+
+    /// The cached global `not_before` as it is now, fresh or not (floors
+    /// raise it).
+    pub(crate) fn global_floor(&self) -> i64 {
+        self.global.not_before.load(Ordering::Acquire)
     }
 
     /// The global epoch, read before a store read of the global cutoff.

@@ -376,6 +376,7 @@ struct Checked<'p> {
     iat: i64,
     exp: i64,
     ver: Option<u64>,
+    nbf: Option<i64>,
 }
 
 impl<S: CutoffStore> Guard<S> {
@@ -582,11 +583,13 @@ impl<S: CutoffStore> Guard<S> {
             // Seen before: signature and registered claims hold until the
             // entry's expiry; the cutoffs are checked as for any token.
             inner.cache.counters.verified_hits.incr();
+            self.check_start(hit.iat, hit.nbf, now_ms.div_euclid(1000))?;
             let checked = Checked {
                 sub: std::borrow::Cow::Borrowed(&hit.sub),
                 iat: hit.iat,
                 exp: hit.exp,
                 ver: hit.ver,
+                nbf: hit.nbf,
             };
             self.check_cutoffs(&checked, now_ms).await?;
             let claims = parse_extra::<C>(&hit.payload)?;
@@ -611,6 +614,7 @@ impl<S: CutoffStore> Guard<S> {
             checked.iat,
             checked.exp,
             checked.ver,
+            checked.nbf,
             &payload,
             inner.settings.leeway,
         );
@@ -684,15 +688,11 @@ impl<S: CutoffStore> Guard<S> {
         if exp.saturating_add(settings.leeway) < now {
             return Err(Error::Expired);
         }
-        if iat > now.saturating_add(self.future_iat_allowance()) {
-            return Err(Error::IssuedInFuture);
-        }
-        if wire.nbf.is_some() {
-            let nbf = time_claim(wire.nbf, "nbf")?;
-            if nbf > now.saturating_add(settings.leeway) {
-                return Err(Error::NotYetValid);
-            }
-        }
+        let nbf = match wire.nbf {
+            Some(_) => Some(time_claim(wire.nbf, "nbf")?),
+            None => None,
+        };
+        self.check_start(iat, nbf, now)?;
         if let Some(expected) = &settings.issuer
             && wire.iss.as_deref() != Some(expected.as_str())
         {
@@ -708,7 +708,29 @@ impl<S: CutoffStore> Guard<S> {
             }
             _ => {}
         }
-        Ok(Checked { sub, iat, exp, ver })
+        Ok(Checked {
+            sub,
+            iat,
+            exp,
+            ver,
+            nbf,
+        })
+    }
+
+    /// The claims that say when a token starts to be valid: a future `iat`
+    /// beyond `max(leeway, 1 s)`, an `nbf` beyond the leeway. Checked on
+    /// every request, verified-token cache hits included (a clock stepped
+    /// back can make them fail again).
+    fn check_start(&self, iat: i64, nbf: Option<i64>, now: i64) -> Result<(), Error> {
+        if iat > now.saturating_add(self.future_iat_allowance()) {
+            return Err(Error::IssuedInFuture);
+        }
+        if let Some(nbf) = nbf
+            && nbf > now.saturating_add(self.inner.settings.leeway)
+        {
+            return Err(Error::NotYetValid);
+        }
+        Ok(())
     }
 
     async fn check_cutoffs(&self, checked: &Checked<'_>, now_ms: i64) -> Result<(), Error> {
@@ -730,8 +752,8 @@ impl<S: CutoffStore> Guard<S> {
             (lookup, global) => {
                 // One deadline for every store wait of this request.
                 let deadline = self.deadline();
-                let cutoff = match lookup {
-                    Lookup::Fresh(c) => c,
+                let (cutoff, stale) = match lookup {
+                    Lookup::Fresh(c) => (c, false),
                     _ => self.load_cutoff(sub, key, deadline).await?,
                 };
                 let global = match global {
@@ -748,8 +770,17 @@ impl<S: CutoffStore> Guard<S> {
                         .map_err(Error::StoreUnavailable)?,
                 };
                 // Revocations that returned while this request waited on
-                // the store apply too.
+                // the store apply too, subject and global alike, and so
+                // does a `forget`.
+                let now = inner.clock.now_millis();
+                if inner.cache.lookup(key, now) == Lookup::Unknown {
+                    return Err(Error::UnknownSubject);
+                }
                 let cutoff = inner.cache.current(key).map_or(cutoff, |c| cutoff.merge(c));
+                let global = global.max(inner.cache.global_floor());
+                if stale {
+                    counters.stale_answers.incr();
+                }
                 (cutoff, global)
             }
         };
@@ -805,7 +836,7 @@ impl<S: CutoffStore> Guard<S> {
         sub: &str,
         key: SubjectKey,
         deadline: tokio::time::Instant,
-    ) -> Result<Cutoff, Error> {
+    ) -> Result<(Cutoff, bool), Error> {
         let inner = &*self.inner;
         match inner
             .cache
@@ -818,7 +849,7 @@ impl<S: CutoffStore> Guard<S> {
             )
             .await
         {
-            Ok(Some(c)) => Ok(c),
+            Ok(Some(c)) => Ok((c, false)),
             Ok(None) => Err(Error::UnknownSubject),
             Err(e) => {
                 inner.cache.counters.store_errors.incr();
@@ -830,6 +861,7 @@ impl<S: CutoffStore> Guard<S> {
                     // not when the request started: a hung store must not
                     // stretch it.
                     .stale(key, inner.clock.now_millis())
+                    .map(|c| (c, true))
                     .ok_or(Error::StoreUnavailable(e))
             }
         }
@@ -1044,6 +1076,12 @@ impl<S: CutoffStore> Guard<S> {
     /// invalidation subscriber calls this when it resubscribes after a gap
     /// (events may have been missed). Loads already under way do not cache
     /// what they read.
+    ///
+    /// With a reduced cache age in force ([`Guard::limit_cache_age`]), the
+    /// stale window of each entry counts from its expiry as that reduced age
+    /// measures it (reads made while events may have been missed are not
+    /// served stale past it). If the reduced age stays in force afterwards,
+    /// it is applied once more: stricter, never more lenient.
     pub fn mark_cache_stale(&self) {
         self.inner.cache.mark_stale();
     }

@@ -8,9 +8,11 @@
 //! different key and goes through the full checks. An entry records what
 //! the full checks established (subject, `iat`, `exp`, `ver`, the decoded
 //! payload for the caller's own claims) and is used only until the token
-//! would expire (`exp` plus the leeway): every other registered-claim check
-//! (`nbf`, a future `iat`, `iss`, `aud`, the algorithm and key) can only stay
-//! true as time passes, and the guard's keys never change.
+//! would expire (`exp` plus the leeway). On a hit the guard checks the
+//! time-dependent claims again (`nbf` and a future `iat`, which a clock
+//! stepped back can make fail) so a hit answers exactly as a miss would; the
+//! others (`iss`, `aud`, the algorithm and key) cannot change, since the
+//! guard's settings and keys never do.
 //!
 //! Memory is bounded twice: by entries and by the bytes of subjects and
 //! payloads they hold. When either bound is reached, expired entries go
@@ -25,9 +27,11 @@ use siphasher::sip128::{Hasher128, SipHasher13};
 
 use crate::cache::PassThrough;
 
-/// Bytes an entry costs beyond its subject and payload (key, value, map
-/// slot, `Arc` header), counted against the byte budget.
-const ENTRY_OVERHEAD: usize = 96;
+/// Bytes an entry costs beyond its subject and payload, counted against the
+/// byte budget: the `Arc`'d entry (88), the map slot (key and pointer, 24)
+/// and the table's spare capacity (up to as much again). A conservative
+/// estimate, so the heap stays under the budget.
+const ENTRY_OVERHEAD: usize = 160;
 
 /// What the full checks established about one token.
 pub(crate) struct Entry {
@@ -35,6 +39,9 @@ pub(crate) struct Entry {
     pub(crate) iat: i64,
     pub(crate) exp: i64,
     pub(crate) ver: Option<u64>,
+    /// `nbf`, if the token has one: checked again on a hit, since a clock
+    /// stepped back can make it fail.
+    pub(crate) nbf: Option<i64>,
     /// The decoded payload, for the caller's own claims.
     pub(crate) payload: Box<[u8]>,
     /// Unix ms from which the token would be expired (`exp` + leeway).
@@ -110,6 +117,7 @@ impl VerifiedCache {
         iat: i64,
         exp: i64,
         ver: Option<u64>,
+        nbf: Option<i64>,
         payload: &[u8],
         leeway: i64,
     ) {
@@ -125,6 +133,7 @@ impl VerifiedCache {
             iat,
             exp,
             ver,
+            nbf,
             payload: payload.into(),
             until_ms,
         };
