@@ -16,29 +16,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::counting::Counting;
+use common::fixture::{Store, T0, keys, setup};
 use jwt_revoke::{
-    Algorithm, Clock, Cutoff, CutoffStore, DecodingKey, EncodingKey, Error, FakeClock, Guard,
-    GuardBuilder, Keys, MemoryStore, RevokedReason, StoreError,
+    Algorithm, Clock, Cutoff, CutoffStore, DecodingKey, EncodingKey, Error, FakeClock, Guard, Keys,
+    MemoryStore, RevokedReason, StoreError,
 };
-
-const T0: i64 = 1_800_000_000;
-
-type Store = Arc<Counting<MemoryStore>>;
-
-fn keys() -> Keys {
-    Keys::hmac(Algorithm::HS256, common::SECRET).unwrap()
-}
-
-fn setup(subjects: &[&str]) -> (FakeClock, Store, GuardBuilder<Store>) {
-    let clock = FakeClock::new(T0);
-    let store = Arc::new(Counting::new(MemoryStore::new()));
-    for s in subjects {
-        store.inner.insert(*s, Cutoff::default());
-    }
-    let b = Guard::builder(keys(), store.clone()).clock(clock.clone());
-    (clock, store, b)
-}
 
 /// A second instance over the same store, without a bus.
 fn other_instance(clock: &FakeClock, store: &Store) -> Guard<Store> {
