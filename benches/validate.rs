@@ -6,6 +6,7 @@
 //! - the same for ES256 against a bare ES256 `jsonwebtoken::decode`,
 //! - `Guard::validate` on a cache miss (MemoryStore),
 //! - `Guard::issue`,
+//! - a cache miss through `DynStore` against the concrete store,
 //! - cache-hit validation with 100 000 cached subjects,
 //! - throughput on 1 and 2 threads.
 //!
@@ -132,6 +133,41 @@ fn validate(c: &mut Criterion) {
 
     group.bench_function("guard_issue", |b| {
         b.iter(|| block_on(g.issue(black_box("user-0"), &())).unwrap())
+    });
+    group.finish();
+
+    // The miss path through `DynStore` (one boxed future per store call)
+    // against the concrete store, side by side.
+    let mut group = c.benchmark_group("miss_store_type");
+    group.throughput(Throughput::Elements(1));
+    let concrete_clock = FakeClock::new(T0);
+    let concrete = guard(1, &concrete_clock, Duration::from_millis(1));
+    let concrete_token = block_on(concrete.issue("user-0", &())).unwrap();
+    group.bench_function("memory_store", |b| {
+        b.iter(|| {
+            concrete_clock.advance(Duration::from_millis(1));
+            block_on(concrete.validate::<()>(black_box(&concrete_token))).unwrap()
+        })
+    });
+    let dyn_clock = FakeClock::new(T0);
+    let memory = MemoryStore::new();
+    memory.insert("user-0", Cutoff::default());
+    let dynamic = Guard::builder(
+        Keys::hmac(Algorithm::HS256, SECRET).unwrap(),
+        jwt_revoke::DynStore::new(memory),
+    )
+    .clock(dyn_clock.clone())
+    .access_ttl(Duration::from_secs(10 * 365 * 86_400))
+    .cache_ttl(Duration::from_millis(1))
+    .verified_cache(0)
+    .build()
+    .unwrap();
+    let dyn_token = block_on(dynamic.issue("user-0", &())).unwrap();
+    group.bench_function("dyn_store_over_memory_store", |b| {
+        b.iter(|| {
+            dyn_clock.advance(Duration::from_millis(1));
+            block_on(dynamic.validate::<()>(black_box(&dyn_token))).unwrap()
+        })
     });
     group.finish();
 
