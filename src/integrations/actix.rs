@@ -193,11 +193,7 @@ impl<S: CutoffStore, C> RevokeMiddleware<S, C> {
     /// When the cookie or header name is not a valid HTTP token: such a
     /// source could never find a token.
     pub fn token_source(mut self, source: TokenSource) -> Self {
-        assert!(
-            source.is_valid(),
-            "jwt-revoke: invalid token source {source:?}"
-        );
-        self.policy.source = source;
+        self.policy.set_source(source);
         self
     }
 

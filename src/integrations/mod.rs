@@ -416,6 +416,16 @@ impl<S: CutoffStore, C> Policy<S, C> {
             on_reject: None,
         }
     }
+
+    /// Sets where the token is read, refusing a source that could never
+    /// find one (a cookie or header name that is not an HTTP token).
+    pub(crate) fn set_source(&mut self, source: TokenSource) {
+        assert!(
+            source.is_valid(),
+            "jwt-revoke: invalid token source {source:?}"
+        );
+        self.source = source;
+    }
 }
 
 impl<S: CutoffStore, C: DeserializeOwned + 'static> Policy<S, C> {

@@ -119,11 +119,7 @@ impl<S: CutoffStore, C> RevokeLayer<S, C> {
     /// let layer = RevokeLayer::<_, ()>::new(guard).token_source(TokenSource::Cookie("session"));
     /// ```
     pub fn token_source(mut self, source: TokenSource) -> Self {
-        assert!(
-            source.is_valid(),
-            "jwt-revoke: invalid token source {source:?}"
-        );
-        self.policy.source = source;
+        self.policy.set_source(source);
         self
     }
 
