@@ -11,29 +11,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::fixture::{T0, keys, setup};
+use common::fixture::{T0, assert_revoked, keys, setup, until};
 use jwt_revoke::{
     BoxFuture, Clock, Cutoff, CutoffEvent, CutoffStore, Error, FakeClock, Guard, MemoryStore,
     Publisher, RevokedReason, StoreError,
 };
-
-#[track_caller]
-fn assert_revoked<T: std::fmt::Debug>(r: Result<T, Error>, reason: RevokedReason, promise: &str) {
-    match r {
-        Err(Error::Revoked(got)) => assert_eq!(got, reason, "{promise}"),
-        other => panic!("{promise}: expected a revocation ({reason}), got {other:?}"),
-    }
-}
-
-async fn until(cond: impl Fn() -> bool) {
-    for _ in 0..10_000 {
-        if cond() {
-            return;
-        }
-        tokio::task::yield_now().await;
-    }
-    panic!("condition never reached");
-}
 
 // ---------------------------------------------------------------------------
 // A waiter that joined a flight and is then parked (polled once, kept alive,

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::fixture::{Store, T0, keys, setup};
+use common::fixture::{Store, T0, assert_revoked, keys, setup, until};
 use jwt_revoke::{
     Algorithm, Clock, Cutoff, CutoffStore, DecodingKey, EncodingKey, Error, FakeClock, Guard, Keys,
     MemoryStore, RevokedReason, StoreError,
@@ -28,24 +28,6 @@ fn other_instance(clock: &FakeClock, store: &Store) -> Guard<Store> {
         .clock(clock.clone())
         .build()
         .unwrap()
-}
-
-#[track_caller]
-fn assert_revoked<T: std::fmt::Debug>(r: Result<T, Error>, reason: RevokedReason, promise: &str) {
-    match r {
-        Err(Error::Revoked(got)) => assert_eq!(got, reason, "{promise}"),
-        other => panic!("{promise}: expected a revocation ({reason}), got {other:?}"),
-    }
-}
-
-async fn until(cond: impl Fn() -> bool) {
-    for _ in 0..10_000 {
-        if cond() {
-            return;
-        }
-        tokio::task::yield_now().await;
-    }
-    panic!("condition never reached");
 }
 
 async fn settle() {

@@ -191,6 +191,31 @@ pub mod fixture {
         Keys::hmac(Algorithm::HS256, super::SECRET).unwrap()
     }
 
+    /// Fails with `promise` unless `r` is a revocation for `reason`.
+    #[track_caller]
+    pub fn assert_revoked<T: std::fmt::Debug>(
+        r: Result<T, jwt_revoke::Error>,
+        reason: jwt_revoke::RevokedReason,
+        promise: &str,
+    ) {
+        match r {
+            Err(jwt_revoke::Error::Revoked(got)) => assert_eq!(got, reason, "{promise}"),
+            other => panic!("{promise}: expected a revocation ({reason}), got {other:?}"),
+        }
+    }
+
+    /// Yields until `cond` holds (bounded: a schedule that never gets
+    /// there fails rather than hangs).
+    pub async fn until(cond: impl Fn() -> bool) {
+        for _ in 0..10_000 {
+            if cond() {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("condition never reached");
+    }
+
     /// A clock at `T0`, a store holding `subjects`, and a builder over both.
     pub fn setup(subjects: &[&str]) -> (FakeClock, Store, GuardBuilder<Store>) {
         let clock = FakeClock::new(T0);
