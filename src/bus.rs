@@ -36,6 +36,14 @@ pub enum CutoffEvent {
         /// The new global `not_before`.
         not_before: i64,
     },
+    /// One session of a subject was revoked (logout of one device, a
+    /// revocation by id, or a refresh-token reuse).
+    Session {
+        /// The subject the session belongs to.
+        sub: String,
+        /// The session id.
+        sid: String,
+    },
 }
 
 /// A boxed future, for the object-safe [`Publisher`].
@@ -164,6 +172,7 @@ pub(crate) mod wire {
     pub(crate) enum Body {
         Subject { sub: String, cutoff: Cutoff },
         Global { not_before: i64 },
+        Session { sub: String, sid: String },
         Heartbeat { from: String, seq: u64 },
     }
 
@@ -211,6 +220,10 @@ pub(crate) mod wire {
                 },
                 CutoffEvent::Global { not_before } => Body::Global {
                     not_before: *not_before,
+                },
+                CutoffEvent::Session { sub, sid } => Body::Session {
+                    sub: sub.clone(),
+                    sid: sid.clone(),
                 },
             }
         }

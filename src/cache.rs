@@ -263,7 +263,7 @@ pub(crate) struct CutoffCache {
     cfg: CacheConfig,
     clock: Arc<dyn Clock>,
     /// What the cache and the guard did (see [`crate::metrics`]).
-    pub(crate) counters: Counters,
+    pub(crate) counters: Arc<Counters>,
 }
 
 pub(crate) fn random_keys() -> (u64, u64) {
@@ -284,6 +284,16 @@ pub(crate) fn random_keys() -> (u64, u64) {
 
 impl CutoffCache {
     pub(crate) fn new(cfg: CacheConfig, clock: Arc<dyn Clock>) -> Self {
+        Self::with_counters(cfg, clock, Arc::new(Counters::new()))
+    }
+
+    /// A cache that counts into `counters` (shared with another cache of
+    /// the same guard: the session cache counts with the subject cache).
+    pub(crate) fn with_counters(
+        cfg: CacheConfig,
+        clock: Arc<dyn Clock>,
+        counters: Arc<Counters>,
+    ) -> Self {
         CutoffCache {
             entries: Map::default(),
             negative: Map::default(),
@@ -305,13 +315,24 @@ impl CutoffCache {
             hash_keys: random_keys(),
             cfg,
             clock,
-            counters: Counters::new(),
+            counters,
         }
     }
 
     pub(crate) fn key(&self, sub: &str) -> SubjectKey {
         let mut h = SipHasher13::new_with_keys(self.hash_keys.0, self.hash_keys.1);
         h.write(sub.as_bytes());
+        let out = h.finish128();
+        SubjectKey(out.h1, out.h2)
+    }
+
+    /// The key of a pair of strings (a subject and one of its session
+    /// ids): the subject, a separator no UTF-8 text contains, the second.
+    pub(crate) fn key2(&self, a: &str, b: &str) -> SubjectKey {
+        let mut h = SipHasher13::new_with_keys(self.hash_keys.0, self.hash_keys.1);
+        h.write(a.as_bytes());
+        h.write(&[0xff]);
+        h.write(b.as_bytes());
         let out = h.finish128();
         SubjectKey(out.h1, out.h2)
     }

@@ -307,6 +307,9 @@ pub(crate) struct WireClaims<'a, V> {
     pub(crate) ver: Option<V>,
     pub(crate) iss: Option<Cow<'a, str>>,
     pub(crate) aud: Option<Audience<'a>>,
+    /// The session id of a token minted for a session (see
+    /// [`crate::session`]); must be a string when present.
+    pub(crate) sid: Option<Cow<'a, str>>,
 }
 
 #[derive(Clone, Copy)]
@@ -318,6 +321,7 @@ enum ClaimField {
     Ver,
     Iss,
     Aud,
+    Sid,
     Other,
 }
 
@@ -338,6 +342,7 @@ impl<'de> Deserialize<'de> for ClaimField {
                     "ver" => ClaimField::Ver,
                     "iss" => ClaimField::Iss,
                     "aud" => ClaimField::Aud,
+                    "sid" => ClaimField::Sid,
                     _ => ClaimField::Other,
                 })
             }
@@ -367,6 +372,7 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for WireClaims<'de, V> {
                     ver: None,
                     iss: None,
                     aud: None,
+                    sid: None,
                 };
                 while let Some(field) = map.next_key::<ClaimField>()? {
                     match field {
@@ -397,6 +403,10 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for WireClaims<'de, V> {
                         ClaimField::Aud => {
                             once::<A::Error>(&mut seen, 1 << 6, "aud")?;
                             c.aud = map.next_value()?;
+                        }
+                        ClaimField::Sid => {
+                            once::<A::Error>(&mut seen, 1 << 7, "sid")?;
+                            c.sid = cow(map.next_value()?);
                         }
                         ClaimField::Other => {
                             map.next_value::<Skip>()?;
@@ -504,7 +514,9 @@ pub(crate) fn parse_extra<C: DeserializeOwned + 'static>(bytes: &[u8]) -> Result
 }
 
 /// Claim names the library owns; custom claims may not use them.
-pub(crate) const RESERVED: &[&str] = &["sub", "iat", "exp", "nbf", "ver", "iss", "aud", "jti"];
+pub(crate) const RESERVED: &[&str] = &[
+    "sub", "iat", "exp", "nbf", "ver", "iss", "aud", "jti", "sid",
+];
 
 /// A token that passed every check: signature, registered claims, and the
 /// subject's cutoffs. `C` holds the caller's own claims (`()` for none).
@@ -514,6 +526,7 @@ pub struct Verified<C = ()> {
     pub(crate) iat: i64,
     pub(crate) exp: i64,
     pub(crate) ver: Option<u64>,
+    pub(crate) sid: Option<String>,
     pub(crate) claims: C,
 }
 
@@ -546,6 +559,14 @@ impl<C> Verified<C> {
     /// The token version `ver`; `None` for foreign tokens.
     pub fn version(&self) -> Option<u64> {
         self.ver
+    }
+
+    /// The session id (`sid`) of a token minted for a session by
+    /// [`Guard::login`](crate::Guard::login) or
+    /// [`Guard::refresh`](crate::Guard::refresh); `None` for a token without
+    /// one.
+    pub fn session_id(&self) -> Option<&str> {
+        self.sid.as_deref()
     }
 
     /// The caller's own claims.

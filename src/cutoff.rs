@@ -41,15 +41,20 @@ pub enum RevokedReason {
     NotBefore,
     /// `token.iat` is earlier than the global `not_before`.
     Global,
+    /// The token's session (`sid`) is revoked
+    /// ([`Error::SessionRevoked`](crate::Error::SessionRevoked)).
+    Session,
 }
 
 impl RevokedReason {
-    /// A stable lower-case name: `version`, `not_before` or `global`.
+    /// A stable lower-case name: `version`, `not_before`, `global` or
+    /// `session`.
     pub fn as_str(self) -> &'static str {
         match self {
             RevokedReason::Version => "version",
             RevokedReason::NotBefore => "not_before",
             RevokedReason::Global => "global",
+            RevokedReason::Session => "session",
         }
     }
 }

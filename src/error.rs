@@ -5,7 +5,7 @@ use crate::store::StoreError;
 
 /// Every [`Error::code`], indexed by `Error::code_index` (counters per code
 /// are kept in this order).
-pub(crate) const CODES: [&str; 20] = [
+pub(crate) const CODES: [&str; 24] = [
     "malformed",
     "too_large",
     "invalid_signature",
@@ -26,6 +26,10 @@ pub(crate) const CODES: [&str; 20] = [
     "invalid_cutoff",
     "retry_later",
     "invalid_claims",
+    "session_revoked",
+    "refresh_reused",
+    "refresh_invalid",
+    "sessions_disabled",
 ];
 
 /// Everything that can go wrong when issuing, validating or revoking tokens.
@@ -137,6 +141,32 @@ pub enum Error {
     /// The message never contains claim values (serde's would).
     #[error("the token's claims do not match the expected type")]
     InvalidClaims,
+    /// The token's session (`sid`) was revoked (logged out, revoked by id,
+    /// ended by a refresh-token reuse), expired and purged, or belongs to
+    /// another subject; also answered by [`Guard::refresh`](crate::Guard::refresh)
+    /// for a refresh token of such a session or of a subject whose cutoffs
+    /// revoked the session (logged out everywhere, password changed).
+    /// HTTP 401.
+    #[error("session revoked")]
+    SessionRevoked,
+    /// A refresh token of a generation that was already spent was presented
+    /// again: a copy of it is in someone else's hands. The whole session is
+    /// revoked (its refresh token and its access tokens); the subject's
+    /// other sessions are not touched. HTTP 401.
+    #[error("refresh token reused; the session is revoked")]
+    RefreshReused,
+    /// The refresh token is not one this guard issued: garbage, tampered
+    /// with, signed with another key, an access token, or for a session the
+    /// store does not hold (expired and purged, or never created). HTTP 401.
+    #[error("invalid refresh token")]
+    RefreshInvalid,
+    /// The token carries a session id (`sid`) and `ver`, but this guard was
+    /// built without [`GuardBuilder::sessions`](crate::GuardBuilder::sessions),
+    /// so it cannot check the session: a configuration mistake on this
+    /// instance, answered as a loud 500 rather than accepting a token whose
+    /// session may be revoked.
+    #[error("token has a session id but sessions are not enabled on this guard")]
+    SessionsDisabled,
 }
 
 impl Error {
@@ -168,6 +198,10 @@ impl Error {
             Error::InvalidCutoff(_) => 17,
             Error::RetryLater => 18,
             Error::InvalidClaims => 19,
+            Error::SessionRevoked => 20,
+            Error::RefreshReused => 21,
+            Error::RefreshInvalid => 22,
+            Error::SessionsDisabled => 23,
         }
     }
 
@@ -181,6 +215,7 @@ impl Error {
                 | Error::Config(_)
                 | Error::InvalidCutoff(_)
                 | Error::RetryLater
+                | Error::SessionsDisabled
         )
     }
 
@@ -190,7 +225,10 @@ impl Error {
     pub fn status(&self) -> u16 {
         match self {
             Error::StoreUnavailable(_) | Error::RetryLater => 503,
-            Error::Issue(_) | Error::Config(_) | Error::InvalidCutoff(_) => 500,
+            Error::Issue(_)
+            | Error::Config(_)
+            | Error::InvalidCutoff(_)
+            | Error::SessionsDisabled => 500,
             _ => 401,
         }
     }
@@ -199,6 +237,7 @@ impl Error {
     pub fn revoked_reason(&self) -> Option<RevokedReason> {
         match self {
             Error::Revoked(r) => Some(*r),
+            Error::SessionRevoked => Some(RevokedReason::Session),
             _ => None,
         }
     }
@@ -218,10 +257,28 @@ mod tests {
     }
 
     #[test]
-    fn invalid_claims_is_a_401_with_its_own_code_at_the_end_of_the_table() {
+    fn invalid_claims_is_a_401_with_its_own_code() {
         let e = Error::InvalidClaims;
         assert_eq!((e.code(), e.status()), ("invalid_claims", 401));
         assert!(e.is_client_error());
-        assert_eq!(e.code_index(), CODES.len() - 1);
+    }
+
+    #[test]
+    fn session_errors_have_stable_codes_and_statuses() {
+        let cases = [
+            (Error::SessionRevoked, "session_revoked", 401),
+            (Error::RefreshReused, "refresh_reused", 401),
+            (Error::RefreshInvalid, "refresh_invalid", 401),
+            (Error::SessionsDisabled, "sessions_disabled", 500),
+        ];
+        for (e, code, status) in cases {
+            assert_eq!((e.code(), e.status()), (code, status));
+            assert_eq!(e.is_client_error(), status == 401);
+        }
+        assert_eq!(
+            Error::SessionRevoked.revoked_reason(),
+            Some(RevokedReason::Session)
+        );
+        assert_eq!(Error::SessionsDisabled.code_index(), CODES.len() - 1);
     }
 }

@@ -17,6 +17,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::cutoff::{Cutoff, RevokedReason};
 use crate::error::Error;
 use crate::keys::Keys;
+use crate::session::{SessionConfig, SessionLoad, SessionSupport};
 use crate::store::{CutoffStore, StoreError};
 use crate::verified::VerifiedCache;
 
@@ -35,7 +36,7 @@ pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
 ///
 /// See the [crate documentation](crate) for an example.
 pub struct Guard<S: CutoffStore> {
-    inner: Arc<Inner<S>>,
+    pub(crate) inner: Arc<Inner<S>>,
 }
 
 impl<S: CutoffStore> Clone for Guard<S> {
@@ -57,27 +58,30 @@ impl<S: CutoffStore> std::fmt::Debug for Guard<S> {
 }
 
 #[derive(Debug, Clone)]
-struct Settings {
-    leeway: i64,
+pub(crate) struct Settings {
+    pub(crate) leeway: i64,
     max_token_bytes: usize,
-    access_ttl: i64,
+    pub(crate) access_ttl: i64,
     issuer: Option<String>,
     audience: Option<String>,
     accept_any_audience: bool,
     foreign_tokens: bool,
-    store_timeout: Duration,
+    pub(crate) store_timeout: Duration,
     /// Seconds a cutoff's `not_before` may lie ahead of now.
     max_future_cutoff: i64,
 }
 
-struct Inner<S> {
+pub(crate) struct Inner<S> {
     keys: Keys,
-    store: S,
-    cache: CutoffCache,
+    pub(crate) store: S,
+    pub(crate) cache: CutoffCache,
     verified: VerifiedCache,
-    clock: Arc<dyn Clock>,
-    settings: Settings,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) settings: Settings,
     publisher: Option<Box<dyn Publisher>>,
+    /// Sessions and refresh tokens, when enabled
+    /// ([`GuardBuilder::sessions`]).
+    pub(crate) sessions: Option<SessionSupport<S>>,
 }
 
 /// Configures a [`Guard`]. Every setting documents its default; the defaults
@@ -104,9 +108,10 @@ pub struct GuardBuilder<S: CutoffStore> {
     max_future_cutoff: Duration,
     verified_tokens: usize,
     verified_bytes: usize,
+    pub(crate) sessions: Option<(SessionConfig, SessionLoad<S>)>,
 }
 
-fn secs(d: Duration) -> i64 {
+pub(crate) fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
@@ -302,16 +307,24 @@ impl<S: CutoffStore> GuardBuilder<S> {
             ));
         }
         install_crypto_provider();
-        let cache = CutoffCache::new(
-            CacheConfig {
-                ttl_ms: millis(self.ttl),
-                negative_ttl_ms: millis(self.negative_ttl),
-                stale_if_error_ms: self.stale_if_error.map(millis),
-                max_entries: self.max_entries,
-                max_negative_entries: self.max_negative_entries,
-            },
-            Arc::clone(&self.clock),
-        );
+        let cache_config = CacheConfig {
+            ttl_ms: millis(self.ttl),
+            negative_ttl_ms: millis(self.negative_ttl),
+            stale_if_error_ms: self.stale_if_error.map(millis),
+            max_entries: self.max_entries,
+            max_negative_entries: self.max_negative_entries,
+        };
+        let cache = CutoffCache::new(cache_config.clone(), Arc::clone(&self.clock));
+        let sessions = match self.sessions {
+            Some((config, load)) => Some(SessionSupport::new(
+                config,
+                load,
+                cache_config,
+                Arc::clone(&self.clock),
+                Arc::clone(&cache.counters),
+            )?),
+            None => None,
+        };
         Ok(Guard {
             inner: Arc::new(Inner {
                 keys: self.keys,
@@ -335,6 +348,7 @@ impl<S: CutoffStore> GuardBuilder<S> {
                     max_future_cutoff: secs(self.max_future_cutoff),
                 },
                 publisher: self.publisher,
+                sessions,
             }),
         })
     }
@@ -377,6 +391,32 @@ struct Checked<'p> {
     exp: i64,
     ver: Option<u64>,
     nbf: Option<i64>,
+    sid: Option<std::borrow::Cow<'p, str>>,
+}
+
+/// What a token is stamped with: read from the store (not the cache) just
+/// before signing.
+pub(crate) struct Stamp {
+    pub(crate) cutoff: Cutoff,
+    pub(crate) global: i64,
+    pub(crate) iat: i64,
+    pub(crate) exp: i64,
+}
+
+/// The caller's extra claims as a JSON object, refusing registered names.
+pub(crate) fn extra_claims<C: Serialize + ?Sized>(
+    extra: &C,
+) -> Result<serde_json::Map<String, serde_json::Value>, Error> {
+    let claims = match serde_json::to_value(extra) {
+        Ok(serde_json::Value::Object(map)) => map,
+        Ok(serde_json::Value::Null) => serde_json::Map::new(),
+        Ok(_) => return Err(Error::Issue("extra claims must be a JSON object".into())),
+        Err(e) => return Err(Error::Issue(format!("extra claims: {e}"))),
+    };
+    if let Some(name) = RESERVED.iter().find(|r| claims.contains_key(**r)) {
+        return Err(Error::Issue(format!("claim `{name}` is reserved")));
+    }
+    Ok(claims)
 }
 
 impl<S: CutoffStore> Guard<S> {
@@ -403,6 +443,7 @@ impl<S: CutoffStore> Guard<S> {
             max_future_cutoff: Duration::from_secs(400 * 86_400),
             verified_tokens: 10_000,
             verified_bytes: 4 << 20,
+            sessions: None,
         }
     }
 
@@ -470,25 +511,33 @@ impl<S: CutoffStore> Guard<S> {
         sub: &str,
         extra: &C,
     ) -> Result<String, Error> {
+        self.signing_key()?;
+        let claims = extra_claims(extra)?;
+        let stamp = self.stamp(sub, self.deadline()).await?;
+        self.sign(sub, claims, &stamp, None)
+    }
+
+    fn signing_key(&self) -> Result<(Option<&str>, Algorithm, &jsonwebtoken::EncodingKey), Error> {
+        self.inner
+            .keys
+            .signing()
+            .ok_or_else(|| Error::Issue("no signing key configured".into()))
+    }
+
+    /// Reads what a new token for `sub` is stamped with: the subject's
+    /// cutoff (from the store, never a flight that started earlier) and the
+    /// global cutoff, and decides `iat` and `exp`. The read also warms the
+    /// cache.
+    pub(crate) async fn stamp(
+        &self,
+        sub: &str,
+        deadline: tokio::time::Instant,
+    ) -> Result<Stamp, Error> {
         let inner = &*self.inner;
-        let Some((kid, alg, key)) = inner.keys.signing() else {
-            return Err(Error::Issue("no signing key configured".into()));
-        };
         if sub.is_empty() {
             return Err(Error::Issue("empty subject".into()));
         }
-        let mut claims = match serde_json::to_value(extra) {
-            Ok(serde_json::Value::Object(map)) => map,
-            Ok(serde_json::Value::Null) => serde_json::Map::new(),
-            Ok(_) => return Err(Error::Issue("extra claims must be a JSON object".into())),
-            Err(e) => return Err(Error::Issue(format!("extra claims: {e}"))),
-        };
-        if let Some(name) = RESERVED.iter().find(|r| claims.contains_key(**r)) {
-            return Err(Error::Issue(format!("claim `{name}` is reserved")));
-        }
-
         let ckey = inner.cache.key(sub);
-        let deadline = self.deadline();
         let cutoff = inner
             .cache
             .load(
@@ -531,11 +580,33 @@ impl<S: CutoffStore> Guard<S> {
             return Err(Error::Revoked(reason));
         }
         let exp = now.saturating_add(inner.settings.access_ttl).max(iat + 1);
+        Ok(Stamp {
+            cutoff,
+            global,
+            iat,
+            exp,
+        })
+    }
 
+    /// Signs an access token for `sub` with `claims` (the caller's, checked
+    /// by [`extra_claims`]) and the registered claims of `stamp`; `sid` for a
+    /// session's token.
+    pub(crate) fn sign(
+        &self,
+        sub: &str,
+        mut claims: serde_json::Map<String, serde_json::Value>,
+        stamp: &Stamp,
+        sid: Option<&str>,
+    ) -> Result<String, Error> {
+        let inner = &*self.inner;
+        let (kid, alg, key) = self.signing_key()?;
         claims.insert("sub".into(), sub.into());
-        claims.insert("iat".into(), iat.into());
-        claims.insert("exp".into(), exp.into());
-        claims.insert("ver".into(), cutoff.version.into());
+        claims.insert("iat".into(), stamp.iat.into());
+        claims.insert("exp".into(), stamp.exp.into());
+        claims.insert("ver".into(), stamp.cutoff.version.into());
+        if let Some(sid) = sid {
+            claims.insert("sid".into(), sid.into());
+        }
         if let Some(iss) = &inner.settings.issuer {
             claims.insert("iss".into(), iss.as_str().into());
         }
@@ -590,6 +661,7 @@ impl<S: CutoffStore> Guard<S> {
                 exp: hit.exp,
                 ver: hit.ver,
                 nbf: hit.nbf,
+                sid: hit.sid.as_deref().map(std::borrow::Cow::Borrowed),
             };
             self.check_cutoffs(&checked, now_ms).await?;
             let claims = parse_extra::<C>(&hit.payload)?;
@@ -598,6 +670,7 @@ impl<S: CutoffStore> Guard<S> {
                 iat: hit.iat,
                 exp: hit.exp,
                 ver: hit.ver,
+                sid: hit.sid.as_deref().map(str::to_owned),
                 claims,
             });
         }
@@ -615,6 +688,7 @@ impl<S: CutoffStore> Guard<S> {
             checked.exp,
             checked.ver,
             checked.nbf,
+            checked.sid.as_deref(),
             &payload,
             inner.settings.leeway,
         );
@@ -625,6 +699,7 @@ impl<S: CutoffStore> Guard<S> {
             iat: checked.iat,
             exp: checked.exp,
             ver: checked.ver,
+            sid: checked.sid.map(std::borrow::Cow::into_owned),
             claims,
         })
     }
@@ -714,6 +789,7 @@ impl<S: CutoffStore> Guard<S> {
             exp,
             ver,
             nbf,
+            sid: wire.sid,
         })
     }
 
@@ -736,26 +812,61 @@ impl<S: CutoffStore> Guard<S> {
     async fn check_cutoffs(&self, checked: &Checked<'_>, now_ms: i64) -> Result<(), Error> {
         let inner = &*self.inner;
         let sub: &str = &checked.sub;
+        let session = match (checked.sid.as_deref(), &inner.sessions) {
+            (Some(sid), Some(sessions)) => Some((sessions, sid, sessions.cache.key2(sub, sid))),
+            // A token minted for a session by an instance with sessions on:
+            // refusing it loudly beats accepting a revoked session. Foreign
+            // tokens (whose `ver` is not read) may carry their issuer's own
+            // `sid`, which means nothing here.
+            (Some(_), None) if !inner.settings.foreign_tokens => {
+                return Err(Error::SessionsDisabled);
+            }
+            _ => None,
+        };
         let key = inner.cache.key(sub);
         let lookup = inner.cache.lookup(key, now_ms);
         let fresh_global = inner.cache.fresh_global(now_ms);
-        // The hot path: both cached and fresh, no timer, no await.
+        let session_lookup = session.map(|(s, _, skey)| s.cache.lookup(skey, now_ms));
+        // The hot path: all cached and fresh, no timer, no await.
         let counters = &inner.cache.counters;
         match lookup {
             Lookup::Fresh(_) => counters.hits.incr(),
             Lookup::Unknown => counters.negative_hits.incr(),
             Lookup::Miss => counters.misses.incr(),
         }
-        let (cutoff, global) = match (lookup, fresh_global) {
-            (Lookup::Unknown, _) => return Err(Error::UnknownSubject),
-            (Lookup::Fresh(c), Some(g)) => (c, g),
-            (lookup, global) => {
+        match session_lookup {
+            Some(Lookup::Fresh(_)) => counters.session_hits.incr(),
+            Some(_) => counters.session_misses.incr(),
+            None => {}
+        }
+        let (cutoff, global, session_state) = match (lookup, fresh_global, session_lookup) {
+            (Lookup::Unknown, _, _) => return Err(Error::UnknownSubject),
+            (Lookup::Fresh(c), Some(g), None | Some(Lookup::Fresh(_))) => {
+                let state = match session_lookup {
+                    Some(Lookup::Fresh(s)) => Some(s),
+                    _ => None,
+                };
+                (c, g, state)
+            }
+            (lookup, global, session_lookup) => {
                 // One deadline for every store wait of this request.
                 let deadline = self.deadline();
-                let (cutoff, stale) = match lookup {
-                    Lookup::Fresh(c) => (c, false),
-                    _ => self.load_cutoff(sub, key, deadline).await?,
+                let subject = async {
+                    match lookup {
+                        Lookup::Fresh(c) => Ok((c, false)),
+                        _ => self.load_cutoff(sub, key, deadline).await,
+                    }
                 };
+                let session_state = async {
+                    match (session, session_lookup) {
+                        (Some((s, sid, skey)), Some(l)) => {
+                            s.state(self, sub, sid, skey, l, deadline).await.map(Some)
+                        }
+                        _ => Ok(None),
+                    }
+                };
+                let ((cutoff, stale), session_state) =
+                    futures_util::future::try_join(subject, session_state).await?;
                 let global = match global {
                     Some(g) => g,
                     None => inner
@@ -770,23 +881,33 @@ impl<S: CutoffStore> Guard<S> {
                         .map_err(Error::StoreUnavailable)?,
                 };
                 // Revocations that returned while this request waited on
-                // the store apply too, subject and global alike, and so
-                // does a `forget`.
+                // the store apply too, subject, session and global alike,
+                // and so does a `forget`.
                 let now = inner.clock.now_millis();
                 if inner.cache.lookup(key, now) == Lookup::Unknown {
                     return Err(Error::UnknownSubject);
                 }
                 let cutoff = inner.cache.current(key).map_or(cutoff, |c| cutoff.merge(c));
                 let global = global.max(inner.cache.global_floor());
+                let session_state = match (session, session_state) {
+                    (Some((s, _, skey)), Some(state)) => {
+                        Some(s.cache.current(skey).map_or(state, |c| state.merge(c)))
+                    }
+                    _ => None,
+                };
                 if stale {
                     counters.stale_answers.incr();
                 }
-                (cutoff, global)
+                (cutoff, global, session_state)
             }
         };
         cutoff
             .check(checked.ver, checked.iat, global)
-            .map_err(Error::Revoked)
+            .map_err(Error::Revoked)?;
+        match session_state {
+            Some(state) if crate::session::is_revoked(state) => Err(Error::SessionRevoked),
+            _ => Ok(()),
+        }
     }
 
     /// A subject load that owns what it needs, so that every caller waiting
@@ -802,7 +923,7 @@ impl<S: CutoffStore> Guard<S> {
     }
 
     /// When a store wait that starts now must end.
-    fn deadline(&self) -> tokio::time::Instant {
+    pub(crate) fn deadline(&self) -> tokio::time::Instant {
         let now = tokio::time::Instant::now();
         now.checked_add(self.inner.settings.store_timeout)
             .unwrap_or_else(|| now + Duration::from_secs(365 * 86_400))
@@ -810,7 +931,7 @@ impl<S: CutoffStore> Guard<S> {
 
     /// A store call bounded by `deadline`; a store error or the timeout is
     /// [`Error::StoreUnavailable`].
-    async fn store_call_until<T>(
+    pub(crate) async fn store_call_until<T>(
         &self,
         deadline: tokio::time::Instant,
         call: impl std::future::Future<Output = Result<T, StoreError>>,
@@ -824,7 +945,7 @@ impl<S: CutoffStore> Guard<S> {
     }
 
     /// Counts a store failure and turns it into the caller's error.
-    fn store_error(&self, e: StoreError) -> Error {
+    pub(crate) fn store_error(&self, e: StoreError) -> Error {
         self.inner.cache.counters.store_errors.incr();
         #[cfg(feature = "tracing")]
         tracing::warn!(target: "jwt_revoke", error = %e, "cutoff store call failed");
@@ -997,7 +1118,7 @@ impl<S: CutoffStore> Guard<S> {
         }
     }
 
-    async fn publish(&self, event: CutoffEvent) {
+    pub(crate) async fn publish(&self, event: CutoffEvent) {
         // Bounded like a store call: a hung bus must not hold the
         // revocation (which already holds in the store) from returning.
         if let Some(p) = &self.inner.publisher
@@ -1047,6 +1168,12 @@ impl<S: CutoffStore> Guard<S> {
                 self.check_horizon(*not_before)?;
                 self.inner.cache.floor_global(*not_before);
             }
+            CutoffEvent::Session { sub, sid } => {
+                // A guard without sessions has no session to raise.
+                if let Some(s) = &self.inner.sessions {
+                    s.revoked(sub, sid, Origin::Remote);
+                }
+            }
         }
         Ok(())
     }
@@ -1056,6 +1183,9 @@ impl<S: CutoffStore> Guard<S> {
     /// they read.
     pub fn clear_cache(&self) {
         self.inner.cache.clear();
+        if let Some(s) = &self.inner.sessions {
+            s.cache.clear();
+        }
     }
 
     /// Forgets a subject at once, for a user deleted from the store: its
@@ -1084,6 +1214,9 @@ impl<S: CutoffStore> Guard<S> {
     /// it is applied once more: stricter, never more lenient.
     pub fn mark_cache_stale(&self) {
         self.inner.cache.mark_stale();
+        if let Some(s) = &self.inner.sessions {
+            s.cache.mark_stale();
+        }
     }
 
     /// While `Some(max_age)`, cached cutoffs older than `max_age` are
@@ -1093,5 +1226,8 @@ impl<S: CutoffStore> Guard<S> {
     /// [`Guard::clear_cache`]). Has no effect when `max_age >= cache_ttl`.
     pub fn limit_cache_age(&self, max_age: Option<Duration>) {
         self.inner.cache.limit_age(max_age.map(millis));
+        if let Some(s) = &self.inner.sessions {
+            s.cache.limit_age(max_age.map(millis));
+        }
     }
 }

@@ -85,6 +85,8 @@ pub mod integrations;
 pub mod invalidation;
 mod keys;
 pub mod metrics;
+pub mod refresh;
+pub mod session;
 pub mod store;
 pub mod stores;
 mod verified;
@@ -96,6 +98,8 @@ pub use cutoff::{Cutoff, RevokedReason};
 pub use error::Error;
 pub use guard::{DEFAULT_MAX_TOKEN_BYTES, Guard, GuardBuilder};
 pub use keys::Keys;
+pub use refresh::RefreshKey;
+pub use session::{Rotate, Rotation, Session, SessionConfig, SessionStore, SessionTokens};
 pub use store::{CutoffStore, DynStore, StoreError};
 pub use stores::memory::MemoryStore;
 #[cfg(feature = "postgres")]

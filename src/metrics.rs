@@ -19,7 +19,7 @@
 //! | name | labels | what |
 //! |---|---|---|
 //! | `jwt_revoke_validations_total` | `outcome`: `accepted` or an [`Error::code`](crate::Error::code) | every finished validation |
-//! | `jwt_revoke_revoked_total` | `reason`: `version`, `not_before`, `global` | rejections by a cutoff |
+//! | `jwt_revoke_revoked_total` | `reason`: `version`, `not_before`, `global`, `session` | rejections by a cutoff or a revoked session |
 //! | `jwt_revoke_cache_total` | `result`: `hit`, `miss`, `negative_hit`, `stale` | cutoff lookups (`stale`: a stale-if-error answer) |
 //! | `jwt_revoke_store_loads_total` | — | subject loads sent to the store |
 //! | `jwt_revoke_flight_joins_total` | — | misses that shared a load already under way |
@@ -29,6 +29,10 @@
 //! | `jwt_revoke_events_total` | `result`: `applied`, `refused` | events from other instances |
 //! | `jwt_revoke_publish_errors_total` | — | revocations whose publication failed |
 //! | `jwt_revoke_verified_hits_total` | — | validations that skipped the signature check (verified-token cache) |
+//! | `jwt_revoke_session_cache_total` | `result`: `hit`, `miss` | session lookups of tokens with a `sid` |
+//! | `jwt_revoke_sessions_created_total` | — | sessions created by `login` |
+//! | `jwt_revoke_refreshes_total` | `result`: `rotated`, `reused` | refresh-token rotations (`reused`: a spent token came back; its session was revoked) |
+//! | `jwt_revoke_sessions_revoked_total` | — | sessions revoked (logout, by id, reuse) |
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -84,12 +88,14 @@ impl Counter {
 const VALIDATIONS: &str = "jwt_revoke_validations_total";
 const REVOKED: &str = "jwt_revoke_revoked_total";
 const CACHE: &str = "jwt_revoke_cache_total";
+const SESSION_CACHE: &str = "jwt_revoke_session_cache_total";
+const REFRESHES: &str = "jwt_revoke_refreshes_total";
 
 /// Every counter of one guard.
 pub(crate) struct Counters {
     pub(crate) accepted: Counter,
     rejected: [Counter; CODES.len()],
-    revoked: [Counter; 3],
+    revoked: [Counter; 4],
     pub(crate) hits: Counter,
     pub(crate) misses: Counter,
     pub(crate) negative_hits: Counter,
@@ -103,6 +109,12 @@ pub(crate) struct Counters {
     pub(crate) events_refused: Counter,
     pub(crate) publish_errors: Counter,
     pub(crate) verified_hits: Counter,
+    pub(crate) session_hits: Counter,
+    pub(crate) session_misses: Counter,
+    pub(crate) sessions_created: Counter,
+    pub(crate) refreshes: Counter,
+    pub(crate) refresh_reuses: Counter,
+    pub(crate) sessions_revoked: Counter,
 }
 
 impl Counters {
@@ -116,6 +128,7 @@ impl Counters {
                 RevokedReason::Version,
                 RevokedReason::NotBefore,
                 RevokedReason::Global,
+                RevokedReason::Session,
             ]
             .map(|r| Counter::new(REVOKED, Some(("reason", r.as_str())))),
             hits: Counter::new(CACHE, Some(("result", "hit"))),
@@ -131,6 +144,12 @@ impl Counters {
             events_refused: Counter::new("jwt_revoke_events_total", Some(("result", "refused"))),
             publish_errors: Counter::new("jwt_revoke_publish_errors_total", None),
             verified_hits: Counter::new("jwt_revoke_verified_hits_total", None),
+            session_hits: Counter::new(SESSION_CACHE, Some(("result", "hit"))),
+            session_misses: Counter::new(SESSION_CACHE, Some(("result", "miss"))),
+            sessions_created: Counter::new("jwt_revoke_sessions_created_total", None),
+            refreshes: Counter::new(REFRESHES, Some(("result", "rotated"))),
+            refresh_reuses: Counter::new(REFRESHES, Some(("result", "reused"))),
+            sessions_revoked: Counter::new("jwt_revoke_sessions_revoked_total", None),
         }
     }
 
@@ -140,8 +159,8 @@ impl Counters {
             Ok(_) => self.accepted.incr(),
             Err(e) => {
                 self.rejected[e.code_index()].incr();
-                if let Error::Revoked(reason) = e {
-                    self.revoked[reason_index(*reason)].incr();
+                if let Some(reason) = e.revoked_reason() {
+                    self.revoked[reason_index(reason)].incr();
                 }
             }
         }
@@ -165,6 +184,13 @@ impl Counters {
             revoked_by_version: self.revoked[0].get(),
             revoked_by_not_before: self.revoked[1].get(),
             revoked_by_global: self.revoked[2].get(),
+            revoked_by_session: self.revoked[3].get(),
+            session_hits: self.session_hits.get(),
+            session_misses: self.session_misses.get(),
+            sessions_created: self.sessions_created.get(),
+            refreshes: self.refreshes.get(),
+            refresh_reuses: self.refresh_reuses.get(),
+            sessions_revoked: self.sessions_revoked.get(),
             cache_hits: self.hits.get(),
             cache_misses: self.misses.get(),
             negative_hits: self.negative_hits.get(),
@@ -192,6 +218,7 @@ fn reason_index(r: RevokedReason) -> usize {
         RevokedReason::Version => 0,
         RevokedReason::NotBefore => 1,
         RevokedReason::Global => 2,
+        RevokedReason::Session => 3,
     }
 }
 
@@ -232,6 +259,22 @@ fn describe() {
         "jwt_revoke_publish_errors_total",
         "Revocations whose publication to other instances failed."
     );
+    describe_counter!(
+        SESSION_CACHE,
+        "Session lookups of tokens with a session id, by result."
+    );
+    describe_counter!(
+        "jwt_revoke_sessions_created_total",
+        "Sessions created by logins through this instance."
+    );
+    describe_counter!(
+        REFRESHES,
+        "Refresh-token rotations, by result (rotated, or reused: the session was revoked)."
+    );
+    describe_counter!(
+        "jwt_revoke_sessions_revoked_total",
+        "Sessions revoked through this instance (logout, by id, reuse)."
+    );
 }
 
 /// A snapshot of a guard's counters since it was built
@@ -253,6 +296,21 @@ pub struct Stats {
     pub revoked_by_not_before: u64,
     /// Tokens revoked by the global `not_before`.
     pub revoked_by_global: u64,
+    /// Tokens rejected because their session is revoked.
+    pub revoked_by_session: u64,
+    /// Session lookups (tokens with a `sid`) answered by the cache.
+    pub session_hits: u64,
+    /// Session lookups that had to ask the store.
+    pub session_misses: u64,
+    /// Sessions created through this guard ([`Guard::login`](crate::Guard::login)).
+    pub sessions_created: u64,
+    /// Refresh tokens rotated ([`Guard::refresh`](crate::Guard::refresh)).
+    pub refreshes: u64,
+    /// Refresh tokens presented again after they were spent (each revoked
+    /// its session).
+    pub refresh_reuses: u64,
+    /// Sessions revoked through this guard (logout, by id, or reuse).
+    pub sessions_revoked: u64,
     /// Lookups answered by a fresh cached cutoff.
     pub cache_hits: u64,
     /// Lookups that had to ask the store.

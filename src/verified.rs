@@ -42,6 +42,9 @@ pub(crate) struct Entry {
     /// `nbf`, if the token has one: checked again on a hit, since a clock
     /// stepped back can make it fail.
     pub(crate) nbf: Option<i64>,
+    /// The session id (`sid`), if any: the session is checked on every
+    /// request, like the cutoffs.
+    pub(crate) sid: Option<Box<str>>,
     /// The decoded payload, for the caller's own claims.
     pub(crate) payload: Box<[u8]>,
     /// Unix ms from which the token would be expired (`exp` + leeway).
@@ -50,7 +53,10 @@ pub(crate) struct Entry {
 
 impl Entry {
     fn bytes(&self) -> usize {
-        ENTRY_OVERHEAD + self.sub.len() + self.payload.len()
+        ENTRY_OVERHEAD
+            + self.sub.len()
+            + self.sid.as_ref().map_or(0, |s| s.len())
+            + self.payload.len()
     }
 }
 
@@ -118,6 +124,7 @@ impl VerifiedCache {
         exp: i64,
         ver: Option<u64>,
         nbf: Option<i64>,
+        sid: Option<&str>,
         payload: &[u8],
         leeway: i64,
     ) {
@@ -134,6 +141,7 @@ impl VerifiedCache {
             exp,
             ver,
             nbf,
+            sid: sid.map(Into::into),
             payload: payload.into(),
             until_ms,
         };

@@ -499,6 +499,10 @@ impl<S: CutoffStore> Session<S> {
                 self.applied(&crate::CutoffEvent::Global { not_before });
                 false
             }
+            Body::Session { sub, sid } => {
+                self.applied(&crate::CutoffEvent::Session { sub, sid });
+                false
+            }
             Body::Heartbeat { from, seq } => {
                 // Only our own heartbeats, each at most once: a replayed
                 // heartbeat proves nothing about the bus now.

@@ -5,13 +5,15 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use dashmap::DashMap;
 
 use crate::cutoff::Cutoff;
+use crate::session::{Rotate, Rotation, Session, SessionStore, apply_rotation};
 use crate::store::{CutoffStore, StoreError};
 use crate::stores::{check_storable, storable};
 
-/// An in-memory [`CutoffStore`] on a concurrent map.
+/// An in-memory [`CutoffStore`] and [`SessionStore`] on concurrent maps.
 ///
-/// Every operation is atomic per subject (it runs under the map's shard lock)
-/// and never blocks on I/O. State is lost when the process exits, so a
+/// Every operation is atomic per subject or session (it runs under the
+/// map's shard lock) and never blocks on I/O. Listing and purging sessions
+/// walk every session held. State is lost when the process exits, so a
 /// revocation does not survive a restart: use a database-backed store when
 /// that matters.
 ///
@@ -33,6 +35,8 @@ use crate::stores::{check_storable, storable};
 pub struct MemoryStore {
     subjects: DashMap<String, Cutoff>,
     global_not_before: AtomicI64,
+    /// Sessions by id ([`SessionStore`]).
+    sessions: DashMap<String, Session>,
 }
 
 impl MemoryStore {
@@ -119,5 +123,71 @@ impl CutoffStore for MemoryStore {
         let next = at.saturating_add(1);
         let prev = self.global_not_before.fetch_max(next, Ordering::AcqRel);
         Ok(prev.max(next))
+    }
+}
+
+impl SessionStore for MemoryStore {
+    async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
+        check_storable(&session.sub)?;
+        match self.sessions.entry(session.id.clone()) {
+            dashmap::mapref::entry::Entry::Occupied(_) => {
+                Err(StoreError::msg("a session with this id exists"))
+            }
+            dashmap::mapref::entry::Entry::Vacant(v) => {
+                v.insert(session.clone());
+                Ok(())
+            }
+        }
+    }
+
+    async fn load_session(&self, sub: &str, sid: &str) -> Result<Option<Session>, StoreError> {
+        Ok(self
+            .sessions
+            .get(sid)
+            .filter(|s| s.sub == sub)
+            .map(|s| s.clone()))
+    }
+
+    async fn rotate_refresh(
+        &self,
+        sub: &str,
+        sid: &str,
+        rotate: Rotate,
+    ) -> Result<Rotation, StoreError> {
+        Ok(match self.sessions.get_mut(sid) {
+            Some(mut s) if s.sub == sub => apply_rotation(&mut s, rotate),
+            _ => Rotation::Unknown,
+        })
+    }
+
+    async fn revoke_session(&self, sub: &str, sid: &str, at: i64) -> Result<bool, StoreError> {
+        Ok(match self.sessions.get_mut(sid) {
+            Some(mut s) if s.sub == sub && s.revoked_at.is_none() => {
+                s.revoked_at = Some(at);
+                true
+            }
+            _ => false,
+        })
+    }
+
+    async fn list_sessions(&self, sub: &str, now: i64) -> Result<Vec<Session>, StoreError> {
+        let mut found: Vec<Session> = self
+            .sessions
+            .iter()
+            .filter(|s| s.sub == sub && s.is_active(now))
+            .map(|s| s.clone())
+            .collect();
+        found.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(found)
+    }
+
+    async fn purge_sessions(&self, before: i64) -> Result<u64, StoreError> {
+        let mut purged = 0;
+        self.sessions.retain(|_, s| {
+            let keep = s.expires_at >= before;
+            purged += u64::from(!keep);
+            keep
+        });
+        Ok(purged)
     }
 }

@@ -1,0 +1,744 @@
+//! Sessions and refresh tokens: log out one device, rotate refresh tokens
+//! with reuse detection, and still store no token.
+//!
+//! A login ([`Guard::login`]) creates a **session**: one row in the store
+//! ([`SessionStore`]) with a random, unguessable id, the subject, a refresh
+//! **generation**, the subject's token version at login, and times. The
+//! access tokens of a session carry its id as `sid`; its refresh token
+//! (see [`crate::refresh`]) names the session and one generation. State is
+//! O(sessions), never O(tokens).
+//!
+//! # The rule
+//!
+//! A token is accepted when
+//!
+//! ```text
+//! token.ver >= user.version  AND  token.iat >= user.not_before  AND  token.iat >= global.not_before
+//!   AND (token has no sid  OR  session sid of token.sub exists and is not revoked)
+//! ```
+//!
+//! So `bump_version`, `revoke_before` and `revoke_all_before` still end every
+//! session at once, and [`Guard::revoke_session`] ends one. A token without
+//! `sid` (minted by [`Guard::issue`], before sessions existed, or by another
+//! implementation with the same key) is checked against the user and global
+//! cutoffs only.
+//!
+//! # The cache
+//!
+//! Each session's state (live or revoked) is cached like a subject's cutoff,
+//! in a second cache of the same guard with the same TTL, bounds, single
+//! flight, epochs, floors and store timeout (see the crate's cache rules):
+//! a cached, live session costs one more map lookup on the hot path; a
+//! revocation on this instance applies at once; other instances learn it
+//! through the bus ([`CutoffEvent::Session`](crate::CutoffEvent::Session))
+//! or within the TTL. A session the store does not hold (purged after it
+//! expired, or another subject's) is revoked.
+//!
+//! # Refresh
+//!
+//! [`Guard::refresh`] checks the refresh token's MAC, reads the subject's
+//! cutoffs from the store, then moves the session's generation forward with
+//! one atomic compare-and-swap in the store
+//! ([`SessionStore::rotate_refresh`]). A generation that was already spent
+//! is **reuse**: a copy of the token is in someone else's hands, so the
+//! whole session is revoked (refresh and access tokens; the subject's other
+//! sessions are untouched) and the caller gets [`Error::RefreshReused`]. Of
+//! two concurrent refreshes with the same token, exactly one rotates; the
+//! other is reuse.
+//!
+//! With [`SessionConfig::reuse_grace`] (off by default), the generation just
+//! before the current one is accepted once more within the grace period
+//! after the last rotation, and rotates again: a client whose response was
+//! lost can retry. What it opens up: a thief who presents a stolen token
+//! within the grace period after its owner refreshed gets a valid pair; the
+//! owner's next refresh is then reuse and revokes the session, so the
+//! branch lives at most one access-token lifetime.
+//!
+//! A session whose subject was logged out everywhere, changed password or
+//! was revoked by a timestamp after the login (its version or login time is
+//! below the subject's cutoffs) is refused with [`Error::SessionRevoked`].
+//!
+//! ```
+//! use jwt_revoke::{Algorithm, Cutoff, Error, Guard, Keys, MemoryStore, RefreshKey, SessionConfig};
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let store = MemoryStore::new();
+//! store.insert("alice", Cutoff::default());
+//! let secret = b"a secret of at least thirty-two bytes";
+//! let guard = Guard::builder(Keys::hmac(Algorithm::HS256, secret)?, store)
+//!     .sessions(SessionConfig::new(RefreshKey::new(secret)?))
+//!     .build()?;
+//!
+//! let phone = guard.login("alice", &()).await?;
+//! let laptop = guard.login("alice", &()).await?;
+//!
+//! // Rotate the phone's refresh token; the old one is now spent.
+//! let phone2 = guard.refresh(&phone.refresh_token, &()).await?;
+//! assert_eq!(phone2.session_id, phone.session_id);
+//!
+//! // Presenting the spent token again revokes the phone's session...
+//! assert!(matches!(guard.refresh(&phone.refresh_token, &()).await, Err(Error::RefreshReused)));
+//! assert!(matches!(guard.validate::<()>(&phone2.access_token).await, Err(Error::SessionRevoked)));
+//! // ...and only that one.
+//! assert!(guard.validate::<()>(&laptop.access_token).await.is_ok());
+//!
+//! // Log the laptop out (this device only).
+//! assert!(guard.revoke_session("alice", &laptop.session_id).await?);
+//! assert!(guard.validate::<()>(&laptop.access_token).await.is_err());
+//! assert!(guard.sessions("alice").await?.is_empty());
+//! # Ok::<(), Error>(())
+//! # }).unwrap();
+//! ```
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::bus::CutoffEvent;
+use crate::cache::{CacheConfig, CutoffCache, Join, Lookup, Origin, SubjectKey};
+use crate::claims::Verified;
+use crate::clock::Clock;
+use crate::cutoff::Cutoff;
+use crate::error::Error;
+use crate::guard::{Guard, GuardBuilder, Inner, extra_claims, secs};
+use crate::metrics::Counters;
+use crate::refresh::{self, RefreshKey};
+use crate::store::{CutoffStore, StoreError};
+
+/// One session: a login on one device. Stored one row per session, never
+/// one per token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Session {
+    /// The session id: 16 random bytes, base64url (22 characters).
+    pub id: String,
+    /// The subject (user) it belongs to.
+    pub sub: String,
+    /// The refresh generation: 0 at login, plus one at each rotation. Only
+    /// the refresh token of the current generation rotates.
+    pub generation: u64,
+    /// The subject's token version at login. A session whose version is
+    /// below the subject's current version was ended by a `bump_version`.
+    pub version: u64,
+    /// When the session was created, Unix seconds, stamped like a token's
+    /// `iat` (`max(now, not_before)`): compared with the subject's and the
+    /// global `not_before`.
+    pub created_at: i64,
+    /// The last login or rotation, Unix seconds.
+    pub last_used_at: i64,
+    /// When the refresh token expires, Unix seconds: `refresh_ttl` after the
+    /// last login or rotation (sliding).
+    pub expires_at: i64,
+    /// When the session was revoked, if it was.
+    pub revoked_at: Option<i64>,
+}
+
+impl Session {
+    /// `true` while the session can refresh at `now`: not revoked, not
+    /// expired.
+    pub fn is_active(&self, now: i64) -> bool {
+        self.revoked_at.is_none() && self.expires_at > now
+    }
+}
+
+/// A compare-and-swap request for [`SessionStore::rotate_refresh`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rotate {
+    /// The generation the presented refresh token names.
+    pub generation: u64,
+    /// Now, Unix seconds: becomes `last_used_at`; revocations on reuse are
+    /// stamped with it; a session with `expires_at <= now` is expired.
+    pub now: i64,
+    /// The new `expires_at` after a rotation.
+    pub expires_at: i64,
+    /// Seconds after the last rotation during which the generation just
+    /// before the current one still rotates (`None`: never).
+    pub grace: Option<i64>,
+}
+
+/// What [`SessionStore::rotate_refresh`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Rotation {
+    /// The generation matched (or the grace applied): it moved forward by
+    /// one. Holds the session after the update.
+    Rotated(Session),
+    /// The generation did not match a live session's: the session was
+    /// revoked by this call. Holds the session after the update.
+    Reused(Session),
+    /// The session was already revoked; nothing changed.
+    Revoked,
+    /// The session's refresh token expired; nothing changed.
+    Expired,
+    /// No session with this id belongs to this subject.
+    Unknown,
+}
+
+/// Sessions in the host's database, next to the cutoffs: one row per
+/// session. Implemented by [`MemoryStore`](crate::MemoryStore) and the
+/// SQLite, PostgreSQL and Redis stores.
+///
+/// Every method is atomic in the store. The shipped stores pass the same
+/// conformance suite, including 50 concurrent rotations of one generation
+/// with exactly one [`Rotation::Rotated`].
+pub trait SessionStore: CutoffStore {
+    /// Stores a new session (`generation` 0, not revoked). Its id is new
+    /// (random); an existing id is an error.
+    fn create_session(
+        &self,
+        session: &Session,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The session `sid` of `sub`, revoked or not; `None` when there is no
+    /// such session, or it belongs to another subject.
+    fn load_session(
+        &self,
+        sub: &str,
+        sid: &str,
+    ) -> impl Future<Output = Result<Option<Session>, StoreError>> + Send;
+
+    /// Atomically, for the session `sid` of `sub`:
+    /// 1. none: [`Rotation::Unknown`];
+    /// 2. revoked: [`Rotation::Revoked`];
+    /// 3. `expires_at <= rotate.now`: [`Rotation::Expired`];
+    /// 4. `generation == rotate.generation`, or (with `rotate.grace = Some(g)`)
+    ///    `generation == rotate.generation + 1` and `last_used_at + g >=
+    ///    rotate.now`: `generation += 1`, `last_used_at = rotate.now`,
+    ///    `expires_at = rotate.expires_at`, [`Rotation::Rotated`];
+    /// 5. otherwise: `revoked_at = rotate.now`, [`Rotation::Reused`].
+    fn rotate_refresh(
+        &self,
+        sub: &str,
+        sid: &str,
+        rotate: Rotate,
+    ) -> impl Future<Output = Result<Rotation, StoreError>> + Send;
+
+    /// Revokes the session `sid` of `sub` at `at` (Unix seconds). `true`
+    /// when a session of `sub` that was not revoked is revoked now; `false`
+    /// for no such session, another subject's, or one already revoked.
+    fn revoke_session(
+        &self,
+        sub: &str,
+        sid: &str,
+        at: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The sessions of `sub` that are active at `now` (not revoked, not
+    /// expired), oldest first.
+    fn list_sessions(
+        &self,
+        sub: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<Vec<Session>, StoreError>> + Send;
+
+    /// Deletes every session with `expires_at < before`, revoked or not.
+    /// Returns how many were deleted.
+    fn purge_sessions(&self, before: i64) -> impl Future<Output = Result<u64, StoreError>> + Send;
+}
+
+impl<S: SessionStore> SessionStore for Arc<S> {
+    fn create_session(
+        &self,
+        session: &Session,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).create_session(session)
+    }
+    fn load_session(
+        &self,
+        sub: &str,
+        sid: &str,
+    ) -> impl Future<Output = Result<Option<Session>, StoreError>> + Send {
+        (**self).load_session(sub, sid)
+    }
+    fn rotate_refresh(
+        &self,
+        sub: &str,
+        sid: &str,
+        rotate: Rotate,
+    ) -> impl Future<Output = Result<Rotation, StoreError>> + Send {
+        (**self).rotate_refresh(sub, sid, rotate)
+    }
+    fn revoke_session(
+        &self,
+        sub: &str,
+        sid: &str,
+        at: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).revoke_session(sub, sid, at)
+    }
+    fn list_sessions(
+        &self,
+        sub: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<Vec<Session>, StoreError>> + Send {
+        (**self).list_sessions(sub, now)
+    }
+    fn purge_sessions(&self, before: i64) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        (**self).purge_sessions(before)
+    }
+}
+
+/// The rotation rule of [`SessionStore::rotate_refresh`] on a session held
+/// in memory (the memory store's implementation; a store that locks a row
+/// can use it too).
+pub fn apply_rotation(session: &mut Session, rotate: Rotate) -> Rotation {
+    if session.revoked_at.is_some() {
+        return Rotation::Revoked;
+    }
+    if session.expires_at <= rotate.now {
+        return Rotation::Expired;
+    }
+    let current = session.generation == rotate.generation;
+    let graced = rotate.grace.is_some_and(|g| {
+        rotate.generation.checked_add(1) == Some(session.generation)
+            && session.last_used_at.saturating_add(g) >= rotate.now
+    });
+    if (current || graced) && session.generation < u64::MAX {
+        session.generation += 1;
+        session.last_used_at = rotate.now;
+        session.expires_at = rotate.expires_at;
+        Rotation::Rotated(session.clone())
+    } else {
+        session.revoked_at = Some(rotate.now);
+        Rotation::Reused(session.clone())
+    }
+}
+
+/// Settings of sessions and refresh tokens ([`GuardBuilder::sessions`]).
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct SessionConfig {
+    key: RefreshKey,
+    refresh_ttl: Duration,
+    reuse_grace: Option<Duration>,
+}
+
+impl SessionConfig {
+    /// Sessions whose refresh tokens are authenticated with `key`.
+    /// Defaults: refresh tokens live 30 days after the last login or
+    /// rotation; no reuse grace.
+    pub fn new(key: RefreshKey) -> Self {
+        SessionConfig {
+            key,
+            refresh_ttl: Duration::from_secs(30 * 86_400),
+            reuse_grace: None,
+        }
+    }
+
+    /// How long a refresh token stays usable after the login or rotation
+    /// that minted it (sliding: each rotation starts it again). Default 30
+    /// days.
+    pub fn refresh_ttl(mut self, ttl: Duration) -> Self {
+        self.refresh_ttl = ttl;
+        self
+    }
+
+    /// Accepts the refresh token of the generation just before the current
+    /// one for `grace` after the last rotation, for clients that retry a
+    /// refresh whose answer they lost. Off by default; see the [module
+    /// documentation](crate::session) for what it opens up. Keep it short
+    /// (seconds).
+    pub fn reuse_grace(mut self, grace: Duration) -> Self {
+        self.reuse_grace = Some(grace);
+        self
+    }
+}
+
+/// Fresh or stale cutoff-cache state of one session: version 0 is live, 1
+/// revoked (so the cache's maximum merge makes a revocation stick).
+const LIVE: Cutoff = Cutoff::new(0, 0);
+const REVOKED: Cutoff = Cutoff::new(1, 0);
+
+pub(crate) fn is_revoked(state: Cutoff) -> bool {
+    state.version > 0
+}
+
+fn state_of(session: &Session) -> Cutoff {
+    if session.revoked_at.is_some() {
+        REVOKED
+    } else {
+        LIVE
+    }
+}
+
+/// How a guard over `S` loads a session's state: set only by
+/// [`GuardBuilder::sessions`], where `S: SessionStore` is known.
+pub(crate) type SessionLoad<S> =
+    fn(
+        Arc<Inner<S>>,
+        String,
+        String,
+    ) -> crate::BoxFuture<'static, Result<Option<Cutoff>, StoreError>>;
+
+fn load_state<S: SessionStore>(
+    inner: Arc<Inner<S>>,
+    sub: String,
+    sid: String,
+) -> crate::BoxFuture<'static, Result<Option<Cutoff>, StoreError>> {
+    Box::pin(async move {
+        Ok(inner
+            .store
+            .load_session(&sub, &sid)
+            .await?
+            .map(|s| state_of(&s)))
+    })
+}
+
+/// Extra time a purged session's row is kept beyond its last access
+/// token's lifetime and the leeway: covers a clock that runs ahead on the
+/// instance that minted the token.
+const PURGE_MARGIN_SECS: i64 = 300;
+
+/// What a guard with sessions holds.
+pub(crate) struct SessionSupport<S> {
+    pub(crate) cache: CutoffCache,
+    load: SessionLoad<S>,
+    key: RefreshKey,
+    refresh_ttl: i64,
+    grace: Option<i64>,
+}
+
+impl<S: CutoffStore> SessionSupport<S> {
+    pub(crate) fn new(
+        config: SessionConfig,
+        load: SessionLoad<S>,
+        cache: CacheConfig,
+        clock: Arc<dyn Clock>,
+        counters: Arc<Counters>,
+    ) -> Result<Self, Error> {
+        if config.refresh_ttl.as_secs() == 0 {
+            return Err(Error::Config(
+                "refresh_ttl must be at least a second".into(),
+            ));
+        }
+        Ok(SessionSupport {
+            cache: CutoffCache::with_counters(cache, clock, counters),
+            load,
+            key: config.key,
+            refresh_ttl: secs(config.refresh_ttl),
+            grace: config.reuse_grace.map(secs),
+        })
+    }
+
+    /// Records a revoked session in the cache (a floor: raises, never makes
+    /// fresh; a remote one creates nothing).
+    pub(crate) fn revoked(&self, sub: &str, sid: &str, origin: Origin) {
+        let key = self.cache.key2(sub, sid);
+        self.cache.floor(key, REVOKED, origin);
+    }
+
+    /// The session's state for a validation whose cache lookup gave
+    /// `lookup`: from the cache when fresh, else from the store (one shared
+    /// load), else (store down) from a stale entry within stale-if-error.
+    pub(crate) async fn state(
+        &self,
+        guard: &Guard<S>,
+        sub: &str,
+        sid: &str,
+        key: SubjectKey,
+        lookup: Lookup,
+        deadline: tokio::time::Instant,
+    ) -> Result<Cutoff, Error> {
+        match lookup {
+            Lookup::Fresh(state) => return Ok(state),
+            Lookup::Unknown => return Err(Error::SessionRevoked),
+            Lookup::Miss => {}
+        }
+        if !refresh::is_session_id(sid) {
+            // Not a session id this library makes: no store holds it.
+            return Err(Error::SessionRevoked);
+        }
+        let inner = &guard.inner;
+        let load = self.load;
+        let loaded = self
+            .cache
+            .load(
+                key,
+                Join::Any,
+                deadline,
+                inner.settings.store_timeout,
+                || load(Arc::clone(inner), sub.to_owned(), sid.to_owned()),
+            )
+            .await;
+        match loaded {
+            Ok(Some(state)) => Ok(state),
+            Ok(None) => Err(Error::SessionRevoked),
+            Err(e) => {
+                inner.cache.counters.store_errors.incr();
+                match self.cache.stale(key, inner.clock.now_millis()) {
+                    Some(state) => {
+                        inner.cache.counters.stale_answers.incr();
+                        Ok(state)
+                    }
+                    None => Err(Error::StoreUnavailable(e)),
+                }
+            }
+        }
+    }
+}
+
+impl<S: SessionStore> GuardBuilder<S> {
+    /// Enables sessions and refresh tokens ([`Guard::login`],
+    /// [`Guard::refresh`], [`Guard::revoke_session`]). Every instance that
+    /// validates tokens of sessions must enable them: a guard without
+    /// sessions refuses a token with `sid` and `ver`
+    /// ([`Error::SessionsDisabled`], a loud 500) rather than skip the
+    /// session check. With sessions on, every token with a `sid` is checked
+    /// against the store's sessions, so do not enable them on a guard that
+    /// validates an identity provider's tokens carrying its own `sid`.
+    pub fn sessions(mut self, config: SessionConfig) -> Self {
+        self.sessions = Some((config, load_state::<S>));
+        self
+    }
+}
+
+/// The answer to a login or a refresh: what an OAuth token endpoint returns.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionTokens {
+    /// The access token (a JWT with `sid`).
+    pub access_token: String,
+    /// The refresh token of the session's current generation.
+    pub refresh_token: String,
+    /// The session id (also the access token's `sid`).
+    pub session_id: String,
+    /// Lifetime of the access token (OAuth's `expires_in`).
+    pub expires_in: Duration,
+    /// When the refresh token expires, Unix seconds.
+    pub refresh_expires_at: i64,
+}
+
+impl std::fmt::Debug for SessionTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Tokens are credentials: never printed.
+        f.debug_struct("SessionTokens")
+            .field("session_id", &self.session_id)
+            .field("expires_in", &self.expires_in)
+            .field("refresh_expires_at", &self.refresh_expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: SessionStore> Guard<S> {
+    fn session_support(&self) -> Result<&SessionSupport<S>, Error> {
+        self.inner.sessions.as_ref().ok_or(Error::SessionsDisabled)
+    }
+
+    /// Logs `sub` in on a new device: creates a session in the store and
+    /// returns an access token (with `sid` and the caller's claims `extra`)
+    /// and the session's first refresh token.
+    ///
+    /// Errors: as [`Guard::issue`], and [`Error::SessionsDisabled`] without
+    /// [`GuardBuilder::sessions`].
+    pub async fn login<C: Serialize + ?Sized>(
+        &self,
+        sub: &str,
+        extra: &C,
+    ) -> Result<SessionTokens, Error> {
+        let support = self.session_support()?;
+        let claims = extra_claims(extra)?;
+        let deadline = self.deadline();
+        let stamp = self.stamp(sub, deadline).await?;
+        let sid = refresh::new_session_id()?;
+        let now = self.inner.clock.now_seconds();
+        let session = Session {
+            id: sid.clone(),
+            sub: sub.to_owned(),
+            generation: 0,
+            version: stamp.cutoff.version,
+            created_at: stamp.iat,
+            last_used_at: now,
+            expires_at: now.saturating_add(support.refresh_ttl),
+            revoked_at: None,
+        };
+        let access_token = self.sign(sub, claims, &stamp, Some(&sid))?;
+        let refresh_token = refresh::encode(&support.key, sub, &sid, 0)?;
+        self.store_call_until(deadline, self.inner.store.create_session(&session))
+            .await?;
+        self.inner.cache.counters.sessions_created.incr();
+        Ok(SessionTokens {
+            access_token,
+            refresh_token,
+            session_id: sid,
+            expires_in: self.access_ttl(),
+            refresh_expires_at: session.expires_at,
+        })
+    }
+
+    /// Rotates a refresh token: returns a new access token and the refresh
+    /// token of the next generation, for the same session.
+    ///
+    /// Errors: [`Error::RefreshInvalid`] for a token this guard did not
+    /// issue (garbage, tampered, another key, an access token) or of a
+    /// session the store does not hold or whose refresh token expired;
+    /// [`Error::RefreshReused`] for a spent generation (the session is
+    /// revoked by this call); [`Error::SessionRevoked`] for a revoked
+    /// session or one that the subject's cutoffs ended (logged out
+    /// everywhere, password changed); [`Error::UnknownSubject`],
+    /// [`Error::Revoked`] (account locked), [`Error::RetryLater`] and
+    /// [`Error::StoreUnavailable`] as for [`Guard::issue`].
+    pub async fn refresh<C: Serialize + ?Sized>(
+        &self,
+        refresh_token: &str,
+        extra: &C,
+    ) -> Result<SessionTokens, Error> {
+        let support = self.session_support()?;
+        let presented = refresh::decode(&support.key, refresh_token)?;
+        let claims = extra_claims(extra)?;
+        let sub = presented.sub.as_str();
+        let sid = presented.sid.as_str();
+        let deadline = self.deadline();
+        // The subject's cutoffs first: read from the store before the
+        // rotation, so nothing after the rotation can fail on the store
+        // and cost the client its session.
+        let stamp = self.stamp(sub, deadline).await?;
+        let now = self.inner.clock.now_seconds();
+        let rotate = Rotate {
+            generation: presented.generation,
+            now,
+            expires_at: now.saturating_add(support.refresh_ttl),
+            grace: support.grace,
+        };
+        let rotation = self
+            .store_call_until(deadline, self.inner.store.rotate_refresh(sub, sid, rotate))
+            .await?;
+        let counters = &self.inner.cache.counters;
+        match rotation {
+            Rotation::Rotated(session) => {
+                let ended = session.version < stamp.cutoff.version
+                    || session.created_at < stamp.cutoff.not_before
+                    || session.created_at < stamp.global;
+                if ended {
+                    // Its access tokens are already revoked by the same
+                    // cutoffs; the session cannot refresh any more.
+                    return Err(Error::SessionRevoked);
+                }
+                let access_token = self.sign(sub, claims, &stamp, Some(sid))?;
+                let refresh_token = refresh::encode(&support.key, sub, sid, session.generation)?;
+                counters.refreshes.incr();
+                Ok(SessionTokens {
+                    access_token,
+                    refresh_token,
+                    session_id: presented.sid,
+                    expires_in: self.access_ttl(),
+                    refresh_expires_at: session.expires_at,
+                })
+            }
+            Rotation::Reused(_) => {
+                counters.refresh_reuses.incr();
+                counters.sessions_revoked.incr();
+                #[cfg(feature = "tracing")]
+                tracing::warn!(target: "jwt_revoke", "refresh token reused; session revoked");
+                self.session_revoked(support, sub, sid, true).await;
+                Err(Error::RefreshReused)
+            }
+            Rotation::Revoked => {
+                self.session_revoked(support, sub, sid, false).await;
+                Err(Error::SessionRevoked)
+            }
+            Rotation::Expired | Rotation::Unknown => Err(Error::RefreshInvalid),
+        }
+    }
+
+    /// Records a session revoked in the store: at once in this guard's
+    /// cache, then (`publish`) on the bus.
+    async fn session_revoked(
+        &self,
+        support: &SessionSupport<S>,
+        sub: &str,
+        sid: &str,
+        publish: bool,
+    ) {
+        support.revoked(sub, sid, Origin::Local);
+        if publish {
+            self.publish(CutoffEvent::Session {
+                sub: sub.to_owned(),
+                sid: sid.to_owned(),
+            })
+            .await;
+        }
+    }
+
+    /// Revokes one session of `sub` (log out one device): its refresh token
+    /// stops rotating and its access tokens are rejected by this guard as
+    /// soon as this returns, by other instances through the bus or within
+    /// their cache TTL. The subject's other sessions are untouched.
+    ///
+    /// Returns `true` when a session of `sub` was revoked now, `false` when
+    /// there is no such session of `sub` (another subject's session is never
+    /// touched) or it was revoked already.
+    pub async fn revoke_session(&self, sub: &str, sid: &str) -> Result<bool, Error> {
+        let support = self.session_support()?;
+        if !refresh::is_session_id(sid) {
+            return Ok(false);
+        }
+        let now = self.inner.clock.now_seconds();
+        let revoked = self
+            .store_call_until(
+                self.deadline(),
+                self.inner.store.revoke_session(sub, sid, now),
+            )
+            .await?;
+        if revoked {
+            self.inner.cache.counters.sessions_revoked.incr();
+        }
+        // Also when it was revoked already (perhaps by another instance
+        // whose event this one missed): this guard knows at once.
+        self.session_revoked(support, sub, sid, revoked).await;
+        Ok(revoked)
+    }
+
+    /// Revokes the session of a validated token ("log out this device").
+    /// Returns `false` for a token without a session (`sid`); see
+    /// [`Guard::revoke_session`].
+    pub async fn logout<C>(&self, token: &Verified<C>) -> Result<bool, Error> {
+        match token.session_id() {
+            Some(sid) => self.revoke_session(token.sub(), sid).await,
+            None => Ok(false),
+        }
+    }
+
+    /// The active sessions of `sub`, oldest first: not revoked, not expired,
+    /// and not ended by the subject's cutoffs (read from the store).
+    pub async fn sessions(&self, sub: &str) -> Result<Vec<Session>, Error> {
+        self.session_support()?;
+        let inner = &*self.inner;
+        let deadline = self.deadline();
+        let now = inner.clock.now_seconds();
+        let cutoff = self
+            .store_call_until(deadline, inner.store.load(sub))
+            .await?
+            .unwrap_or_default();
+        let global = self
+            .store_call_until(deadline, inner.store.load_global())
+            .await?;
+        let mut sessions = self
+            .store_call_until(deadline, inner.store.list_sessions(sub, now))
+            .await?;
+        sessions.retain(|s| {
+            s.is_active(now)
+                && s.version >= cutoff.version
+                && s.created_at >= cutoff.not_before
+                && s.created_at >= global
+        });
+        Ok(sessions)
+    }
+
+    /// Deletes sessions whose refresh token expired long enough ago that no
+    /// access token of theirs can still validate (`expires_at` older than
+    /// the access-token lifetime, the leeway and five minutes for clock
+    /// skew). Returns how many were deleted. Call it periodically.
+    pub async fn purge_sessions(&self) -> Result<u64, Error> {
+        self.session_support()?;
+        let inner = &*self.inner;
+        let keep = inner
+            .settings
+            .access_ttl
+            .saturating_add(inner.settings.leeway)
+            .saturating_add(PURGE_MARGIN_SECS);
+        let before = inner.clock.now_seconds().saturating_sub(keep);
+        self.store_call_until(self.deadline(), inner.store.purge_sessions(before))
+            .await
+    }
+}
