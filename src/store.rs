@@ -62,6 +62,7 @@ use std::sync::Arc;
 
 use crate::bus::BoxFuture;
 use crate::cutoff::Cutoff;
+use crate::session::{Rotate, Rotation, Session, SessionStore};
 
 /// An error from a [`CutoffStore`]: the database is down, a query failed, a
 /// connection timed out. The guard turns it into
@@ -210,12 +211,84 @@ impl<S: CutoffStore> ErasedStore for S {
     }
 }
 
+/// The object-safe twin of [`SessionStore`], for [`DynStore::with_sessions`].
+trait ErasedSessions: Send + Sync + 'static {
+    fn create_session<'a>(&'a self, session: &'a Session) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn load_session<'a>(
+        &'a self,
+        sub: &'a str,
+        sid: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Session>, StoreError>>;
+    fn rotate_refresh<'a>(
+        &'a self,
+        sub: &'a str,
+        sid: &'a str,
+        rotate: Rotate,
+    ) -> BoxFuture<'a, Result<Rotation, StoreError>>;
+    fn revoke_session<'a>(
+        &'a self,
+        sub: &'a str,
+        sid: &'a str,
+        at: i64,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+    fn list_sessions<'a>(
+        &'a self,
+        sub: &'a str,
+        now: i64,
+    ) -> BoxFuture<'a, Result<Vec<Session>, StoreError>>;
+    fn purge_sessions(&self, before: i64) -> BoxFuture<'_, Result<u64, StoreError>>;
+}
+
+impl<S: SessionStore> ErasedSessions for S {
+    fn create_session<'a>(&'a self, session: &'a Session) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(SessionStore::create_session(self, session))
+    }
+    fn load_session<'a>(
+        &'a self,
+        sub: &'a str,
+        sid: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Session>, StoreError>> {
+        Box::pin(SessionStore::load_session(self, sub, sid))
+    }
+    fn rotate_refresh<'a>(
+        &'a self,
+        sub: &'a str,
+        sid: &'a str,
+        rotate: Rotate,
+    ) -> BoxFuture<'a, Result<Rotation, StoreError>> {
+        Box::pin(SessionStore::rotate_refresh(self, sub, sid, rotate))
+    }
+    fn revoke_session<'a>(
+        &'a self,
+        sub: &'a str,
+        sid: &'a str,
+        at: i64,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(SessionStore::revoke_session(self, sub, sid, at))
+    }
+    fn list_sessions<'a>(
+        &'a self,
+        sub: &'a str,
+        now: i64,
+    ) -> BoxFuture<'a, Result<Vec<Session>, StoreError>> {
+        Box::pin(SessionStore::list_sessions(self, sub, now))
+    }
+    fn purge_sessions(&self, before: i64) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(SessionStore::purge_sessions(self, before))
+    }
+}
+
 /// Any [`CutoffStore`] behind one type, so application state need not be
 /// generic over the store (`Guard<DynStore>`), and tests can swap a
 /// [`MemoryStore`](crate::MemoryStore) for SQLite without changing types.
 ///
 /// Each store call costs one boxed future more than the concrete store;
 /// cache hits never call the store, so only misses and revocations pay it.
+///
+/// A `DynStore` is also a [`SessionStore`]: built with
+/// [`DynStore::with_sessions`] it passes session calls to the store; built
+/// with [`DynStore::new`], every session call fails ("unsupported"), so a
+/// guard with sessions over it answers `store_unavailable`, never accepts.
 ///
 /// ```
 /// use jwt_revoke::{Algorithm, Cutoff, DynStore, Guard, Keys, MemoryStore};
@@ -231,35 +304,95 @@ impl<S: CutoffStore> ErasedStore for S {
 /// # });
 /// ```
 #[derive(Clone)]
-pub struct DynStore(Arc<dyn ErasedStore>);
+pub struct DynStore {
+    cutoffs: Arc<dyn ErasedStore>,
+    sessions: Option<Arc<dyn ErasedSessions>>,
+}
 
 impl DynStore {
-    /// Wraps a store.
+    /// Wraps a store (its session calls, if any, are not reachable: see
+    /// [`DynStore::with_sessions`]).
     pub fn new(store: impl CutoffStore) -> Self {
-        DynStore(Arc::new(store))
+        DynStore {
+            cutoffs: Arc::new(store),
+            sessions: None,
+        }
+    }
+
+    /// Wraps a store with sessions.
+    pub fn with_sessions(store: impl SessionStore) -> Self {
+        let store = Arc::new(store);
+        DynStore {
+            cutoffs: store.clone(),
+            sessions: Some(store),
+        }
+    }
+
+    fn sessions(&self, operation: &'static str) -> Result<&dyn ErasedSessions, StoreError> {
+        self.sessions
+            .as_deref()
+            .ok_or_else(|| StoreError::unsupported(operation))
     }
 }
 
 impl std::fmt::Debug for DynStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DynStore").finish_non_exhaustive()
+        f.debug_struct("DynStore")
+            .field("sessions", &self.sessions.is_some())
+            .finish_non_exhaustive()
     }
 }
 
 impl CutoffStore for DynStore {
     async fn load(&self, sub: &str) -> Result<Option<Cutoff>, StoreError> {
-        self.0.load(sub).await
+        self.cutoffs.load(sub).await
     }
     async fn bump_version(&self, sub: &str) -> Result<Cutoff, StoreError> {
-        self.0.bump_version(sub).await
+        self.cutoffs.bump_version(sub).await
     }
     async fn revoke_before(&self, sub: &str, at: i64) -> Result<Cutoff, StoreError> {
-        self.0.revoke_before(sub, at).await
+        self.cutoffs.revoke_before(sub, at).await
     }
     async fn load_global(&self) -> Result<i64, StoreError> {
-        self.0.load_global().await
+        self.cutoffs.load_global().await
     }
     async fn revoke_all_before(&self, at: i64) -> Result<i64, StoreError> {
-        self.0.revoke_all_before(at).await
+        self.cutoffs.revoke_all_before(at).await
+    }
+}
+
+impl SessionStore for DynStore {
+    async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
+        self.sessions("create_session")?
+            .create_session(session)
+            .await
+    }
+    async fn load_session(&self, sub: &str, sid: &str) -> Result<Option<Session>, StoreError> {
+        self.sessions("load_session")?.load_session(sub, sid).await
+    }
+    async fn rotate_refresh(
+        &self,
+        sub: &str,
+        sid: &str,
+        rotate: Rotate,
+    ) -> Result<Rotation, StoreError> {
+        self.sessions("rotate_refresh")?
+            .rotate_refresh(sub, sid, rotate)
+            .await
+    }
+    async fn revoke_session(&self, sub: &str, sid: &str, at: i64) -> Result<bool, StoreError> {
+        self.sessions("revoke_session")?
+            .revoke_session(sub, sid, at)
+            .await
+    }
+    async fn list_sessions(&self, sub: &str, now: i64) -> Result<Vec<Session>, StoreError> {
+        self.sessions("list_sessions")?
+            .list_sessions(sub, now)
+            .await
+    }
+    async fn purge_sessions(&self, before: i64) -> Result<u64, StoreError> {
+        self.sessions("purge_sessions")?
+            .purge_sessions(before)
+            .await
     }
 }

@@ -80,3 +80,42 @@ async fn one_state_type_holds_either_store() {
         round_trip(g).await;
     }
 }
+
+#[tokio::test]
+async fn sessions_work_through_a_dyn_store_built_with_them_and_fail_closed_without() {
+    use jwt_revoke::{Algorithm, Error, FakeClock, Guard, Keys, RefreshKey, SessionConfig};
+    let build = |store: DynStore| {
+        Guard::builder(Keys::hmac(Algorithm::HS256, common::SECRET).unwrap(), store)
+            .clock(FakeClock::new(1_800_000_000))
+            .sessions(SessionConfig::new(RefreshKey::new(common::SECRET).unwrap()))
+            .build()
+            .unwrap()
+    };
+    let memory = Arc::new(MemoryStore::new());
+    memory.insert("alice", Cutoff::default());
+    let guard = build(DynStore::with_sessions(memory.clone()));
+    let s = guard.login("alice", &()).await.unwrap();
+    guard.validate::<()>(&s.access_token).await.unwrap();
+    let next = guard.refresh(&s.refresh_token, &()).await.unwrap();
+    assert!(matches!(
+        guard.refresh(&s.refresh_token, &()).await,
+        Err(Error::RefreshReused)
+    ));
+    assert!(matches!(
+        guard.validate::<()>(&next.access_token).await,
+        Err(Error::SessionRevoked)
+    ));
+
+    // The same memory behind a DynStore without sessions: session tokens
+    // are never accepted, logins fail as a store error.
+    let blind = build(DynStore::new(memory));
+    let other = guard.login("alice", &()).await.unwrap();
+    assert!(matches!(
+        blind.validate::<()>(&other.access_token).await,
+        Err(Error::StoreUnavailable(_))
+    ));
+    assert!(matches!(
+        blind.login("alice", &()).await,
+        Err(Error::StoreUnavailable(_))
+    ));
+}

@@ -7,7 +7,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 #[cfg(any(feature = "tower", feature = "actix"))]
 use jwt_revoke::integrations::TokenSource;
-use jwt_revoke::{Algorithm, Cutoff, FakeClock, Guard, Keys, MemoryStore};
+use jwt_revoke::{
+    Algorithm, Cutoff, FakeClock, Guard, Keys, MemoryStore, RefreshKey, SessionConfig,
+};
 
 use super::counting::Counting;
 
@@ -45,9 +47,16 @@ pub async fn fixture() -> (Fixture, Vec<Case>) {
         store.clone(),
     )
     .clock(clock.clone())
+    .sessions(SessionConfig::new(RefreshKey::new(super::SECRET).unwrap()))
     .build()
     .unwrap();
     let valid = guard.issue("alice", &()).await.unwrap();
+    let logged_out = guard.login("alice", &()).await.unwrap();
+    guard
+        .revoke_session("alice", &logged_out.session_id)
+        .await
+        .unwrap();
+    let session = guard.login("alice", &()).await.unwrap();
     let revoked = guard.issue("bob", &()).await.unwrap();
     guard.bump_version("bob").await.unwrap();
     let deleted = guard.issue("carol", &()).await.unwrap();
@@ -130,8 +139,29 @@ pub async fn fixture() -> (Fixture, Vec<Case>) {
             www_authenticate: Some("invalid_token"),
         },
         Case {
+            name: "logged-out session",
+            authorization: bearer(&logged_out.access_token),
+            status: 401,
+            code: Some("session_revoked"),
+            www_authenticate: Some("Bearer error=\"invalid_token\""),
+        },
+        Case {
+            name: "a refresh token as an access token",
+            authorization: bearer(&session.refresh_token),
+            status: 401,
+            code: Some("malformed"),
+            www_authenticate: Some("invalid_token"),
+        },
+        Case {
             name: "valid",
             authorization: bearer(&valid),
+            status: 200,
+            code: None,
+            www_authenticate: None,
+        },
+        Case {
+            name: "valid session",
+            authorization: bearer(&session.access_token),
             status: 200,
             code: None,
             www_authenticate: None,

@@ -34,7 +34,7 @@ pub mod counting {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-    use jwt_revoke::{Cutoff, CutoffStore, StoreError};
+    use jwt_revoke::{Cutoff, CutoffStore, Rotate, Rotation, Session, SessionStore, StoreError};
     use tokio::sync::Semaphore;
 
     #[derive(Default)]
@@ -159,6 +159,39 @@ pub mod counting {
             self.check().await?;
             let reply = self.inner.revoke_all_before(at).await;
             self.write_reply(reply).await
+        }
+    }
+
+    /// Sessions pass through (outages apply to them too).
+    impl<S: SessionStore> SessionStore for Counting<S> {
+        async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
+            self.check().await?;
+            self.inner.create_session(session).await
+        }
+        async fn load_session(&self, sub: &str, sid: &str) -> Result<Option<Session>, StoreError> {
+            self.check().await?;
+            self.inner.load_session(sub, sid).await
+        }
+        async fn rotate_refresh(
+            &self,
+            sub: &str,
+            sid: &str,
+            rotate: Rotate,
+        ) -> Result<Rotation, StoreError> {
+            self.check().await?;
+            self.inner.rotate_refresh(sub, sid, rotate).await
+        }
+        async fn revoke_session(&self, sub: &str, sid: &str, at: i64) -> Result<bool, StoreError> {
+            self.check().await?;
+            self.inner.revoke_session(sub, sid, at).await
+        }
+        async fn list_sessions(&self, sub: &str, now: i64) -> Result<Vec<Session>, StoreError> {
+            self.check().await?;
+            self.inner.list_sessions(sub, now).await
+        }
+        async fn purge_sessions(&self, before: i64) -> Result<u64, StoreError> {
+            self.check().await?;
+            self.inner.purge_sessions(before).await
         }
     }
 }
