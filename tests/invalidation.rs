@@ -151,6 +151,67 @@ async fn propagation<S: CutoffStore + Clone>(
     }
 }
 
+/// A session revoked on one instance is rejected by the other within
+/// milliseconds; the subject's other session keeps working there.
+async fn session_propagation(
+    publisher: impl Publisher + Clone,
+    subscribe: impl Fn(Guard<std::sync::Arc<jwt_revoke::MemoryStore>>) -> SubscriberHandle,
+) {
+    use jwt_revoke::{RefreshKey, SessionConfig};
+    let clock = FakeClock::new(T0);
+    let store = std::sync::Arc::new(jwt_revoke::MemoryStore::new());
+    store.insert("alice", Cutoff::default());
+    let with_sessions = |p: Option<_>| {
+        let b = Guard::builder(
+            Keys::hmac(Algorithm::HS256, common::SECRET).unwrap(),
+            store.clone(),
+        )
+        .clock(clock.clone())
+        .cache_ttl(Duration::from_secs(300))
+        .sessions(SessionConfig::new(RefreshKey::new(common::SECRET).unwrap()));
+        match p {
+            Some(p) => b.publisher(p).build().unwrap(),
+            None => b.build().unwrap(),
+        }
+    };
+    let one = with_sessions(Some(publisher.clone()));
+    let two = with_sessions(Some(publisher));
+    let h2 = subscribe(two.clone());
+    connected(&h2).await;
+    let phone = one.login("alice", &()).await.unwrap();
+    let laptop = one.login("alice", &()).await.unwrap();
+    two.validate::<()>(&phone.access_token).await.unwrap();
+    two.validate::<()>(&laptop.access_token).await.unwrap();
+
+    assert!(
+        one.revoke_session("alice", &phone.session_id)
+            .await
+            .unwrap()
+    );
+    eventually("instance two rejects the logged-out session", async || {
+        matches!(
+            two.validate::<()>(&phone.access_token).await,
+            Err(jwt_revoke::Error::SessionRevoked)
+        )
+    })
+    .await;
+    two.validate::<()>(&laptop.access_token)
+        .await
+        .expect("the other session is untouched");
+
+    // Reuse detected on one instance ends the session on the other too.
+    let next = one.refresh(&laptop.refresh_token, &()).await.unwrap();
+    two.validate::<()>(&next.access_token).await.unwrap();
+    assert!(one.refresh(&laptop.refresh_token, &()).await.is_err());
+    eventually("instance two rejects the reused session", async || {
+        two.validate::<()>(&next.access_token).await.is_err()
+    })
+    .await;
+    assert_eq!(one.publish_errors(), 0);
+    assert_eq!(h2.unauthenticated_messages(), 0);
+    assert_eq!(h2.malformed_messages(), 0);
+}
+
 /// The bus goes silent (frozen server, or a path that drops everything)
 /// while the subscription's sockets stay open: the subscriber must notice,
 /// limit the cache age, and come back when the bus does.
@@ -249,6 +310,20 @@ mod redis_bus {
             .await
             .unwrap();
         propagation(store, publisher, |g| {
+            spawn_subscriber(g, client.clone(), channel.clone(), bus_key(), config()).unwrap()
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_session_revocation_reaches_the_other_instance_over_redis() {
+        let url = common::server_url("REDIS_URL");
+        let client = redis::Client::open(url.as_str()).unwrap();
+        let channel = common::unique("jwt-revoke-test");
+        let publisher = RedisPublisher::connect(&client, channel.clone(), bus_key())
+            .await
+            .unwrap();
+        session_propagation(publisher, |g| {
             spawn_subscriber(g, client.clone(), channel.clone(), bus_key(), config()).unwrap()
         })
         .await;
@@ -624,6 +699,18 @@ mod postgres_bus {
         let store = PostgresStore::connect(&url).await.unwrap();
         let publisher = PgPublisher::new(store.pool().clone(), channel.clone(), bus_key()).unwrap();
         propagation(store, publisher, |g| {
+            spawn_subscriber(g, url.clone(), channel.clone(), bus_key(), config()).unwrap()
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_session_revocation_reaches_the_other_instance_over_listen_notify() {
+        let url = common::server_url("POSTGRES_URL");
+        let channel = channel_63("jwt_revoke_sess");
+        let pool = PgPoolOptions::new().connect(&url).await.unwrap();
+        let publisher = PgPublisher::new(pool, channel.clone(), bus_key()).unwrap();
+        session_propagation(publisher, |g| {
             spawn_subscriber(g, url.clone(), channel.clone(), bus_key(), config()).unwrap()
         })
         .await;
