@@ -17,7 +17,7 @@ pub trait TestStore: CutoffStore + Sized {
 
 #[macro_export]
 macro_rules! store_conformance {
-    ($store:ty) => {
+    (@shared $store:ty) => {
         use jwt_revoke::{Cutoff, CutoffStore};
         use $crate::common::conformance::TestStore as _;
         use $crate::common::unique;
@@ -56,14 +56,6 @@ macro_rules! store_conformance {
         }
 
         #[tokio::test]
-        async fn bump_on_unknown_subject_creates_it() {
-            let s = store().await;
-            let sub = unique("new");
-            assert_eq!(s.bump_version(&sub).await.unwrap(), Cutoff::new(1, 0));
-            assert_eq!(s.load(&sub).await.unwrap(), Some(Cutoff::new(1, 0)));
-        }
-
-        #[tokio::test]
         async fn revoke_before_sets_at_plus_one_and_never_moves_back() {
             let s = store().await;
             let sub = unique("carol");
@@ -83,17 +75,6 @@ macro_rules! store_conformance {
         }
 
         #[tokio::test]
-        async fn revoke_before_on_unknown_subject_creates_it() {
-            let s = store().await;
-            let sub = unique("lock");
-            assert_eq!(
-                s.revoke_before(&sub, 99).await.unwrap(),
-                Cutoff::new(0, 100)
-            );
-            assert_eq!(s.load(&sub).await.unwrap(), Some(Cutoff::new(0, 100)));
-        }
-
-        #[tokio::test]
         async fn subjects_are_isolated() {
             let s = store().await;
             let a = unique("iso-a");
@@ -104,31 +85,6 @@ macro_rules! store_conformance {
             s.revoke_before(&a, 500).await.unwrap();
             assert_eq!(s.load(&b).await.unwrap(), Some(Cutoff::default()));
             assert_eq!(s.load(&a).await.unwrap(), Some(Cutoff::new(1, 501)));
-        }
-
-        #[tokio::test]
-        async fn odd_subject_names_round_trip() {
-            let s = store().await;
-            let base = unique("odd");
-            for sub in [
-                format!("{base}-'; DROP TABLE users; --"),
-                format!("{base}-\u{1F600}-ünïcödé"),
-                format!("{base}-\"quoted\"\\slash"),
-                format!("{base}-{}", "x".repeat(1000)),
-                format!("{base} with spaces:and:colons*?[]"),
-            ] {
-                assert_eq!(s.load(&sub).await.unwrap(), None, "{sub}");
-                assert_eq!(
-                    s.bump_version(&sub).await.unwrap(),
-                    Cutoff::new(1, 0),
-                    "{sub}"
-                );
-                assert_eq!(
-                    s.load(&sub).await.unwrap(),
-                    Some(Cutoff::new(1, 0)),
-                    "{sub}"
-                );
-            }
         }
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -246,6 +202,124 @@ macro_rules! store_conformance {
             assert!(s.load_global().await.unwrap() > at);
             let lower = s.revoke_all_before(at - 500).await.unwrap();
             assert!(lower > at, "a lower `at` never lowers the global cutoff");
+        }
+    };
+    // A store whose writes create the subjects they name (upsert), as every
+    // cutoff-table store does.
+    ($store:ty) => {
+        $crate::store_conformance!(@shared $store);
+
+        #[tokio::test]
+        async fn bump_on_unknown_subject_creates_it() {
+            let s = store().await;
+            let sub = unique("new");
+            assert_eq!(s.bump_version(&sub).await.unwrap(), Cutoff::new(1, 0));
+            assert_eq!(s.load(&sub).await.unwrap(), Some(Cutoff::new(1, 0)));
+        }
+
+        #[tokio::test]
+        async fn revoke_before_on_unknown_subject_creates_it() {
+            let s = store().await;
+            let sub = unique("lock");
+            assert_eq!(
+                s.revoke_before(&sub, 99).await.unwrap(),
+                Cutoff::new(0, 100)
+            );
+            assert_eq!(s.load(&sub).await.unwrap(), Some(Cutoff::new(0, 100)));
+        }
+
+        #[tokio::test]
+        async fn odd_subject_names_round_trip() {
+            let s = store().await;
+            let base = unique("odd");
+            for sub in [
+                format!("{base}-'; DROP TABLE users; --"),
+                format!("{base}-\u{1F600}-ünïcödé"),
+                format!("{base}-\"quoted\"\\slash"),
+                format!("{base}-{}", "x".repeat(1000)),
+                format!("{base} with spaces:and:colons*?[]"),
+            ] {
+                assert_eq!(s.load(&sub).await.unwrap(), None, "{sub}");
+                assert_eq!(
+                    s.bump_version(&sub).await.unwrap(),
+                    Cutoff::new(1, 0),
+                    "{sub}"
+                );
+                assert_eq!(
+                    s.load(&sub).await.unwrap(),
+                    Some(Cutoff::new(1, 0)),
+                    "{sub}"
+                );
+            }
+        }
+
+    };
+    // A store that holds only the subjects the host created (a users
+    // table): writes of an unknown subject fail as unknown, and create
+    // nothing.
+    ($store:ty, existing_subjects_only) => {
+        $crate::store_conformance!(@shared $store);
+
+        #[tokio::test]
+        async fn bump_on_unknown_subject_fails_as_unknown_and_creates_nothing() {
+            let s = store().await;
+            let sub = unique("new");
+            let err = s.bump_version(&sub).await.unwrap_err();
+            assert!(err.is_unknown_subject(), "{err}");
+            assert_eq!(s.load(&sub).await.unwrap(), None);
+        }
+
+        #[tokio::test]
+        async fn revoke_before_on_unknown_subject_fails_as_unknown_and_creates_nothing() {
+            let s = store().await;
+            let sub = unique("lock");
+            let err = s.revoke_before(&sub, 99).await.unwrap_err();
+            assert!(err.is_unknown_subject(), "{err}");
+            assert_eq!(s.load(&sub).await.unwrap(), None);
+        }
+
+        #[tokio::test]
+        async fn a_guard_answers_a_revocation_of_an_unknown_subject_as_unknown_not_503() {
+            let s = store().await;
+            let sub = unique("gone");
+            let keys = jwt_revoke::Keys::hmac(jwt_revoke::Algorithm::HS256, $crate::common::SECRET)
+                .unwrap();
+            let guard = jwt_revoke::Guard::builder(keys, s).build().unwrap();
+            for err in [
+                guard.bump_version(&sub).await.unwrap_err(),
+                guard.revoke_before(&sub, 1_000).await.unwrap_err(),
+            ] {
+                assert!(matches!(err, jwt_revoke::Error::UnknownSubject), "{err:?}");
+                assert_eq!((err.code(), err.status()), ("unknown_subject", 401));
+            }
+            assert_eq!(guard.stats().store_errors, 0, "not counted as an outage");
+            assert_eq!(guard.store().load(&sub).await.unwrap(), None);
+        }
+
+        #[tokio::test]
+        async fn odd_subject_names_of_existing_subjects_round_trip() {
+            let s = store().await;
+            let base = unique("odd");
+            for sub in [
+                format!("{base}-'; DROP TABLE users; --"),
+                format!("{base}-\u{1F600}-ünïcödé"),
+                format!("{base}-\"quoted\"\\slash"),
+                format!("{base}-{}", "x".repeat(1000)),
+                format!("{base} with spaces:and:colons*?[]"),
+            ] {
+                assert_eq!(s.load(&sub).await.unwrap(), None, "{sub}");
+                s.put(&sub, Cutoff::default()).await;
+                assert_eq!(
+                    s.bump_version(&sub).await.unwrap(),
+                    Cutoff::new(1, 0),
+                    "{sub}"
+                );
+                assert_eq!(
+                    s.load(&sub).await.unwrap(),
+                    Some(Cutoff::new(1, 0)),
+                    "{sub}"
+                );
+            }
         }
     };
 }
