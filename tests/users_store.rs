@@ -12,6 +12,25 @@ fn keys() -> Keys {
     Keys::hmac(Algorithm::HS256, common::SECRET).unwrap()
 }
 
+/// After the commit, the cached old cutoff still admits `token` on `guard`;
+/// once the committed cutoff is applied, `token` is revoked at once.
+async fn applying_the_commit_revokes<S: jwt_revoke::CutoffStore>(
+    guard: &Guard<S>,
+    sub: &str,
+    cutoff: jwt_revoke::Cutoff,
+    token: &str,
+) {
+    assert!(
+        guard.validate::<()>(token).await.is_ok(),
+        "before apply_committed the cache still holds the old cutoff"
+    );
+    guard.apply_committed(sub, cutoff).await.unwrap();
+    assert_eq!(
+        guard.validate::<()>(token).await.unwrap_err().code(),
+        "token_revoked"
+    );
+}
+
 /// Names an attacker (or a careless configuration) might pass as a table or
 /// column: every one is refused at construction.
 const HOSTILE_NAMES: &[&str] = &[
@@ -59,7 +78,7 @@ mod sqlite {
         Cutoff, CutoffStore, Error, Guard, SqliteStore, SqliteUsersStore, UserIds, UsersTable,
     };
 
-    use super::{HOSTILE_NAMES, keys};
+    use super::{HOSTILE_NAMES, applying_the_commit_revokes, keys};
     use crate::common;
 
     /// The table of the conformance runs: names that are not the defaults,
@@ -275,16 +294,7 @@ mod sqlite {
 
         // Through a guard: a 503, never an accepted token.
         let guard = Guard::builder(keys(), store).build().unwrap();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64;
-        let token = jsonwebtoken::encode(
-            &jsonwebtoken::Header::new(jwt_revoke::Algorithm::HS256),
-            &serde_json::json!({"sub": "null-ver", "iat": now, "exp": now + 600, "ver": 0}),
-            &jsonwebtoken::EncodingKey::from_secret(common::SECRET),
-        )
-        .unwrap();
+        let token = common::signed_token("null-ver", 0);
         let err = guard.validate::<()>(&token).await.unwrap_err();
         assert_eq!((err.code(), err.status()), ("store_unavailable", 503));
         let err = guard.bump_version("neg-ver").await.unwrap_err();
@@ -403,15 +413,7 @@ mod sqlite {
             .await
             .unwrap();
         tx.commit().await.unwrap();
-        assert!(
-            guard.validate::<()>(&token).await.is_ok(),
-            "before apply_committed the cache still holds the old cutoff"
-        );
-        guard.apply_committed("alice", cutoff).await.unwrap();
-        assert_eq!(
-            guard.validate::<()>(&token).await.unwrap_err().code(),
-            "token_revoked"
-        );
+        applying_the_commit_revokes(&guard, "alice", cutoff, &token).await;
         let (hash,): (String,) =
             sqlx::query_as("SELECT password_hash FROM users WHERE id = 'alice'")
                 .fetch_one(&pool)
@@ -434,11 +436,7 @@ mod sqlite {
             .unwrap();
         tx.commit().await.unwrap();
         assert_eq!(cutoff, Cutoff::new(1, at + 1));
-        guard.apply_committed("alice", cutoff).await.unwrap();
-        assert_eq!(
-            guard.validate::<()>(&fresh).await.unwrap_err().code(),
-            "token_revoked"
-        );
+        applying_the_commit_revokes(&guard, "alice", cutoff, &fresh).await;
 
         // An unknown user inside a transaction: unknown, and the host's
         // transaction is still usable.
@@ -506,11 +504,7 @@ mod sqlite {
             .await
             .unwrap();
         tx.commit().await.unwrap();
-        guard.apply_committed("alice", cutoff).await.unwrap();
-        assert_eq!(
-            guard.validate::<()>(&token).await.unwrap_err().code(),
-            "token_revoked"
-        );
+        applying_the_commit_revokes(&guard, "alice", cutoff, &token).await;
     }
 }
 
@@ -521,7 +515,7 @@ mod postgres {
         Cutoff, CutoffStore, Error, Guard, PostgresStore, PostgresUsersStore, UserIds, UsersTable,
     };
 
-    use super::keys;
+    use super::{applying_the_commit_revokes, keys};
     use crate::common;
 
     /// The shared test schema: a table named by a reserved word, in a
@@ -740,11 +734,7 @@ mod postgres {
             Some(Cutoff::default())
         );
         tx.commit().await.unwrap();
-        guard.apply_committed(&sub, cutoff).await.unwrap();
-        assert_eq!(
-            guard.validate::<()>(&token).await.unwrap_err().code(),
-            "token_revoked"
-        );
+        applying_the_commit_revokes(&guard, &sub, cutoff, &token).await;
 
         // An unknown user in a transaction leaves the transaction usable.
         let mut tx = pool.begin().await.unwrap();
