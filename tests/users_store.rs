@@ -31,6 +31,15 @@ async fn applying_the_commit_revokes<S: jwt_revoke::CutoffStore>(
     );
 }
 
+/// `sub` names no user of `store`: it loads as unknown and a write fails as
+/// unknown, creating nothing.
+async fn is_no_user(store: &impl jwt_revoke::CutoffStore, sub: &str) {
+    assert_eq!(store.load(sub).await.unwrap(), None, "{sub:?}");
+    let err = store.bump_version(sub).await.unwrap_err();
+    assert!(err.is_unknown_subject(), "{sub:?}: {err}");
+    assert_eq!(store.load(sub).await.unwrap(), None, "{sub:?}");
+}
+
 /// Names an attacker (or a careless configuration) might pass as a table or
 /// column: every one is refused at construction.
 const HOSTILE_NAMES: &[&str] = &[
@@ -78,21 +87,24 @@ mod sqlite {
         Cutoff, CutoffStore, Error, Guard, SqliteStore, SqliteUsersStore, UserIds, UsersTable,
     };
 
-    use super::{HOSTILE_NAMES, applying_the_commit_revokes, keys};
+    use super::{HOSTILE_NAMES, applying_the_commit_revokes, is_no_user, keys};
     use crate::common;
 
     /// The table of the conformance runs: names that are not the defaults,
     /// one of them an SQL keyword (it must be quoted to work at all).
     fn table() -> UsersTable {
-        UsersTable::new("app_users")
+        columns("app_users").global_table("jwt_global").unwrap()
+    }
+
+    /// `name` with the conformance runs' column names, no global table.
+    fn columns(name: &str) -> UsersTable {
+        UsersTable::new(name)
             .unwrap()
             .id_column("select")
             .unwrap()
             .version_column("jwt_ver")
             .unwrap()
             .not_before_column("jwt_nb")
-            .unwrap()
-            .global_table("jwt_global")
             .unwrap()
     }
 
@@ -201,9 +213,7 @@ mod sqlite {
         // Only the canonical spelling names the user: another one would have
         // a cache entry of its own that a revocation would not reach.
         for other in ["042", "+42", " 42", "42.0", "4.2e1", "forty-two"] {
-            assert_eq!(store.load(other).await.unwrap(), None, "{other:?}");
-            let err = store.bump_version(other).await.unwrap_err();
-            assert!(err.is_unknown_subject(), "{other:?}: {err}");
+            is_no_user(&store, other).await;
         }
         assert_eq!(store.load("42").await.unwrap(), Some(Cutoff::new(1, 0)));
         // The schema keeps bad values out.
@@ -221,14 +231,7 @@ mod sqlite {
             assert!(UsersTable::new(name).is_err(), "{name:?}");
         }
         // A schema-qualified name is quoted part by part.
-        let qualified = UsersTable::new("main.app_users")
-            .unwrap()
-            .id_column("select")
-            .unwrap()
-            .version_column("jwt_ver")
-            .unwrap()
-            .not_before_column("jwt_nb")
-            .unwrap();
+        let qualified = columns("main.app_users");
         assert_eq!(qualified.table(), "\"main\".\"app_users\"");
         let again = SqliteUsersStore::new(store.pool().clone(), qualified);
         assert_eq!(
@@ -333,14 +336,7 @@ mod sqlite {
         let pool = memory_pool().await;
         sqlx::raw_sql(USERS_DDL).execute(&pool).await.unwrap();
         let table = table();
-        let no_global = UsersTable::new("app_users")
-            .unwrap()
-            .id_column("select")
-            .unwrap()
-            .version_column("jwt_ver")
-            .unwrap()
-            .not_before_column("jwt_nb")
-            .unwrap();
+        let no_global = columns("app_users");
         let store = SqliteUsersStore::new(pool, no_global);
         sqlx::raw_sql(store.migration_sql())
             .execute(store.pool())
@@ -515,7 +511,7 @@ mod postgres {
         Cutoff, CutoffStore, Error, Guard, PostgresStore, PostgresUsersStore, UserIds, UsersTable,
     };
 
-    use super::{applying_the_commit_revokes, keys};
+    use super::{applying_the_commit_revokes, is_no_user, keys};
     use crate::common;
 
     /// The shared test schema: a table named by a reserved word, in a
@@ -596,14 +592,7 @@ mod postgres {
             format!("{sub}.0"),
             "x".into(),
         ] {
-            assert_eq!(numbered.load(&other).await.unwrap(), None, "{other:?}");
-            assert!(
-                numbered
-                    .bump_version(&other)
-                    .await
-                    .unwrap_err()
-                    .is_unknown_subject()
-            );
+            is_no_user(&numbered, &other).await;
         }
 
         let uuid = format!("{:032x}", rand::random::<u128>());
@@ -634,14 +623,7 @@ mod postgres {
             format!("{{{uuid}}}"),
             "x".into(),
         ] {
-            assert_eq!(uuids.load(&other).await.unwrap(), None, "{other:?}");
-            assert!(
-                uuids
-                    .bump_version(&other)
-                    .await
-                    .unwrap_err()
-                    .is_unknown_subject()
-            );
+            is_no_user(&uuids, &other).await;
         }
         // A text id on a uuid column without UserIds::Uuid is a store error
         // (uuid = text), never an unknown user.
