@@ -18,8 +18,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use jwt_revoke::{
-    Algorithm, Cutoff, FakeClock, Guard, Keys, MemoryStore, RefreshKey, SessionConfig,
-    SessionStore,
+    Algorithm, Cutoff, FakeClock, Guard, Keys, MemoryStore, RefreshKey, SessionConfig, SessionStore,
 };
 
 const SECRET: &[u8] = b"bench-secret-bench-secret-bench!";

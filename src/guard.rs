@@ -944,8 +944,13 @@ impl<S: CutoffStore> Guard<S> {
         }
     }
 
-    /// Counts a store failure and turns it into the caller's error.
+    /// Counts a store failure and turns it into the caller's error. A write
+    /// for a subject the store does not hold (and does not create) is the
+    /// caller's [`Error::UnknownSubject`], not an outage.
     pub(crate) fn store_error(&self, e: StoreError) -> Error {
+        if e.is_unknown_subject() {
+            return Error::UnknownSubject;
+        }
         self.inner.cache.counters.store_errors.incr();
         #[cfg(feature = "tracing")]
         tracing::warn!(target: "jwt_revoke", error = %e, "cutoff store call failed");
@@ -1008,6 +1013,11 @@ impl<S: CutoffStore> Guard<S> {
     /// the store, then updates this guard's cache, then publishes to other
     /// instances. When this returns, this guard rejects every older token of
     /// `sub`, with no window. Returns the new cutoff.
+    ///
+    /// Errors: [`Error::StoreUnavailable`] when the store fails or does not
+    /// answer in time; [`Error::UnknownSubject`] when the store holds no
+    /// such subject and does not create one (the users-table stores: a
+    /// deleted user is not brought back).
     pub async fn bump_version(&self, sub: &str) -> Result<Cutoff, Error> {
         let cutoff = self
             .store_call_until(self.deadline(), self.inner.store.bump_version(sub))
@@ -1033,7 +1043,7 @@ impl<S: CutoffStore> Guard<S> {
     /// [`GuardBuilder::max_future_cutoff`] (nothing is written);
     /// [`Error::StoreUnavailable`] when the store fails or does not answer
     /// within the store timeout (the outcome is then unknown; retrying is
-    /// safe).
+    /// safe); [`Error::UnknownSubject`] as for [`Guard::bump_version`].
     pub async fn revoke_before(&self, sub: &str, at: i64) -> Result<Cutoff, Error> {
         self.check_horizon(at.saturating_add(1))?;
         let now = self.inner.clock.now_seconds();
@@ -1134,6 +1144,50 @@ impl<S: CutoffStore> Guard<S> {
             #[cfg(feature = "tracing")]
             tracing::warn!(target: "jwt_revoke", "publishing a revocation failed");
         }
+    }
+
+    /// Makes this guard (and, through the publisher, the other instances)
+    /// enforce a cutoff written to the store by the host itself, inside its
+    /// own transaction (e.g. `SqliteUsersStore::bump_version_in` next to a
+    /// password change). Call it after the commit, with the cutoff the write
+    /// returned: from then on this guard rejects the older tokens of `sub`
+    /// as [`Guard::bump_version`] would. Never call it after a rollback.
+    ///
+    /// The cutoff is merged as this guard's own revocation: a floor that
+    /// raises a cached entry by maximum (or waits, not fresh, for the next
+    /// store read), then published. Without this call, this guard keeps its
+    /// cached cutoff until the cache TTL ends.
+    ///
+    /// The guard's same-second rule ([`Guard::revoke_before`]) is the
+    /// guard's, not the store's: in a transaction, bump the version (which
+    /// has no same-second or clock-skew hole) rather than rely on
+    /// `revoke_before_in` alone.
+    ///
+    /// Errors: [`Error::InvalidCutoff`] (nothing applied) when the cutoff's
+    /// `not_before` lies beyond [`GuardBuilder::max_future_cutoff`].
+    ///
+    /// ```
+    /// use jwt_revoke::{Algorithm, Cutoff, CutoffStore, Guard, Keys, MemoryStore};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let store = std::sync::Arc::new(MemoryStore::new());
+    /// store.insert("alice", Cutoff::default());
+    /// let keys = Keys::hmac(Algorithm::HS256, b"a secret of at least thirty-two bytes").unwrap();
+    /// let guard = Guard::builder(keys, store.clone()).build().unwrap();
+    /// let token = guard.issue("alice", &()).await.unwrap();
+    /// assert!(guard.validate::<()>(&token).await.is_ok()); // cached now
+    ///
+    /// // The host's own write (with an SQL store: `bump_version_in(&mut *tx, ..)`, then commit).
+    /// let cutoff = store.bump_version("alice").await.unwrap();
+    /// guard.apply_committed("alice", cutoff).await.unwrap();
+    /// assert_eq!(guard.validate::<()>(&token).await.unwrap_err().code(), "token_revoked");
+    /// # });
+    /// ```
+    pub async fn apply_committed(&self, sub: &str, cutoff: Cutoff) -> Result<(), Error> {
+        self.check_horizon(cutoff.not_before)?;
+        self.inner.cache.counters.revocations.incr();
+        self.apply_subject(sub, cutoff).await;
+        Ok(())
     }
 
     /// Merges a cutoff change received from another instance into this

@@ -53,8 +53,9 @@
 //!
 //! # Pieces
 //! - Stores: [`MemoryStore`]; `SqliteStore`, `PostgresStore`, `RedisStore`
-//!   behind the `sqlite`, `postgres`, `redis` features; or implement
-//!   [`CutoffStore`] over your own tables.
+//!   behind the `sqlite`, `postgres`, `redis` features; `SqliteUsersStore`
+//!   and `PostgresUsersStore` over two columns of your own users table
+//!   (`stores::users`); or implement [`CutoffStore`] over your own tables.
 //! - Web frameworks: `integrations::tower::RevokeLayer` with
 //!   `integrations::axum::Authenticated` (features `tower`, `axum`), and
 //!   `integrations::actix` (feature `actix`).
@@ -111,6 +112,15 @@ pub use stores::redis::{RedisStore, RedisStoreBuilder};
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use stores::sqlite::SqliteStore;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use stores::users::PostgresUsersStore;
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use stores::users::SqliteUsersStore;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
+pub use stores::users::{UserIds, UsersTable};
 
 /// Re-exported from jsonwebtoken so callers need not depend on it directly.
 pub use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};

@@ -68,6 +68,11 @@ use crate::session::{Rotate, Rotation, Session, SessionStore};
 /// connection timed out. The guard turns it into
 /// [`Error::StoreUnavailable`](crate::Error::StoreUnavailable) (HTTP 503).
 ///
+/// One error is not an outage: a write for a subject the store does not
+/// hold and will not create ([`StoreError::unknown_subject`], e.g. a user
+/// deleted from a users table) reaches the caller of the guard's
+/// revocation methods as [`Error::UnknownSubject`](crate::Error::UnknownSubject).
+///
 /// Cloning is cheap (the source is shared), so one failed load can be
 /// reported to every caller that waited on it.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -75,6 +80,7 @@ use crate::session::{Rotate, Rotation, Session, SessionStore};
 pub struct StoreError {
     #[source]
     source: Arc<dyn std::error::Error + Send + Sync + 'static>,
+    unknown_subject: bool,
 }
 
 impl StoreError {
@@ -82,6 +88,7 @@ impl StoreError {
     pub fn new(source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
         StoreError {
             source: Arc::from(source.into()),
+            unknown_subject: false,
         }
     }
 
@@ -90,7 +97,27 @@ impl StoreError {
         let boxed: Box<dyn std::error::Error + Send + Sync> = message.into().into();
         StoreError {
             source: Arc::from(boxed),
+            unknown_subject: false,
         }
+    }
+
+    /// A write named a subject the store does not hold and does not create
+    /// (a store without upsert, such as the users-table stores: a deleted
+    /// user must not come back). The guard's
+    /// [`bump_version`](crate::Guard::bump_version) and
+    /// [`revoke_before`](crate::Guard::revoke_before) answer it with
+    /// [`Error::UnknownSubject`](crate::Error::UnknownSubject), not
+    /// [`Error::StoreUnavailable`](crate::Error::StoreUnavailable).
+    pub fn unknown_subject() -> Self {
+        StoreError {
+            unknown_subject: true,
+            ..StoreError::msg("the subject does not exist in the store")
+        }
+    }
+
+    /// Whether this is [`StoreError::unknown_subject`].
+    pub fn is_unknown_subject(&self) -> bool {
+        self.unknown_subject
     }
 
     /// The store did not answer within the guard's
@@ -124,13 +151,16 @@ pub trait CutoffStore: Send + Sync + 'static {
     fn load(&self, sub: &str) -> impl Future<Output = Result<Option<Cutoff>, StoreError>> + Send;
 
     /// Atomically increments the subject's version and returns the new cutoff.
-    /// Creates the subject (from [`Cutoff::default`]) when absent.
+    /// Creates the subject (from [`Cutoff::default`]) when absent, or, in a
+    /// store that holds only subjects the host created (a users table),
+    /// fails with [`StoreError::unknown_subject`].
     fn bump_version(&self, sub: &str) -> impl Future<Output = Result<Cutoff, StoreError>> + Send;
 
     /// Revokes every token of the subject with `iat <= at`: the stored
     /// `not_before` becomes `max(not_before, at + 1)` (see
     /// [`Cutoff::revoked_before`]). Returns the new cutoff. Creates the
-    /// subject when absent.
+    /// subject when absent, or fails with [`StoreError::unknown_subject`]
+    /// (as `bump_version`).
     fn revoke_before(
         &self,
         sub: &str,

@@ -1,7 +1,8 @@
 //! actix-web 4: a middleware that validates tokens ([`RevokeMiddleware`]),
 //! extractors for the verified token ([`Authenticated`],
-//! [`MaybeAuthenticated`]), and [`ResponseError`] for
-//! [`Error`] and [`Rejection`].
+//! [`MaybeAuthenticated`]), extractors that validate by themselves without
+//! a middleware ([`Validated`], [`MaybeValidated`]), and [`ResponseError`]
+//! for [`Error`] and [`Rejection`].
 //!
 //! # Wrap the scopes that need it, not the app
 //!
@@ -57,8 +58,8 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseErr
 use serde::de::DeserializeOwned;
 
 use super::{
-    Checked, DefaultBody, ExtractError, Policy, RejectHook, Rejection, RejectionBody, TokenSource,
-    extract,
+    Checked, Credentials, DefaultBody, ExtractError, Policy, RejectHook, Rejection, RejectionBody,
+    TokenSource, Validator, extract,
 };
 use crate::claims::Verified;
 use crate::error::Error;
@@ -375,5 +376,154 @@ impl<C: Clone + 'static> FromRequest for MaybeAuthenticated<C> {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(extract_request(req).map(MaybeAuthenticated))
+    }
+}
+
+/// The middleware's settings as a [`Validator`] for [`Validated`]: token
+/// source, requirements and rejection hook. Whether it is `optional` does
+/// not matter: [`Validated`] requires a token, [`MaybeValidated`] does not.
+impl<S: CutoffStore, C: DeserializeOwned + Send + Sync + 'static> From<RevokeMiddleware<S, C>>
+    for Validator<C>
+{
+    fn from(middleware: RevokeMiddleware<S, C>) -> Self {
+        Validator::from_policy(middleware.policy)
+    }
+}
+
+/// A token validated by the extractor itself, for apps that prefer
+/// extractors to middleware: it takes the [`Validator<C>`] from the app
+/// data (`App::app_data(web::Data::new(validator))`, or the validator
+/// itself as app data) and gives exactly the middleware's answers (status,
+/// `WWW-Authenticate`, `Retry-After`, JSON body, the hook's body if any).
+///
+/// No middleware is needed (and a [`RevokeMiddleware`] on the same route
+/// would validate the token twice: use [`Authenticated`] behind one). A
+/// route whose app has no `Validator<C>` answers a plain-text 500 naming
+/// the missing app data, not a 401.
+///
+/// ```
+/// use actix_web::{App, web};
+/// use jwt_revoke::integrations::Validator;
+/// use jwt_revoke::integrations::actix::{MaybeValidated, Validated};
+/// use jwt_revoke::{Algorithm, Guard, Keys, MemoryStore};
+///
+/// async fn me(Validated(user): Validated) -> String {
+///     user.sub().to_owned()
+/// }
+///
+/// // Anonymous visitors are welcome; a bad token is still a 401.
+/// async fn home(MaybeValidated(user): MaybeValidated) -> String {
+///     user.map_or_else(|| "hello stranger".to_owned(), |v| format!("hello {}", v.sub()))
+/// }
+///
+/// let keys = Keys::hmac(Algorithm::HS256, b"a secret of at least thirty-two bytes").unwrap();
+/// let guard = Guard::builder(keys, MemoryStore::new()).build().unwrap();
+/// let validator: Validator = Validator::new(guard);
+/// let app = App::new()
+///     .app_data(web::Data::new(validator))
+///     .route("/", web::get().to(home))
+///     .route("/me", web::get().to(me));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Validated<C = ()>(pub Verified<C>);
+
+/// Like [`Validated`], but `None` when the request carries no token; a
+/// token that is present must be valid. (actix's own `Option<Validated>`
+/// would turn every rejection, a bad token included, into `None`.)
+#[derive(Debug, Clone)]
+pub struct MaybeValidated<C = ()>(pub Option<Verified<C>>);
+
+/// The app's `Validator<C>`: as `web::Data`, or as plain app data.
+fn app_validator<C: 'static>(req: &HttpRequest) -> Result<Validator<C>, actix_web::Error> {
+    if let Some(data) = req.app_data::<actix_web::web::Data<Validator<C>>>() {
+        return Ok(Validator::clone(data));
+    }
+    if let Some(validator) = req.app_data::<Validator<C>>() {
+        return Ok(validator.clone());
+    }
+    let claims = std::any::type_name::<C>();
+    let message = format!(
+        "jwt-revoke: the Validated extractor found no Validator<{claims}> in the app data: \
+         add .app_data(web::Data::new(Validator::<{claims}>::new(guard))) to the App \
+         (or wrap the route in RevokeMiddleware and use Authenticated)"
+    );
+    let response = HttpResponse::InternalServerError()
+        .content_type("text/plain; charset=utf-8")
+        .body(message.clone());
+    Err(actix_web::error::InternalError::from_response(message, response).into())
+}
+
+/// The answer for a rejection, with the validator's hook if any.
+fn validated_rejection(rejection: Rejection, hook: Option<&RejectHook>) -> actix_web::Error {
+    let response = match hook {
+        Some(hook) => hooked_response(&rejection, Some(hook)),
+        None => rejection_response(&rejection),
+    };
+    actix_web::error::InternalError::from_response(rejection, response).into()
+}
+
+type ValidatedFuture<T> = Pin<Box<dyn Future<Output = Result<T, actix_web::Error>>>>;
+
+/// `Ok(None)`: no token at all, which a `required` extractor answers with
+/// the 401 `missing_token`.
+fn validate_request<C: 'static>(
+    req: &HttpRequest,
+    required: bool,
+) -> ValidatedFuture<Option<Verified<C>>> {
+    let validator = match app_validator::<C>(req) {
+        Ok(v) => v,
+        Err(e) => return Box::pin(ready(Err(e))),
+    };
+    let check = validator.check();
+    let token = {
+        let values: Vec<&[u8]> = req
+            .headers()
+            .get_all(check.source().header_name())
+            .map(|v| v.as_bytes())
+            .collect();
+        match check.source().credentials(&values) {
+            Credentials::Missing if required => Err(Rejection::missing_token()),
+            Credentials::Missing => Ok(None),
+            Credentials::Invalid => Err(Rejection::invalid_request()),
+            Credentials::Bearer(token) => Ok(Some(token.to_owned())),
+        }
+    };
+    let token = match token {
+        Ok(Some(token)) => token,
+        Ok(None) => return Box::pin(ready(Ok(None))),
+        Err(r) => return Box::pin(ready(Err(validated_rejection(r, check.hook())))),
+    };
+    Box::pin(async move {
+        let check = validator.check();
+        match check.verify(&token).await {
+            Ok(v) => Ok(Some(v)),
+            Err(r) => Err(validated_rejection(r, check.hook())),
+        }
+    })
+}
+
+impl<C: 'static> FromRequest for Validated<C> {
+    type Error = actix_web::Error;
+    type Future = ValidatedFuture<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let validated = validate_request::<C>(req, true);
+        Box::pin(async move {
+            match validated.await? {
+                Some(v) => Ok(Validated(v)),
+                // A required extractor never gets `None` (answered above).
+                None => Err(validated_rejection(Rejection::missing_token(), None)),
+            }
+        })
+    }
+}
+
+impl<C: 'static> FromRequest for MaybeValidated<C> {
+    type Error = actix_web::Error;
+    type Future = ValidatedFuture<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let validated = validate_request::<C>(req, false);
+        Box::pin(async move { validated.await.map(MaybeValidated) })
     }
 }

@@ -49,23 +49,17 @@
 //!     .route("/health", get(|| async { "ok" })); // public
 //! ```
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
-
 use axum_core::extract::{FromRef, FromRequestParts, OptionalFromRequestParts};
 use axum_core::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::request::Parts;
 use serde::de::DeserializeOwned;
 
+pub use super::Validator;
 use super::tower::{RevokeLayer, header_values, hooked_response, rejection_response};
-use super::{
-    Checked, Credentials, ExtractError, Policy, RejectHook, Rejection, TokenSource, extract,
-};
+use super::{Checked, Credentials, ExtractError, RejectHook, Rejection, extract};
 use crate::claims::Verified;
 use crate::error::Error;
-use crate::guard::Guard;
 use crate::store::CutoffStore;
 
 /// The verified token of the request, inserted by
@@ -73,7 +67,7 @@ use crate::store::CutoffStore;
 ///
 /// As `Option<Authenticated<C>>` it is `None` only when the request carried
 /// no token (no `Authorization: Bearer`, or none in the layer's
-/// [`TokenSource`]) and the layer is
+/// [`TokenSource`](super::TokenSource)) and the layer is
 /// [`optional`](super::tower::RevokeLayer::optional); a bad token is still
 /// rejected by the layer. As plain `Authenticated<C>` behind an optional
 /// layer, a request without a header gets the same 401 the required layer
@@ -174,80 +168,14 @@ impl IntoResponse for Error {
     }
 }
 
-/// What [`Validated`] checks with: a guard and the same settings as a
-/// [`RevokeLayer`] (token source, claims
-/// requirements, rejection hook), without the store type, so that the
-/// extractor can find it in the router state through [`FromRef`].
-///
-/// Build it from a guard ([`Validator::new`]) or from a configured layer
-/// (`Validator::from(layer)`), once, and keep it in the state: cloning it
-/// is one reference count.
-///
-/// Why not the [`Guard`] itself: `Validated<C>` would have to be an
-/// extractor for every state holding some `Guard<S>`, and the store type
-/// `S` appears nowhere in `Validated<C>`, which Rust does not allow (E0207);
-/// the validator erases it (one boxed future per request, as the layer).
-pub struct Validator<C = ()> {
-    check: Arc<dyn Check<C>>,
-}
-
-impl<C> Clone for Validator<C> {
-    fn clone(&self) -> Self {
-        Validator {
-            check: Arc::clone(&self.check),
-        }
-    }
-}
-
-impl<C> std::fmt::Debug for Validator<C> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Validator").finish_non_exhaustive()
-    }
-}
-
-impl<C: DeserializeOwned + Send + Sync + 'static> Validator<C> {
-    /// Reads `Authorization: Bearer`, no requirements, the default bodies.
-    pub fn new<S: CutoffStore>(guard: Guard<S>) -> Self {
-        Validator::from(RevokeLayer::<S, C>::new(guard))
-    }
-}
-
+/// The layer's settings as a [`Validator`] for [`Validated`].
 impl<S: CutoffStore, C: DeserializeOwned + Send + Sync + 'static> From<RevokeLayer<S, C>>
     for Validator<C>
 {
-    /// The layer's settings; whether it is `optional` does not matter here:
+    /// Whether the layer is `optional` does not matter here:
     /// [`Validated`] requires a token, `Option<Validated>` does not.
     fn from(layer: RevokeLayer<S, C>) -> Self {
-        Validator {
-            check: Arc::new(layer.into_policy()),
-        }
-    }
-}
-
-/// The store-independent part of a [`Policy`].
-trait Check<C>: Send + Sync {
-    fn verify<'a>(
-        &'a self,
-        token: &'a str,
-    ) -> Pin<Box<dyn Future<Output = Result<Verified<C>, Rejection>> + Send + 'a>>;
-    fn source(&self) -> &TokenSource;
-    fn hook(&self) -> Option<&RejectHook>;
-}
-
-impl<S: CutoffStore, C: DeserializeOwned + Send + Sync + 'static> Check<C> for Policy<S, C> {
-    fn verify<'a>(
-        &'a self,
-        token: &'a str,
-    ) -> Pin<Box<dyn Future<Output = Result<Verified<C>, Rejection>> + Send + 'a>> {
-        Box::pin(Policy::verify(self, token))
-    }
-
-    fn source(&self) -> &TokenSource {
-        &self.source
-    }
-
-    fn hook(&self) -> Option<&RejectHook> {
-        self.on_reject.as_ref()
+        Validator::from_policy(layer.into_policy())
     }
 }
 
@@ -295,7 +223,7 @@ pub struct Validated<C = ()>(pub Verified<C>);
 impl<C: Send + Sync + 'static> Validator<C> {
     /// `Ok(None)`: no token at all.
     async fn validate_parts(&self, parts: &Parts) -> Result<Option<Verified<C>>, Response> {
-        let check = &*self.check;
+        let check = self.check();
         let values = header_values(&parts.headers, check.source().header_name());
         let values: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
         let outcome = match check.source().credentials(&values) {
@@ -327,7 +255,10 @@ where
         let validator = Validator::<C>::from_ref(state);
         match validator.validate_parts(parts).await? {
             Some(v) => Ok(Validated(v)),
-            None => Err(answer(&Rejection::missing_token(), validator.check.hook())),
+            None => Err(answer(
+                &Rejection::missing_token(),
+                validator.check().hook(),
+            )),
         }
     }
 }

@@ -88,6 +88,9 @@ pub mod axum;
 #[cfg_attr(docsrs, doc(cfg(feature = "actix")))]
 pub mod actix;
 
+mod validator;
+pub use validator::Validator;
+
 /// Why a request was refused, as an HTTP answer any framework can send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {

@@ -16,6 +16,10 @@ pub mod postgres;
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
+pub mod users;
+
 use crate::store::StoreError;
 
 /// Whether a store can hold `sub`. A NUL byte cannot be stored in a

@@ -26,6 +26,7 @@ sql_store! {
     /// ```
     store: PostgresStore,
     pool: PgPool,
+    conn: sqlx::PgConnection,
     schema: include_str!("../../migrations/postgres.sql"),
     load: "SELECT token_version, not_before FROM jwt_revoke_cutoffs WHERE sub = $1",
     bump: "INSERT INTO jwt_revoke_cutoffs AS c (sub, token_version, not_before) VALUES ($1, 1, 0) \

@@ -34,6 +34,19 @@ pub(crate) fn unrepresentable(e: &sqlx::Error) -> bool {
         if matches!(db.code().as_deref(), Some("22P05" | "22021")))
 }
 
+/// The outcome of a read by subject: a subject the database's encoding
+/// cannot represent cannot be in a table, so it reads as absent (`None`),
+/// not as a database error that the guard would answer as an outage.
+pub(crate) fn read_by_subject<T>(
+    result: Result<Option<T>, sqlx::Error>,
+) -> Result<Option<T>, StoreError> {
+    match result {
+        Ok(row) => Ok(row),
+        Err(e) if unrepresentable(&e) => Ok(None),
+        Err(e) => Err(StoreError::new(e)),
+    }
+}
+
 /// A database error; the one for a subject the database's encoding cannot
 /// represent says so.
 pub(crate) fn write_error(e: sqlx::Error) -> StoreError {
@@ -52,6 +65,7 @@ macro_rules! sql_store {
         $(#[$meta:meta])*
         store: $name:ident,
         pool: $pool:ty,
+        conn: $conn:ty,
         schema: $schema:expr,
         load: $load:expr,
         bump: $bump:expr,
@@ -115,6 +129,43 @@ macro_rules! sql_store {
                 $crate::stores::sql::cutoff_from_row(row)
             }
 
+            /// [`bump_version`](crate::CutoffStore::bump_version) on the
+            /// host's own connection, typically `&mut *tx` inside its
+            /// transaction, so that "change the password and log out
+            /// everywhere" is one commit. The returned cutoff holds once the
+            /// transaction commits: then hand it to
+            /// [`Guard::apply_committed`](crate::Guard::apply_committed) so
+            /// that the guard enforces it at once. After a rollback nothing
+            /// changed; drop it.
+            pub async fn bump_version_in(&self, conn: &mut $conn, sub: &str) -> Result<$crate::Cutoff, $crate::StoreError> {
+                $crate::stores::check_storable(sub)?;
+                let row: Option<(i64, i64)> = sqlx::query_as($bump)
+                    .bind(sub)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err($crate::stores::sql::write_error)?;
+                let row = row.ok_or_else(|| $crate::StoreError::msg("token_version is at its maximum"))?;
+                $crate::stores::sql::cutoff_from_row(row)
+            }
+
+            /// [`revoke_before`](crate::CutoffStore::revoke_before) on the
+            /// host's own connection or transaction (`&mut *tx`); see
+            /// [`Self::bump_version_in`]. This is the store's write only: the
+            /// guard's same-second rule and its
+            /// [`max_future_cutoff`](crate::GuardBuilder::max_future_cutoff)
+            /// check are not applied (the latter is, when the cutoff is
+            /// handed to [`Guard::apply_committed`](crate::Guard::apply_committed)).
+            pub async fn revoke_before_in(&self, conn: &mut $conn, sub: &str, at: i64) -> Result<$crate::Cutoff, $crate::StoreError> {
+                $crate::stores::check_storable(sub)?;
+                let row: (i64, i64) = sqlx::query_as($revoke)
+                    .bind(sub)
+                    .bind(at.saturating_add(1))
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err($crate::stores::sql::write_error)?;
+                $crate::stores::sql::cutoff_from_row(row)
+            }
+
             /// Forgets a subject (a deleted user): its tokens are rejected as
             /// unknown once the guard's cache entry expires. Returns whether it
             /// existed.
@@ -146,40 +197,20 @@ macro_rules! sql_store {
                 if !$crate::stores::storable(sub) {
                     return Ok(None);
                 }
-                let row: Option<(i64, i64)> = match sqlx::query_as($load)
-                    .bind(sub)
-                    .fetch_optional(&self.pool)
-                    .await
-                {
-                    Ok(row) => row,
-                    // Not representable in the database's encoding: it
-                    // cannot be in the table, so it is unknown.
-                    Err(e) if $crate::stores::sql::unrepresentable(&e) => return Ok(None),
-                    Err(e) => return Err($crate::StoreError::new(e)),
-                };
+                let row: Option<(i64, i64)> = $crate::stores::sql::read_by_subject(
+                    sqlx::query_as($load).bind(sub).fetch_optional(&self.pool).await,
+                )?;
                 row.map($crate::stores::sql::cutoff_from_row).transpose()
             }
 
             async fn bump_version(&self, sub: &str) -> Result<$crate::Cutoff, $crate::StoreError> {
-                $crate::stores::check_storable(sub)?;
-                let row: Option<(i64, i64)> = sqlx::query_as($bump)
-                    .bind(sub)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err($crate::stores::sql::write_error)?;
-                let row = row.ok_or_else(|| $crate::StoreError::msg("token_version is at its maximum"))?;
-                $crate::stores::sql::cutoff_from_row(row)
+                let mut conn = self.pool.acquire().await.map_err($crate::StoreError::new)?;
+                self.bump_version_in(&mut conn, sub).await
             }
 
             async fn revoke_before(&self, sub: &str, at: i64) -> Result<$crate::Cutoff, $crate::StoreError> {
-                $crate::stores::check_storable(sub)?;
-                let row: (i64, i64) = sqlx::query_as($revoke)
-                    .bind(sub)
-                    .bind(at.saturating_add(1))
-                    .fetch_one(&self.pool)
-                    .await
-                    .map_err($crate::stores::sql::write_error)?;
-                $crate::stores::sql::cutoff_from_row(row)
+                let mut conn = self.pool.acquire().await.map_err($crate::StoreError::new)?;
+                self.revoke_before_in(&mut conn, sub, at).await
             }
 
             async fn load_global(&self) -> Result<i64, $crate::StoreError> {

@@ -43,6 +43,7 @@ sql_store! {
     /// ```
     store: SqliteStore,
     pool: SqlitePool,
+    conn: sqlx::SqliteConnection,
     schema: include_str!("../../migrations/sqlite.sql"),
     load: "SELECT token_version, not_before FROM jwt_revoke_cutoffs WHERE sub = ?1",
     bump: "INSERT INTO jwt_revoke_cutoffs (sub, token_version, not_before) VALUES (?1, 1, 0) \

@@ -17,7 +17,7 @@ pub trait TestStore: CutoffStore + Sized {
 
 #[macro_export]
 macro_rules! store_conformance {
-    ($store:ty) => {
+    (@shared $store:ty) => {
         use jwt_revoke::{Cutoff, CutoffStore};
         use $crate::common::conformance::TestStore as _;
         use $crate::common::unique;
@@ -56,14 +56,6 @@ macro_rules! store_conformance {
         }
 
         #[tokio::test]
-        async fn bump_on_unknown_subject_creates_it() {
-            let s = store().await;
-            let sub = unique("new");
-            assert_eq!(s.bump_version(&sub).await.unwrap(), Cutoff::new(1, 0));
-            assert_eq!(s.load(&sub).await.unwrap(), Some(Cutoff::new(1, 0)));
-        }
-
-        #[tokio::test]
         async fn revoke_before_sets_at_plus_one_and_never_moves_back() {
             let s = store().await;
             let sub = unique("carol");
@@ -80,17 +72,6 @@ macro_rules! store_conformance {
             assert_eq!(s.load(&sub).await.unwrap(), Some(Cutoff::new(4, 1_001)));
             // Version untouched, and bump keeps not_before.
             assert_eq!(s.bump_version(&sub).await.unwrap(), Cutoff::new(5, 1_001));
-        }
-
-        #[tokio::test]
-        async fn revoke_before_on_unknown_subject_creates_it() {
-            let s = store().await;
-            let sub = unique("lock");
-            assert_eq!(
-                s.revoke_before(&sub, 99).await.unwrap(),
-                Cutoff::new(0, 100)
-            );
-            assert_eq!(s.load(&sub).await.unwrap(), Some(Cutoff::new(0, 100)));
         }
 
         #[tokio::test]
@@ -118,6 +99,7 @@ macro_rules! store_conformance {
                 format!("{base} with spaces:and:colons*?[]"),
             ] {
                 assert_eq!(s.load(&sub).await.unwrap(), None, "{sub}");
+                register(&s, &sub).await;
                 assert_eq!(
                     s.bump_version(&sub).await.unwrap(),
                     Cutoff::new(1, 0),
@@ -130,6 +112,7 @@ macro_rules! store_conformance {
                 );
             }
         }
+
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn concurrent_bumps_are_atomic() {
@@ -221,16 +204,7 @@ macro_rules! store_conformance {
             let keys = jwt_revoke::Keys::hmac(jwt_revoke::Algorithm::HS256, $crate::common::SECRET)
                 .unwrap();
             let guard = jwt_revoke::Guard::builder(keys, s).build().unwrap();
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_secs() as i64;
-            let token = jsonwebtoken::encode(
-                &jsonwebtoken::Header::new(jwt_revoke::Algorithm::HS256),
-                &serde_json::json!({"sub": format!("{base}\0"), "iat": now, "exp": now + 600, "ver": 0}),
-                &jsonwebtoken::EncodingKey::from_secret($crate::common::SECRET),
-            )
-            .unwrap();
+            let token = $crate::common::signed_token(&format!("{base}\0"), 0);
             let err = guard.validate::<()>(&token).await.unwrap_err();
             assert_eq!((err.code(), err.status()), ("unknown_subject", 401));
             assert!(guard.bump_version(&format!("{base}\0")).await.is_err());
@@ -246,6 +220,80 @@ macro_rules! store_conformance {
             assert!(s.load_global().await.unwrap() > at);
             let lower = s.revoke_all_before(at - 500).await.unwrap();
             assert!(lower > at, "a lower `at` never lowers the global cutoff");
+        }
+    };
+    // A store whose writes create the subjects they name (upsert), as every
+    // cutoff-table store does.
+    ($store:ty) => {
+        $crate::store_conformance!(@shared $store);
+
+        #[tokio::test]
+        async fn bump_on_unknown_subject_creates_it() {
+            let s = store().await;
+            let sub = unique("new");
+            assert_eq!(s.bump_version(&sub).await.unwrap(), Cutoff::new(1, 0));
+            assert_eq!(s.load(&sub).await.unwrap(), Some(Cutoff::new(1, 0)));
+        }
+
+        #[tokio::test]
+        async fn revoke_before_on_unknown_subject_creates_it() {
+            let s = store().await;
+            let sub = unique("lock");
+            assert_eq!(
+                s.revoke_before(&sub, 99).await.unwrap(),
+                Cutoff::new(0, 100)
+            );
+            assert_eq!(s.load(&sub).await.unwrap(), Some(Cutoff::new(0, 100)));
+        }
+
+        /// Upsert stores create a subject on its first write.
+        async fn register(_: &$store, _: &str) {}
+    };
+    // A store that holds only the subjects the host created (a users
+    // table): writes of an unknown subject fail as unknown, and create
+    // nothing.
+    ($store:ty, existing_subjects_only) => {
+        $crate::store_conformance!(@shared $store);
+
+        #[tokio::test]
+        async fn bump_on_unknown_subject_fails_as_unknown_and_creates_nothing() {
+            let s = store().await;
+            let sub = unique("new");
+            let err = s.bump_version(&sub).await.unwrap_err();
+            assert!(err.is_unknown_subject(), "{err}");
+            assert_eq!(s.load(&sub).await.unwrap(), None);
+        }
+
+        #[tokio::test]
+        async fn revoke_before_on_unknown_subject_fails_as_unknown_and_creates_nothing() {
+            let s = store().await;
+            let sub = unique("lock");
+            let err = s.revoke_before(&sub, 99).await.unwrap_err();
+            assert!(err.is_unknown_subject(), "{err}");
+            assert_eq!(s.load(&sub).await.unwrap(), None);
+        }
+
+        #[tokio::test]
+        async fn a_guard_answers_a_revocation_of_an_unknown_subject_as_unknown_not_503() {
+            let s = store().await;
+            let sub = unique("gone");
+            let keys = jwt_revoke::Keys::hmac(jwt_revoke::Algorithm::HS256, $crate::common::SECRET)
+                .unwrap();
+            let guard = jwt_revoke::Guard::builder(keys, s).build().unwrap();
+            for err in [
+                guard.bump_version(&sub).await.unwrap_err(),
+                guard.revoke_before(&sub, 1_000).await.unwrap_err(),
+            ] {
+                assert!(matches!(err, jwt_revoke::Error::UnknownSubject), "{err:?}");
+                assert_eq!((err.code(), err.status()), ("unknown_subject", 401));
+            }
+            assert_eq!(guard.stats().store_errors, 0, "not counted as an outage");
+            assert_eq!(guard.store().load(&sub).await.unwrap(), None);
+        }
+
+        /// A users table holds only the users the host created.
+        async fn register(s: &$store, sub: &str) {
+            s.put(sub, Cutoff::default()).await;
         }
     };
 }

@@ -260,3 +260,19 @@ pub mod fixture {
         (clock, store, b)
     }
 }
+
+/// An HS256 token over [`SECRET`] for `sub` with version `ver`, issued now
+/// and valid for ten minutes, minted without a guard (for subjects no
+/// guard would issue a token to).
+pub fn signed_token(sub: &str, ver: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &serde_json::json!({"sub": sub, "iat": now, "exp": now + 600, "ver": ver}),
+        &jsonwebtoken::EncodingKey::from_secret(SECRET),
+    )
+    .unwrap()
+}
