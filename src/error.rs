@@ -160,11 +160,13 @@ pub enum Error {
     /// store does not hold (expired and purged, or never created). HTTP 401.
     #[error("invalid refresh token")]
     RefreshInvalid,
-    /// The token carries a session id (`sid`) and `ver`, but this guard was
-    /// built without [`GuardBuilder::sessions`](crate::GuardBuilder::sessions),
-    /// so it cannot check the session: a configuration mistake on this
+    /// The token carries a session id (`sid`), but this guard was built
+    /// without [`GuardBuilder::sessions`](crate::GuardBuilder::sessions), so
+    /// it cannot check the session: a configuration mistake on this
     /// instance, answered as a loud 500 rather than accepting a token whose
-    /// session may be revoked.
+    /// session may be revoked. (In foreign-token mode, `sid` is ignored
+    /// without sessions.) Also the answer of a session call on such a
+    /// guard.
     #[error("token has a session id but sessions are not enabled on this guard")]
     SessionsDisabled,
 }

@@ -905,7 +905,9 @@ impl<S: CutoffStore> Guard<S> {
             .check(checked.ver, checked.iat, global)
             .map_err(Error::Revoked)?;
         match session_state {
-            Some(state) if crate::session::is_revoked(state) => Err(Error::SessionRevoked),
+            Some(state) if crate::session::is_ended(state, cutoff, global) => {
+                Err(Error::SessionRevoked)
+            }
             _ => Ok(()),
         }
     }

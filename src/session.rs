@@ -14,11 +14,15 @@
 //!
 //! ```text
 //! token.ver >= user.version  AND  token.iat >= user.not_before  AND  token.iat >= global.not_before
-//!   AND (token has no sid  OR  session sid of token.sub exists and is not revoked)
+//!   AND (token has no sid  OR  (session sid of token.sub exists, is not revoked,
+//!        and session.created_at >= user.not_before AND session.created_at >= global.not_before))
 //! ```
 //!
 //! So `bump_version`, `revoke_before` and `revoke_all_before` still end every
-//! session at once, and [`Guard::revoke_session`] ends one. A token without
+//! session at once (a session that began before a timestamp revocation
+//! ends with it, its access tokens minted by later refreshes included), and
+//! [`Guard::revoke_session`] ends one. (A session's tokens always carry the
+//! version it began with: a refresh after a version bump is refused.) A token without
 //! `sid` (minted by [`Guard::issue`], before sessions existed, or by another
 //! implementation with the same key) is checked against the user and global
 //! cutoffs only.
@@ -48,11 +52,13 @@
 //!
 //! With [`SessionConfig::reuse_grace`] (off by default), the generation just
 //! before the current one is accepted once more within the grace period
-//! after the last rotation, and rotates again: a client whose response was
-//! lost can retry. What it opens up: a thief who presents a stolen token
-//! within the grace period after its owner refreshed gets a valid pair; the
-//! owner's next refresh is then reuse and revokes the session, so the
-//! branch lives at most one access-token lifetime.
+//! after the last rotation, and rotates again (skipping a generation): a
+//! client whose response was lost can retry. What it opens up: a thief who
+//! presents a stolen token within the grace period after its owner
+//! refreshed gets a valid pair; the owner's next refresh is then reuse and
+//! revokes the session, so the branch lives at most one access-token
+//! lifetime. The grace never chains: the generation it bypassed is two
+//! behind afterwards.
 //!
 //! A session whose subject was logged out everywhere, changed password or
 //! was revoked by a timestamp after the login (its version or login time is
@@ -202,10 +208,16 @@ pub trait SessionStore: CutoffStore {
     /// 1. none: [`Rotation::Unknown`];
     /// 2. revoked: [`Rotation::Revoked`];
     /// 3. `expires_at <= rotate.now`: [`Rotation::Expired`];
-    /// 4. `generation == rotate.generation`, or (with `rotate.grace = Some(g)`)
-    ///    `generation == rotate.generation + 1` and `last_used_at + g >=
-    ///    rotate.now`: `generation += 1`, `last_used_at = rotate.now`,
-    ///    `expires_at = rotate.expires_at`, [`Rotation::Rotated`];
+    /// 4. `generation == rotate.generation`: `generation += 1`,
+    ///    `last_used_at = rotate.now`, `expires_at = rotate.expires_at`,
+    ///    [`Rotation::Rotated`];
+    /// 4b. with `rotate.grace = Some(g)`, `generation == rotate.generation +
+    ///    1` and `last_used_at + g >= rotate.now` (the generation just
+    ///    before the current one, within the grace): `generation =
+    ///    rotate.generation + 3`, times as in 4, [`Rotation::Rotated`]. The
+    ///    skipped generation makes the grace apply once per rotation: the
+    ///    holder of the generation it bypassed is then two behind, and its
+    ///    next refresh is reuse;
     /// 5. otherwise: `revoked_at = rotate.now`, [`Rotation::Reused`].
     fn rotate_refresh(
         &self,
@@ -289,19 +301,29 @@ pub fn apply_rotation(session: &mut Session, rotate: Rotate) -> Rotation {
     if session.expires_at <= rotate.now {
         return Rotation::Expired;
     }
-    let current = session.generation == rotate.generation;
     let graced = rotate.grace.is_some_and(|g| {
         rotate.generation.checked_add(1) == Some(session.generation)
             && session.last_used_at.saturating_add(g) >= rotate.now
     });
-    if (current || graced) && session.generation < u64::MAX {
-        session.generation += 1;
-        session.last_used_at = rotate.now;
-        session.expires_at = rotate.expires_at;
-        Rotation::Rotated(session.clone())
+    let next = if session.generation == rotate.generation {
+        rotate.generation.checked_add(1)
+    } else if graced {
+        rotate.generation.checked_add(3)
     } else {
-        session.revoked_at = Some(rotate.now);
-        Rotation::Reused(session.clone())
+        None
+    };
+    match next {
+        Some(next) => {
+            session.generation = next;
+            session.last_used_at = rotate.now;
+            session.expires_at = rotate.expires_at;
+            Rotation::Rotated(session.clone())
+        }
+        // A spent generation, or one that cannot move forward any more.
+        None => {
+            session.revoked_at = Some(rotate.now);
+            Rotation::Reused(session.clone())
+        }
     }
 }
 
@@ -345,22 +367,25 @@ impl SessionConfig {
     }
 }
 
-/// Fresh or stale cutoff-cache state of one session: version 0 is live, 1
-/// revoked (so the cache's maximum merge makes a revocation stick).
-const LIVE: Cutoff = Cutoff::new(0, 0);
+/// A session's state in the cutoff cache: `version` 1 when revoked, 0 when
+/// live (the cache's maximum merge makes a revocation stick), `not_before`
+/// the session's `created_at` (constant per session, so the merge keeps
+/// it). A revocation's floor carries `(1, 0)`.
 const REVOKED: Cutoff = Cutoff::new(1, 0);
 
-pub(crate) fn is_revoked(state: Cutoff) -> bool {
-    state.version > 0
+/// `true` when a session in `state` is ended for a subject with `cutoff`
+/// and the global `not_before`: revoked, or begun before a timestamp
+/// revocation.
+pub(crate) fn is_ended(state: Cutoff, cutoff: Cutoff, global: i64) -> bool {
+    state.version > 0 || state.not_before < cutoff.not_before || state.not_before < global
 }
 
 fn state_of(session: &Session) -> Cutoff {
-    if session.revoked_at.is_some() {
-        REVOKED
-    } else {
-        LIVE
-    }
+    Cutoff::new(u64::from(session.revoked_at.is_some()), session.created_at)
 }
+
+/// Longest subject a session takes: its refresh token carries it.
+const MAX_SESSION_SUBJECT_BYTES: usize = 1024;
 
 /// How a guard over `S` loads a session's state: set only by
 /// [`GuardBuilder::sessions`], where `S: SessionStore` is known.
@@ -482,11 +507,14 @@ impl<S: SessionStore> GuardBuilder<S> {
     /// Enables sessions and refresh tokens ([`Guard::login`],
     /// [`Guard::refresh`], [`Guard::revoke_session`]). Every instance that
     /// validates tokens of sessions must enable them: a guard without
-    /// sessions refuses a token with `sid` and `ver`
-    /// ([`Error::SessionsDisabled`], a loud 500) rather than skip the
-    /// session check. With sessions on, every token with a `sid` is checked
-    /// against the store's sessions, so do not enable them on a guard that
-    /// validates an identity provider's tokens carrying its own `sid`.
+    /// sessions refuses a token with `sid` ([`Error::SessionsDisabled`], a
+    /// loud 500) rather than skip the session check. In foreign-token mode
+    /// ([`GuardBuilder::foreign_tokens`]), which reads no `ver` and checks
+    /// timestamp cutoffs only, a guard without sessions ignores `sid` (an
+    /// identity provider's tokens carry their own). With sessions on, every
+    /// token with a `sid` is checked against the store's sessions, so do not
+    /// enable them on a guard that validates an identity provider's tokens
+    /// carrying its own `sid`.
     pub fn sessions(mut self, config: SessionConfig) -> Self {
         self.sessions = Some((config, load_state::<S>));
         self
@@ -537,6 +565,11 @@ impl<S: SessionStore> Guard<S> {
         extra: &C,
     ) -> Result<SessionTokens, Error> {
         let support = self.session_support()?;
+        if sub.len() > MAX_SESSION_SUBJECT_BYTES {
+            return Err(Error::Issue(format!(
+                "a session's subject is at most {MAX_SESSION_SUBJECT_BYTES} bytes"
+            )));
+        }
         let claims = extra_claims(extra)?;
         let deadline = self.deadline();
         let stamp = self.stamp(sub, deadline).await?;

@@ -814,6 +814,7 @@ mod combined_rule {
             token_ver in 0u64..4,
             token_iat in 0i64..4,
             session in 0u8..4, // 0: no sid, 1: live, 2: revoked, 3: absent from the store
+            created in 0i64..4,
         ) {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async {
@@ -826,7 +827,7 @@ mod combined_rule {
                 if session == 1 || session == 2 {
                     store.inner.create_session(&Session {
                         id: sid.into(), sub: "u".into(), generation: 0, version: 0,
-                        created_at: T0, last_used_at: T0, expires_at: T0 + 1000,
+                        created_at: T0 + created, last_used_at: T0, expires_at: T0 + 1000,
                         revoked_at: (session == 2).then_some(T0),
                     }).await.unwrap();
                 }
@@ -838,7 +839,8 @@ mod combined_rule {
                 let rule = token_ver >= version
                     && T0 + token_iat >= T0 + not_before
                     && T0 + token_iat >= g
-                    && (session == 0 || session == 1);
+                    && (session == 0
+                        || (session == 1 && T0 + created >= T0 + not_before && T0 + created >= g));
                 prop_assert_eq!(accepted, rule);
                 Ok(())
             })?;
