@@ -24,8 +24,10 @@ use crate::store::StoreError;
 use crate::stores::sql::sql_store;
 
 sql_store! {
-    /// Cutoffs in an SQLite database: one row per subject in
-    /// `jwt_revoke_cutoffs`, the global cutoff in `jwt_revoke_global`.
+    /// Cutoffs and sessions in an SQLite database: one row per subject in
+    /// `jwt_revoke_cutoffs`, the global cutoff in `jwt_revoke_global`, one
+    /// row per session (a [`SessionStore`](crate::SessionStore)) in
+    /// `jwt_revoke_sessions`.
     ///
     /// Every write is one atomic `INSERT … ON CONFLICT … DO UPDATE …
     /// RETURNING` statement, so concurrent bumps never lose an increment and
