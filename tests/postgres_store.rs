@@ -23,6 +23,14 @@ mod conformance {
     crate::store_conformance!(jwt_revoke::PostgresStore);
 }
 
+impl common::session_conformance::SessionTestStore for PostgresStore {
+    const MAX_GENERATION: u64 = i64::MAX as u64;
+}
+
+mod session_conformance {
+    crate::session_conformance!(jwt_revoke::PostgresStore);
+}
+
 #[tokio::test]
 async fn migrate_is_idempotent_and_a_new_pool_sees_the_same_rows() {
     let url = common::server_url("POSTGRES_URL");

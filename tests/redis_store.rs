@@ -23,6 +23,12 @@ mod conformance {
     crate::store_conformance!(jwt_revoke::RedisStore);
 }
 
+impl common::session_conformance::SessionTestStore for RedisStore {}
+
+mod session_conformance {
+    crate::session_conformance!(jwt_revoke::RedisStore);
+}
+
 #[tokio::test]
 async fn a_new_connection_sees_the_same_cutoffs_and_remove_forgets() {
     let url = common::server_url("REDIS_URL");

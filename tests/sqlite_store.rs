@@ -71,6 +71,14 @@ mod conformance {
     crate::store_conformance!(jwt_revoke::SqliteStore);
 }
 
+impl common::session_conformance::SessionTestStore for SqliteStore {
+    const MAX_GENERATION: u64 = i64::MAX as u64;
+}
+
+mod session_conformance {
+    crate::session_conformance!(jwt_revoke::SqliteStore);
+}
+
 #[tokio::test]
 async fn migrate_is_idempotent_and_revocations_survive_a_restart() {
     let db = TempDb::new();
