@@ -196,3 +196,42 @@ async fn a_call_waiting_for_a_pool_connection_fails_within_seconds() {
     drop(held);
     assert_eq!(store.load("alice").await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn a_corrupt_session_row_is_a_store_error_never_a_default() {
+    use jwt_revoke::{Rotate, SessionStore};
+    let store = SqliteStore::connect("sqlite::memory:").await.unwrap();
+    // A table without the CHECKs, holding rows something else wrote.
+    sqlx::raw_sql(
+        "DROP TABLE jwt_revoke_sessions; \
+         CREATE TABLE jwt_revoke_sessions (id TEXT PRIMARY KEY, sub TEXT, generation INTEGER, \
+           version INTEGER, created_at INTEGER, last_used_at INTEGER, expires_at INTEGER, revoked_at INTEGER); \
+         INSERT INTO jwt_revoke_sessions VALUES \
+           ('neg-gen', 'alice', -1, 0, 0, 0, 9000000000, NULL), \
+           ('neg-ver', 'alice', 0, -3, 0, 0, 9000000000, NULL), \
+           ('text-gen', 'alice', 'one', 0, 0, 0, 9000000000, NULL), \
+           ('null-exp', 'alice', 0, 0, 0, 0, NULL, NULL), \
+           ('null-gen', 'alice', NULL, 0, 0, 0, 9000000000, NULL);",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    for sid in ["neg-gen", "neg-ver", "text-gen", "null-exp", "null-gen"] {
+        assert!(store.load_session("alice", sid).await.is_err(), "{sid}");
+    }
+    assert!(store.list_sessions("alice", 0).await.is_err());
+    let rotate = Rotate {
+        generation: 0,
+        now: 10,
+        expires_at: 100,
+        grace: None,
+    };
+    // The rotation matches the row but cannot return it: an error (the row
+    // may be left revoked, the safe side), never a rotation.
+    assert!(
+        store
+            .rotate_refresh("alice", "neg-ver", rotate)
+            .await
+            .is_err()
+    );
+}

@@ -45,20 +45,38 @@ macro_rules! session_columns {
 }
 
 /// A row of `jwt_revoke_sessions`, columns as in `session_columns!`.
-pub(crate) type SessionRow = (String, String, i64, i64, i64, i64, i64, Option<i64>);
+/// Every column is read as nullable: SQLite would decode a NULL (in a
+/// table whose `NOT NULL` was bypassed) as `0` or `""` for a plain `i64`
+/// or `String`, and a missing value must fail closed instead.
+pub(crate) type SessionRow = (
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
 
-/// A session row as a [`Session`]: a negative generation or version fails
-/// closed (an error, so the guard answers `store_unavailable`).
+/// A column that the schema declares `NOT NULL`.
+fn required<T>(column: &str, value: Option<T>) -> Result<T, StoreError> {
+    value.ok_or_else(|| StoreError::msg(format!("session {column} is NULL")))
+}
+
+/// A session row as a [`Session`]: a NULL where the schema forbids one, or
+/// a negative generation or version, fails closed (an error, so the guard
+/// answers `store_unavailable`), never a default.
 pub(crate) fn session_from_row(row: SessionRow) -> Result<Session, StoreError> {
     let (id, sub, generation, version, created_at, last_used_at, expires_at, revoked_at) = row;
     Ok(Session {
-        id,
-        sub,
-        generation: unsigned("session generation", generation)?,
-        version: unsigned("session version", version)?,
-        created_at,
-        last_used_at,
-        expires_at,
+        id: required("id", id)?,
+        sub: required("sub", sub)?,
+        generation: unsigned("session generation", required("generation", generation)?)?,
+        version: unsigned("session version", required("version", version)?)?,
+        created_at: required("created_at", created_at)?,
+        last_used_at: required("last_used_at", last_used_at)?,
+        expires_at: required("expires_at", expires_at)?,
         revoked_at,
     })
 }
