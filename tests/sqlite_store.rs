@@ -235,3 +235,47 @@ async fn a_corrupt_session_row_is_a_store_error_never_a_default() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn sessions_rotate_and_a_reused_refresh_token_stays_dead_after_a_restart() {
+    use jwt_revoke::{Error, RefreshKey, SessionConfig};
+    let db = TempDb::new();
+    let guard_over = |store: SqliteStore| {
+        Guard::builder(Keys::hmac(Algorithm::HS256, common::SECRET).unwrap(), store)
+            .sessions(SessionConfig::new(RefreshKey::new(common::SECRET).unwrap()))
+            .build()
+            .unwrap()
+    };
+    let (first, second, laptop) = {
+        let store = SqliteStore::connect(&db.url()).await.unwrap();
+        store.insert("alice", Cutoff::default()).await.unwrap();
+        let guard = guard_over(store);
+        let phone = guard.login("alice", &()).await.unwrap();
+        let laptop = guard.login("alice", &()).await.unwrap();
+        let second = guard.refresh(&phone.refresh_token, &()).await.unwrap();
+        guard.validate::<()>(&second.access_token).await.unwrap();
+        guard.store().pool().close().await;
+        (phone, second, laptop)
+    };
+    // A new process over the same file: the spent token is reuse and ends
+    // the phone's session; the laptop's is untouched.
+    let guard = guard_over(SqliteStore::connect(&db.url()).await.unwrap());
+    assert!(matches!(
+        guard.refresh(&first.refresh_token, &()).await,
+        Err(Error::RefreshReused)
+    ));
+    assert!(matches!(
+        guard.refresh(&second.refresh_token, &()).await,
+        Err(Error::SessionRevoked)
+    ));
+    assert!(matches!(
+        guard.validate::<()>(&second.access_token).await,
+        Err(Error::SessionRevoked)
+    ));
+    guard.validate::<()>(&laptop.access_token).await.unwrap();
+    let listed = guard.sessions("alice").await.unwrap();
+    assert_eq!(
+        listed.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
+        vec![laptop.session_id.as_str()]
+    );
+}

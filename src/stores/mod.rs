@@ -1,4 +1,6 @@
-//! [`CutoffStore`](crate::CutoffStore) implementations shipped with the crate.
+//! [`CutoffStore`](crate::CutoffStore) and
+//! [`SessionStore`](crate::SessionStore) implementations shipped with the
+//! crate.
 
 pub mod memory;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]

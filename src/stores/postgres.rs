@@ -1,4 +1,5 @@
-//! A [`CutoffStore`](crate::CutoffStore) on PostgreSQL, through sqlx.
+//! A [`CutoffStore`](crate::CutoffStore) and
+//! [`SessionStore`](crate::SessionStore) on PostgreSQL, through sqlx.
 
 use std::time::Duration;
 

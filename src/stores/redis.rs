@@ -1,4 +1,4 @@
-//! A [`CutoffStore`] on Redis, through redis-rs.
+//! A [`CutoffStore`] and [`SessionStore`] on Redis, through redis-rs.
 //!
 //! One hash per subject, `{prefix}sub:{sub}` with fields `v` (version) and
 //! `nb` (not_before), and one string `{prefix}global`. Every write is one
@@ -290,7 +290,8 @@ fn parse_i64(s: &str) -> Option<i64> {
     canonical(s, true).then(|| s.parse().ok()).flatten()
 }
 
-/// Cutoffs in Redis. Cloning is cheap and clones share the connection.
+/// Cutoffs and sessions in Redis (see the [module documentation](self)).
+/// Cloning is cheap and clones share the connection.
 ///
 /// The [`ConnectionManager`] reconnects by itself after a dropped
 /// connection; a call made while Redis is unreachable fails fast with a
