@@ -107,17 +107,13 @@ async fn connecting_to_a_server_that_is_down_fails_within_seconds() {
     );
 }
 
-/// In a PostgreSQL database whose encoding is not UTF-8 (LATIN1 here), a
-/// subject with a character the encoding lacks cannot be stored: like a
-/// NUL byte, it loads as unknown (the guard answers `401 unknown_subject`,
-/// as with any other store, not `503` as if the database were down), and a
-/// write for it is an error that says why.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_subject_a_latin1_database_cannot_hold_is_unknown_and_cannot_be_written() {
-    use jwt_revoke::MemoryStore;
+/// A new LATIN1 database on the test server, named after `name` and this
+/// process: an admin connection (to drop it after), its name, and a store
+/// over it.
+async fn latin1_database(name: &str) -> (sqlx::PgConnection, String, PostgresStore) {
     use sqlx::Connection as _;
     let url = common::server_url("POSTGRES_URL");
-    let db = format!("jr_latin1_{}", std::process::id());
+    let db = format!("{name}_{}", std::process::id());
     let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
     let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {db}"))
         .execute(&mut admin)
@@ -132,6 +128,18 @@ async fn a_subject_a_latin1_database_cannot_hold_is_unknown_and_cannot_be_writte
     let store = PostgresStore::connect(&format!("{base}/{db}"))
         .await
         .unwrap();
+    (admin, db, store)
+}
+
+/// In a PostgreSQL database whose encoding is not UTF-8 (LATIN1 here), a
+/// subject with a character the encoding lacks cannot be stored: like a
+/// NUL byte, it loads as unknown (the guard answers `401 unknown_subject`,
+/// as with any other store, not `503` as if the database were down), and a
+/// write for it is an error that says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subject_a_latin1_database_cannot_hold_is_unknown_and_cannot_be_written() {
+    use jwt_revoke::MemoryStore;
+    let (mut admin, db, store) = latin1_database("jr_latin1").await;
     store.insert("alice", Cutoff::default()).await.unwrap();
     let guard = Guard::builder(
         Keys::hmac(Algorithm::HS256, common::SECRET).unwrap(),
@@ -191,23 +199,7 @@ async fn a_subject_a_latin1_database_cannot_hold_is_unknown_and_cannot_be_writte
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_a_latin1_database_cannot_hold_is_unknown_and_cannot_be_created() {
     use jwt_revoke::{Rotate, Rotation, Session, SessionStore};
-    use sqlx::Connection as _;
-    let url = common::server_url("POSTGRES_URL");
-    let db = format!("jr_latin1_sessions_{}", std::process::id());
-    let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
-    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {db}"))
-        .execute(&mut admin)
-        .await;
-    sqlx::query(&format!(
-        "CREATE DATABASE {db} ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
-    ))
-    .execute(&mut admin)
-    .await
-    .unwrap();
-    let base = url.rsplit_once('/').unwrap().0;
-    let store = PostgresStore::connect(&format!("{base}/{db}"))
-        .await
-        .unwrap();
+    let (mut admin, db, store) = latin1_database("jr_latin1_sessions").await;
     let session = |sub: &str, id: String| Session {
         id,
         sub: sub.to_owned(),

@@ -147,6 +147,36 @@ async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
         .unwrap()
 }
 
+/// Deletes `field` of the hash `key` (`None`, as `HDEL` would) or sets it
+/// raw, as another tool would.
+async fn damage(
+    conn: &mut redis::aio::MultiplexedConnection,
+    key: &str,
+    field: &str,
+    value: Option<&str>,
+) {
+    match value {
+        None => {
+            let n: u64 = redis::cmd("HDEL")
+                .arg(key)
+                .arg(field)
+                .query_async(conn)
+                .await
+                .unwrap();
+            assert_eq!(n, 1);
+        }
+        Some(v) => {
+            let () = redis::cmd("HSET")
+                .arg(key)
+                .arg(field)
+                .arg(v)
+                .query_async(conn)
+                .await
+                .unwrap();
+        }
+    }
+}
+
 async fn fields(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> Vec<Option<String>> {
     redis::cmd("HMGET")
         .arg(key)
@@ -206,26 +236,7 @@ async fn a_partial_or_non_canonical_row_fails_closed_and_is_never_overwritten() 
         let key = format!("{prefix}sub:{sub}");
         // A good row first (version 5, not_before 1000), then the damage.
         s.insert(&sub, Cutoff::new(5, 1_000)).await.unwrap();
-        match value {
-            None => {
-                let n: u64 = redis::cmd("HDEL")
-                    .arg(&key)
-                    .arg(field)
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap();
-                assert_eq!(n, 1);
-            }
-            Some(v) => {
-                let () = redis::cmd("HSET")
-                    .arg(&key)
-                    .arg(field)
-                    .arg(v)
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap();
-            }
-        }
+        damage(&mut conn, &key, field, value).await;
         let damaged = fields(&mut conn, &key).await;
         let what = format!("{field} = {value:?}");
 
@@ -501,26 +512,7 @@ async fn a_partial_or_non_canonical_session_fails_closed_and_is_never_overwritte
         let session = redis_session(&sub);
         s.create_session(&session).await.unwrap();
         let key = format!("{prefix}session:{}", session.id);
-        match value {
-            None => {
-                let n: u64 = redis::cmd("HDEL")
-                    .arg(&key)
-                    .arg(field)
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap();
-                assert_eq!(n, 1);
-            }
-            Some(v) => {
-                let () = redis::cmd("HSET")
-                    .arg(&key)
-                    .arg(field)
-                    .arg(v)
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap();
-            }
-        }
+        damage(&mut conn, &key, field, value).await;
         let damaged = session_fields(&mut conn, &key).await;
         let what = format!("{field} = {value:?}");
         let rotate = Rotate {

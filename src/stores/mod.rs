@@ -18,7 +18,14 @@ pub mod postgres;
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
 
+use crate::session::Session;
 use crate::store::StoreError;
+
+/// Sorts sessions as `list_sessions` returns them: oldest first, ties in
+/// `created_at` by id compared bytewise (whatever a database's collation).
+pub(crate) fn oldest_first(sessions: &mut [Session]) {
+    sessions.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+}
 
 /// Whether a store can hold `sub`. A NUL byte cannot be stored in a
 /// PostgreSQL `TEXT` column, and every shipped store refuses it alike (a

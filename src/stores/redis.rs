@@ -814,7 +814,7 @@ impl SessionStore for RedisStore {
                 }
             }
         }
-        sessions.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        crate::stores::oldest_first(&mut sessions);
         Ok(sessions)
     }
 

@@ -231,7 +231,7 @@ pub(crate) fn listed(rows: Vec<SessionRow>) -> Result<Vec<Session>, StoreError> 
         .into_iter()
         .map(session_from_row)
         .collect::<Result<Vec<_>, _>>()?;
-    sessions.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    crate::stores::oldest_first(&mut sessions);
     Ok(sessions)
 }
 
