@@ -808,10 +808,11 @@ impl SessionStore for RedisStore {
             };
             // An id whose hash is gone, or names another subject, is not
             // one of this subject's sessions.
-            if let Some(s) = parse_session(id, fields)? {
-                if s.sub == sub && s.is_active(now) {
-                    sessions.push(s);
-                }
+            if let Some(s) = parse_session(id, fields)?
+                && s.sub == sub
+                && s.is_active(now)
+            {
+                sessions.push(s);
             }
         }
         crate::stores::oldest_first(&mut sessions);
