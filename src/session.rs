@@ -34,7 +34,7 @@
 //! flight, epochs, floors and store timeout (see the crate's cache rules):
 //! a cached, live session costs one more map lookup on the hot path; a
 //! revocation on this instance applies at once; other instances learn it
-//! through the bus ([`CutoffEvent::Session`](crate::CutoffEvent::Session))
+//! through the bus ([`CutoffEvent::Session`])
 //! or within the TTL. A session the store does not hold (purged after it
 //! expired, or another subject's) is revoked.
 //!

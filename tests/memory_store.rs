@@ -17,6 +17,12 @@ mod conformance {
     crate::store_conformance!(jwt_revoke::MemoryStore);
 }
 
+impl common::session_conformance::SessionTestStore for MemoryStore {}
+
+mod session_conformance {
+    crate::session_conformance!(jwt_revoke::MemoryStore);
+}
+
 #[tokio::test]
 async fn insert_merges_by_maximum_and_remove_forgets() {
     use jwt_revoke::CutoffStore;

@@ -23,6 +23,14 @@ mod conformance {
     crate::store_conformance!(jwt_revoke::PostgresStore);
 }
 
+impl common::session_conformance::SessionTestStore for PostgresStore {
+    const MAX_GENERATION: u64 = i64::MAX as u64;
+}
+
+mod session_conformance {
+    crate::session_conformance!(jwt_revoke::PostgresStore);
+}
+
 #[tokio::test]
 async fn migrate_is_idempotent_and_a_new_pool_sees_the_same_rows() {
     let url = common::server_url("POSTGRES_URL");
@@ -99,17 +107,13 @@ async fn connecting_to_a_server_that_is_down_fails_within_seconds() {
     );
 }
 
-/// In a PostgreSQL database whose encoding is not UTF-8 (LATIN1 here), a
-/// subject with a character the encoding lacks cannot be stored: like a
-/// NUL byte, it loads as unknown (the guard answers `401 unknown_subject`,
-/// as with any other store, not `503` as if the database were down), and a
-/// write for it is an error that says why.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_subject_a_latin1_database_cannot_hold_is_unknown_and_cannot_be_written() {
-    use jwt_revoke::MemoryStore;
+/// A new LATIN1 database on the test server, named after `name` and this
+/// process: an admin connection (to drop it after), its name, and a store
+/// over it.
+async fn latin1_database(name: &str) -> (sqlx::PgConnection, String, PostgresStore) {
     use sqlx::Connection as _;
     let url = common::server_url("POSTGRES_URL");
-    let db = format!("jr_latin1_{}", std::process::id());
+    let db = format!("{name}_{}", std::process::id());
     let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
     let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {db}"))
         .execute(&mut admin)
@@ -124,6 +128,18 @@ async fn a_subject_a_latin1_database_cannot_hold_is_unknown_and_cannot_be_writte
     let store = PostgresStore::connect(&format!("{base}/{db}"))
         .await
         .unwrap();
+    (admin, db, store)
+}
+
+/// In a PostgreSQL database whose encoding is not UTF-8 (LATIN1 here), a
+/// subject with a character the encoding lacks cannot be stored: like a
+/// NUL byte, it loads as unknown (the guard answers `401 unknown_subject`,
+/// as with any other store, not `503` as if the database were down), and a
+/// write for it is an error that says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subject_a_latin1_database_cannot_hold_is_unknown_and_cannot_be_written() {
+    use jwt_revoke::MemoryStore;
+    let (mut admin, db, store) = latin1_database("jr_latin1").await;
     store.insert("alice", Cutoff::default()).await.unwrap();
     let guard = Guard::builder(
         Keys::hmac(Algorithm::HS256, common::SECRET).unwrap(),
@@ -175,6 +191,80 @@ async fn a_subject_a_latin1_database_cannot_hold_is_unknown_and_cannot_be_writte
         );
     }
     assert_eq!(alice, Ok(Some(Cutoff::default())));
+}
+
+/// Sessions in a LATIN1 database: a subject (or session id) the encoding
+/// cannot hold has no sessions, as with a NUL byte; creating one is an
+/// error that says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_a_latin1_database_cannot_hold_is_unknown_and_cannot_be_created() {
+    use jwt_revoke::{Rotate, Rotation, Session, SessionStore};
+    let (mut admin, db, store) = latin1_database("jr_latin1_sessions").await;
+    let session = |sub: &str, id: String| Session {
+        id,
+        sub: sub.to_owned(),
+        generation: 0,
+        version: 0,
+        created_at: 100,
+        last_used_at: 100,
+        expires_at: 1_000,
+        revoked_at: None,
+    };
+    let rotate = Rotate {
+        generation: 0,
+        now: 200,
+        expires_at: 2_000,
+        grace: None,
+    };
+    let alice = session("alice", common::session_id());
+    store.create_session(&alice).await.unwrap();
+    let mut outcomes = Vec::new();
+    for (sub, sid) in [
+        ("user-日本", common::session_id()),
+        ("alice", "sid-日本".to_owned()),
+    ] {
+        let created = store
+            .create_session(&session(sub, sid.clone()))
+            .await
+            .map_err(|e| e.to_string());
+        outcomes.push((
+            created,
+            store
+                .load_session(sub, &sid)
+                .await
+                .map_err(|e| e.to_string()),
+            store
+                .rotate_refresh(sub, &sid, rotate)
+                .await
+                .map_err(|e| e.to_string()),
+            store
+                .revoke_session(sub, &sid, 300)
+                .await
+                .map_err(|e| e.to_string()),
+            store
+                .list_sessions(sub, 200)
+                .await
+                .map(|l| l.len())
+                .map_err(|e| e.to_string()),
+        ));
+    }
+    let alice_now = store.load_session("alice", &alice.id).await;
+    store.pool().close().await;
+    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {db}"))
+        .execute(&mut admin)
+        .await;
+    for (i, (created, loaded, rotated, revoked, _)) in outcomes.iter().enumerate() {
+        assert!(
+            matches!(created, Err(e) if e.contains("cannot be represented in the database's encoding")),
+            "{i}: {created:?}"
+        );
+        assert_eq!(loaded, &Ok(None), "{i}");
+        assert_eq!(rotated, &Ok(Rotation::Unknown), "{i}");
+        assert_eq!(revoked, &Ok(false), "{i}");
+    }
+    assert_eq!(outcomes[0].4, Ok(0));
+    assert_eq!(outcomes[1].4, Ok(1), "alice's own session still lists");
+    assert_eq!(alice_now.unwrap(), Some(alice));
 }
 
 /// README, "Stores" and "Guarantees": a PostgreSQL reached over a path that

@@ -23,6 +23,12 @@ mod conformance {
     crate::store_conformance!(jwt_revoke::RedisStore);
 }
 
+impl common::session_conformance::SessionTestStore for RedisStore {}
+
+mod session_conformance {
+    crate::session_conformance!(jwt_revoke::RedisStore);
+}
+
 #[tokio::test]
 async fn a_new_connection_sees_the_same_cutoffs_and_remove_forgets() {
     let url = common::server_url("REDIS_URL");
@@ -141,6 +147,36 @@ async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
         .unwrap()
 }
 
+/// Deletes `field` of the hash `key` (`None`, as `HDEL` would) or sets it
+/// raw, as another tool would.
+async fn damage(
+    conn: &mut redis::aio::MultiplexedConnection,
+    key: &str,
+    field: &str,
+    value: Option<&str>,
+) {
+    match value {
+        None => {
+            let n: u64 = redis::cmd("HDEL")
+                .arg(key)
+                .arg(field)
+                .query_async(conn)
+                .await
+                .unwrap();
+            assert_eq!(n, 1);
+        }
+        Some(v) => {
+            let () = redis::cmd("HSET")
+                .arg(key)
+                .arg(field)
+                .arg(v)
+                .query_async(conn)
+                .await
+                .unwrap();
+        }
+    }
+}
+
 async fn fields(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> Vec<Option<String>> {
     redis::cmd("HMGET")
         .arg(key)
@@ -200,26 +236,7 @@ async fn a_partial_or_non_canonical_row_fails_closed_and_is_never_overwritten() 
         let key = format!("{prefix}sub:{sub}");
         // A good row first (version 5, not_before 1000), then the damage.
         s.insert(&sub, Cutoff::new(5, 1_000)).await.unwrap();
-        match value {
-            None => {
-                let n: u64 = redis::cmd("HDEL")
-                    .arg(&key)
-                    .arg(field)
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap();
-                assert_eq!(n, 1);
-            }
-            Some(v) => {
-                let () = redis::cmd("HSET")
-                    .arg(&key)
-                    .arg(field)
-                    .arg(v)
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap();
-            }
-        }
+        damage(&mut conn, &key, field, value).await;
         let damaged = fields(&mut conn, &key).await;
         let what = format!("{field} = {value:?}");
 
@@ -429,4 +446,205 @@ async fn a_frozen_redis_fails_calls_and_connect_fast() {
          against a frozen Redis it gave {:?} after {elapsed:?}",
         res.map(|r| r.map(|_| ()))
     );
+}
+
+async fn session_fields(
+    conn: &mut redis::aio::MultiplexedConnection,
+    key: &str,
+) -> Vec<Option<String>> {
+    redis::cmd("HMGET")
+        .arg(key)
+        .arg(&["sub", "g", "v", "c", "u", "e", "r"])
+        .query_async(conn)
+        .await
+        .unwrap()
+}
+
+fn redis_session(sub: &str) -> jwt_revoke::Session {
+    jwt_revoke::Session {
+        id: common::session_id(),
+        sub: sub.to_owned(),
+        generation: 4,
+        version: 2,
+        created_at: 1_000,
+        last_used_at: 1_000,
+        expires_at: 5_000,
+        revoked_at: None,
+    }
+}
+
+#[tokio::test]
+async fn a_partial_or_non_canonical_session_fails_closed_and_is_never_overwritten() {
+    use jwt_revoke::{Rotate, SessionStore};
+    let url = common::server_url("REDIS_URL");
+    let prefix = common::unique("corrupt-session:");
+    let s = RedisStore::connect(&url)
+        .await
+        .unwrap()
+        .with_prefix(prefix.clone());
+    let mut conn = raw(&url).await;
+    let mut cases: Vec<(&str, Option<&str>)> = ["g", "v", "c", "u", "e", "r", "sub"]
+        .into_iter()
+        .map(|f| (f, None))
+        .collect();
+    for bad in [
+        "007",
+        "+1",
+        " 1",
+        "",
+        "four",
+        "4.0",
+        "-0",
+        "-1",
+        "18446744073709551616",
+    ] {
+        cases.push(("g", Some(bad)));
+        cases.push(("v", Some(bad)));
+    }
+    for bad in ["007", "+1", " 1", "", "soon", "-0", "9223372036854775808"] {
+        cases.push(("e", Some(bad)));
+        if !bad.is_empty() {
+            cases.push(("r", Some(bad)));
+        }
+    }
+    for (field, value) in cases {
+        let sub = common::unique("sess");
+        let session = redis_session(&sub);
+        s.create_session(&session).await.unwrap();
+        let key = format!("{prefix}session:{}", session.id);
+        damage(&mut conn, &key, field, value).await;
+        let damaged = session_fields(&mut conn, &key).await;
+        let what = format!("{field} = {value:?}");
+        let rotate = Rotate {
+            generation: 4,
+            now: 2_000,
+            expires_at: 9_000,
+            grace: None,
+        };
+        assert!(
+            s.load_session(&sub, &session.id).await.is_err(),
+            "load with {what}"
+        );
+        assert!(
+            s.list_sessions(&sub, 2_000).await.is_err(),
+            "list with {what}"
+        );
+        assert!(
+            s.rotate_refresh(&sub, &session.id, rotate).await.is_err(),
+            "rotate with {what}"
+        );
+        assert!(
+            s.revoke_session(&sub, &session.id, 2_000).await.is_err(),
+            "revoke with {what}"
+        );
+        assert_eq!(
+            session_fields(&mut conn, &key).await,
+            damaged,
+            "a write went over the session with {what}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn session_keys_stay_under_the_prefix_and_purge_cleans_the_sets() {
+    use jwt_revoke::SessionStore;
+    let url = common::server_url("REDIS_URL");
+    let prefix = common::unique("sessions-app:");
+    let s = RedisStore::connect(&url)
+        .await
+        .unwrap()
+        .with_prefix(prefix.clone());
+    let other = RedisStore::connect(&url)
+        .await
+        .unwrap()
+        .with_prefix(common::unique("sessions-other:"));
+    let mut conn = raw(&url).await;
+    let sub = "shared-name";
+    let gone = redis_session(sub);
+    let kept = jwt_revoke::Session {
+        expires_at: 8_000,
+        ..redis_session(sub)
+    };
+    s.create_session(&gone).await.unwrap();
+    s.create_session(&kept).await.unwrap();
+    assert_eq!(other.load_session(sub, &gone.id).await.unwrap(), None);
+    assert_eq!(other.list_sessions(sub, 0).await.unwrap(), vec![]);
+
+    let mut keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    keys.sort();
+    let mut expected = vec![
+        format!("{prefix}session-expiry"),
+        format!("{prefix}session:{}", gone.id),
+        format!("{prefix}session:{}", kept.id),
+        format!("{prefix}sessions:{sub}"),
+    ];
+    expected.sort();
+    assert_eq!(keys, expected);
+
+    // Purging one: its hash, its id in the subject's set and in the expiry
+    // index go; the other stays.
+    assert_eq!(s.purge_sessions(6_000).await.unwrap(), 1);
+    let members: Vec<String> = redis::cmd("SMEMBERS")
+        .arg(format!("{prefix}sessions:{sub}"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(members, vec![kept.id.clone()]);
+    let indexed: Vec<String> = redis::cmd("ZRANGE")
+        .arg(format!("{prefix}session-expiry"))
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(indexed, vec![kept.id.clone()]);
+    // The other prefix's purge never reaches this one's sessions.
+    assert_eq!(other.purge_sessions(i64::MAX).await.unwrap(), 0);
+    assert_eq!(s.purge_sessions(i64::MAX).await.unwrap(), 1);
+    let left: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(left, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn purge_is_exact_beyond_double_precision_and_over_many_batches() {
+    use jwt_revoke::SessionStore;
+    let url = common::server_url("REDIS_URL");
+    let s = RedisStore::connect(&url)
+        .await
+        .unwrap()
+        .with_prefix(common::unique("purge-exact:"));
+    // Near i64::MAX, neighbouring timestamps share one double score: the
+    // exact comparison decides.
+    let top = i64::MAX - 10;
+    let at = |expires_at: i64| jwt_revoke::Session {
+        expires_at,
+        ..redis_session("exact")
+    };
+    let below = at(top - 1);
+    let edge = at(top);
+    let above = at(top + 1);
+    for sess in [&below, &edge, &above] {
+        s.create_session(sess).await.unwrap();
+    }
+    assert_eq!(s.purge_sessions(top).await.unwrap(), 1);
+    assert_eq!(s.load_session("exact", &below.id).await.unwrap(), None);
+    assert!(s.load_session("exact", &edge.id).await.unwrap().is_some());
+    assert_eq!(s.purge_sessions(top + 1).await.unwrap(), 1);
+    assert!(s.load_session("exact", &above.id).await.unwrap().is_some());
+
+    // More sessions than one batch holds.
+    let n = jwt_revoke::stores::redis::PURGE_BATCH + 7;
+    for _ in 0..n {
+        s.create_session(&at(100)).await.unwrap();
+    }
+    assert_eq!(s.purge_sessions(101).await.unwrap(), n as u64);
+    assert_eq!(s.purge_sessions(101).await.unwrap(), 0);
 }

@@ -71,6 +71,14 @@ mod conformance {
     crate::store_conformance!(jwt_revoke::SqliteStore);
 }
 
+impl common::session_conformance::SessionTestStore for SqliteStore {
+    const MAX_GENERATION: u64 = i64::MAX as u64;
+}
+
+mod session_conformance {
+    crate::session_conformance!(jwt_revoke::SqliteStore);
+}
+
 #[tokio::test]
 async fn migrate_is_idempotent_and_revocations_survive_a_restart() {
     let db = TempDb::new();
@@ -187,4 +195,87 @@ async fn a_call_waiting_for_a_pool_connection_fails_within_seconds() {
     assert!(matches!(res, Ok(Err(_))), "{res:?}");
     drop(held);
     assert_eq!(store.load("alice").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_corrupt_session_row_is_a_store_error_never_a_default() {
+    use jwt_revoke::{Rotate, SessionStore};
+    let store = SqliteStore::connect("sqlite::memory:").await.unwrap();
+    // A table without the CHECKs, holding rows something else wrote.
+    sqlx::raw_sql(
+        "DROP TABLE jwt_revoke_sessions; \
+         CREATE TABLE jwt_revoke_sessions (id TEXT PRIMARY KEY, sub TEXT, generation INTEGER, \
+           version INTEGER, created_at INTEGER, last_used_at INTEGER, expires_at INTEGER, revoked_at INTEGER); \
+         INSERT INTO jwt_revoke_sessions VALUES \
+           ('neg-gen', 'alice', -1, 0, 0, 0, 9000000000, NULL), \
+           ('neg-ver', 'alice', 0, -3, 0, 0, 9000000000, NULL), \
+           ('text-gen', 'alice', 'one', 0, 0, 0, 9000000000, NULL), \
+           ('null-exp', 'alice', 0, 0, 0, 0, NULL, NULL), \
+           ('null-gen', 'alice', NULL, 0, 0, 0, 9000000000, NULL);",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    for sid in ["neg-gen", "neg-ver", "text-gen", "null-exp", "null-gen"] {
+        assert!(store.load_session("alice", sid).await.is_err(), "{sid}");
+    }
+    assert!(store.list_sessions("alice", 0).await.is_err());
+    let rotate = Rotate {
+        generation: 0,
+        now: 10,
+        expires_at: 100,
+        grace: None,
+    };
+    // The rotation matches the row but cannot return it: an error (the row
+    // may be left revoked, the safe side), never a rotation.
+    assert!(
+        store
+            .rotate_refresh("alice", "neg-ver", rotate)
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn sessions_rotate_and_a_reused_refresh_token_stays_dead_after_a_restart() {
+    use jwt_revoke::{Error, RefreshKey, SessionConfig};
+    let db = TempDb::new();
+    let guard_over = |store: SqliteStore| {
+        Guard::builder(Keys::hmac(Algorithm::HS256, common::SECRET).unwrap(), store)
+            .sessions(SessionConfig::new(RefreshKey::new(common::SECRET).unwrap()))
+            .build()
+            .unwrap()
+    };
+    let (first, second, laptop) = {
+        let store = SqliteStore::connect(&db.url()).await.unwrap();
+        store.insert("alice", Cutoff::default()).await.unwrap();
+        let guard = guard_over(store);
+        let phone = guard.login("alice", &()).await.unwrap();
+        let laptop = guard.login("alice", &()).await.unwrap();
+        let second = guard.refresh(&phone.refresh_token, &()).await.unwrap();
+        guard.validate::<()>(&second.access_token).await.unwrap();
+        guard.store().pool().close().await;
+        (phone, second, laptop)
+    };
+    // A new process over the same file: the spent token is reuse and ends
+    // the phone's session; the laptop's is untouched.
+    let guard = guard_over(SqliteStore::connect(&db.url()).await.unwrap());
+    assert!(matches!(
+        guard.refresh(&first.refresh_token, &()).await,
+        Err(Error::RefreshReused)
+    ));
+    assert!(matches!(
+        guard.refresh(&second.refresh_token, &()).await,
+        Err(Error::SessionRevoked)
+    ));
+    assert!(matches!(
+        guard.validate::<()>(&second.access_token).await,
+        Err(Error::SessionRevoked)
+    ));
+    guard.validate::<()>(&laptop.access_token).await.unwrap();
+    let listed = guard.sessions("alice").await.unwrap();
+    assert_eq!(
+        listed.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
+        vec![laptop.session_id.as_str()]
+    );
 }

@@ -632,6 +632,7 @@ mod tests {
             iat: 0,
             exp: 1,
             ver: Some(0),
+            sid: None,
             claims: (),
         };
         let ok = extract(Some(&v), Some(&Checked::Authenticated));

@@ -177,7 +177,7 @@ impl SessionStore for MemoryStore {
             .filter(|s| s.sub == sub && s.is_active(now))
             .map(|s| s.clone())
             .collect();
-        found.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        crate::stores::oldest_first(&mut found);
         Ok(found)
     }
 

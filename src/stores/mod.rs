@@ -1,4 +1,6 @@
-//! [`CutoffStore`](crate::CutoffStore) implementations shipped with the crate.
+//! [`CutoffStore`](crate::CutoffStore) and
+//! [`SessionStore`](crate::SessionStore) implementations shipped with the
+//! crate.
 
 pub mod memory;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
@@ -20,7 +22,14 @@ pub mod redis;
 #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
 pub mod users;
 
+use crate::session::Session;
 use crate::store::StoreError;
+
+/// Sorts sessions as `list_sessions` returns them: oldest first, ties in
+/// `created_at` by id compared bytewise (whatever a database's collation).
+pub(crate) fn oldest_first(sessions: &mut [Session]) {
+    sessions.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+}
 
 /// Whether a store can hold `sub`. A NUL byte cannot be stored in a
 /// PostgreSQL `TEXT` column, and every shipped store refuses it alike (a

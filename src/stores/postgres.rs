@@ -1,4 +1,5 @@
-//! A [`CutoffStore`](crate::CutoffStore) on PostgreSQL, through sqlx.
+//! A [`CutoffStore`](crate::CutoffStore) and
+//! [`SessionStore`](crate::SessionStore) on PostgreSQL, through sqlx.
 
 use std::time::Duration;
 
@@ -8,8 +9,10 @@ use crate::store::StoreError;
 use crate::stores::sql::sql_store;
 
 sql_store! {
-    /// Cutoffs in a PostgreSQL database: one row per subject in
-    /// `jwt_revoke_cutoffs`, the global cutoff in `jwt_revoke_global`.
+    /// Cutoffs and sessions in a PostgreSQL database: one row per subject in
+    /// `jwt_revoke_cutoffs`, the global cutoff in `jwt_revoke_global`, one
+    /// row per session (a [`SessionStore`](crate::SessionStore)) in
+    /// `jwt_revoke_sessions`.
     ///
     /// Every write is one atomic `INSERT … ON CONFLICT … DO UPDATE …
     /// RETURNING` statement (row-locked by PostgreSQL), so concurrent bumps

@@ -1,4 +1,4 @@
-//! A [`CutoffStore`] on Redis, through redis-rs.
+//! A [`CutoffStore`] and [`SessionStore`] on Redis, through redis-rs.
 //!
 //! One hash per subject, `{prefix}sub:{sub}` with fields `v` (version) and
 //! `nb` (not_before), and one string `{prefix}global`. Every write is one
@@ -20,6 +20,26 @@
 //! numbers: both fields are compared as canonical decimal strings, exact
 //! for all of `u64` and `i64`.
 //!
+//! # Sessions
+//!
+//! As a [`SessionStore`], one hash per session, `{prefix}session:{sid}`,
+//! with fields `sub`, `g` (generation), `v` (version), `c` (created_at),
+//! `u` (last_used_at), `e` (expires_at) and `r` (revoked_at, the empty
+//! string while the session is live); never a token. A set per subject,
+//! `{prefix}sessions:{sub}`, holds its session ids (for listing), and a
+//! sorted set `{prefix}session-expiry` ranks sessions by `expires_at` (for
+//! purging). Each operation is one Lua script over the hash and the sets,
+//! so it is atomic; generations are compared and incremented as decimal
+//! strings, exact up to `u64::MAX` (a generation there cannot move
+//! forward: presenting it is reuse). The same rules hold as for cutoff
+//! rows: a session hash that lost a field or holds a non-canonical number
+//! is a [`StoreError`] when read, and the scripts never write over it.
+//!
+//! A session script touches keys it finds in the sets, so the session
+//! store needs one Redis server (or a primary with replicas), not Redis
+//! Cluster. Purging runs in batches of [`PURGE_BATCH`] sessions per script
+//! call, so it never holds Redis for long; each batch is atomic.
+//!
 //! # Failing fast during an outage
 //!
 //! redis-rs's [`ConnectionManager`] reconnects after a dropped connection,
@@ -37,6 +57,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 
 use crate::cutoff::Cutoff;
+use crate::session::{Rotate, Rotation, Session, SessionStore};
 use crate::store::{CutoffStore, StoreError};
 use crate::stores::{check_storable, storable};
 
@@ -114,8 +135,141 @@ if (not cur) or gt(ARGV[1], cur) then redis.call('SET', KEYS[1], ARGV[1]) end
 return redis.call('GET', KEYS[1])
 ";
 
+/// Lua helpers of the session scripts (after [`PRELUDE`]): the session
+/// read that refuses a partial or corrupt hash, and exact increment.
+const SESSION_PRELUDE: &str = r"
+local function session(key)
+  local s = redis.call('HMGET', key, 'sub', 'g', 'v', 'c', 'u', 'e', 'r')
+  local any = false
+  for i = 1, 7 do
+    if s[i] then any = true end
+  end
+  if not any then return nil, nil end
+  local ok = type(s[1]) == 'string' and canon(s[2], false) and canon(s[3], false)
+    and canon(s[4], true) and canon(s[5], true) and canon(s[6], true)
+    and (s[7] == '' or canon(s[7], true))
+  if not ok then
+    return nil, 'jwt-revoke: partial or non-canonical session row, not overwritten'
+  end
+  return s, nil
+end
+local function incr(d)
+  local tail = ''
+  for i = #d, 1, -1 do
+    local c = d:byte(i) - 48
+    if c < 9 then return d:sub(1, i - 1) .. string.char(c + 49) .. tail end
+    tail = '0' .. tail
+  end
+  return '1' .. tail
+end
+";
+
+/// `KEYS`: session, subject set, expiry index. `ARGV`: sid, sub, g, v, c,
+/// u, e, r.
+const CREATE_SESSION: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return redis.error_reply('jwt-revoke: a session with this id exists')
+end
+redis.call('HSET', KEYS[1], 'sub', ARGV[2], 'g', ARGV[3], 'v', ARGV[4], 'c', ARGV[5],
+  'u', ARGV[6], 'e', ARGV[7], 'r', ARGV[8])
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('ZADD', KEYS[3], ARGV[7], ARGV[1])
+return 1
+";
+
+/// The rules of `SessionStore::rotate_refresh`, in their order. `KEYS`:
+/// session, expiry index. `ARGV`: sub, the presented generation, that
+/// plus one when a grace applies (else empty), `now - grace` (else empty),
+/// now, the new `expires_at`, sid, the presented generation plus three
+/// (the target of a graced rotation, rule 4b; empty when it would
+/// overflow). Answers the outcome, followed by the
+/// session's fields after a rotation or a reuse.
+const ROTATE: &str = r"
+local s, err = session(KEYS[1])
+if err then return redis.error_reply(err) end
+if (not s) or s[1] ~= ARGV[1] then return {'unknown'} end
+if s[7] ~= '' then return {'revoked'} end
+if not gt(s[6], ARGV[5]) then return {'expired'} end
+local g = s[2]
+local graced = ARGV[3] ~= '' and g == ARGV[3] and not gt(ARGV[4], s[5]) and ARGV[8] ~= ''
+local target
+if g == ARGV[2] and g ~= '18446744073709551615' then
+  target = incr(g)
+elseif graced then
+  target = ARGV[8]
+end
+local outcome
+if target then
+  redis.call('HSET', KEYS[1], 'g', target, 'u', ARGV[5], 'e', ARGV[6])
+  redis.call('ZADD', KEYS[2], ARGV[6], ARGV[7])
+  outcome = 'rotated'
+else
+  redis.call('HSET', KEYS[1], 'r', ARGV[5])
+  outcome = 'reused'
+end
+local out = redis.call('HMGET', KEYS[1], 'sub', 'g', 'v', 'c', 'u', 'e', 'r')
+table.insert(out, 1, outcome)
+return out
+";
+
+/// `KEYS`: session. `ARGV`: sub, revoked_at. Answers 1 when it revoked.
+const REVOKE_SESSION: &str = r"
+local s, err = session(KEYS[1])
+if err then return redis.error_reply(err) end
+if (not s) or s[1] ~= ARGV[1] or s[7] ~= '' then return 0 end
+redis.call('HSET', KEYS[1], 'r', ARGV[2])
+return 1
+";
+
+/// `KEYS`: subject set. `ARGV`: the session key prefix. Answers, for each
+/// id in the set, the id and the session's fields (absent ones nil): the
+/// caller parses and filters them.
+const LIST_SESSIONS: &str = r"
+local out = {}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local s = redis.call('HMGET', ARGV[1] .. id, 'sub', 'g', 'v', 'c', 'u', 'e', 'r')
+  table.insert(out, id)
+  for i = 1, 7 do table.insert(out, s[i]) end
+end
+return out
+";
+
+/// One batch of a purge. `KEYS`: expiry index. `ARGV`: before, the batch
+/// size, how many candidates earlier batches kept (skipped), the session
+/// key prefix, the subject set prefix. Scores are doubles, so the index
+/// only finds candidates (every `expires_at < before` has a score at most
+/// `before` rounded, since rounding is monotone); the exact comparison is
+/// on the hash's `e`. A hash that is gone leaves the index; one whose `e`
+/// is not canonical is left alone. Answers `{deleted, candidates, kept}`.
+const PURGE_SESSIONS: &str = r"
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', ARGV[3], ARGV[2])
+local deleted, kept = 0, 0
+for _, id in ipairs(ids) do
+  local key = ARGV[4] .. id
+  local r = redis.call('HMGET', key, 'sub', 'e')
+  if (not r[1]) and (not r[2]) then
+    redis.call('ZREM', KEYS[1], id)
+  elseif canon(r[2], true) and gt(ARGV[1], r[2]) then
+    redis.call('DEL', key)
+    if r[1] then redis.call('SREM', ARGV[5] .. r[1], id) end
+    redis.call('ZREM', KEYS[1], id)
+    deleted = deleted + 1
+  else
+    kept = kept + 1
+  end
+end
+return {deleted, #ids, kept}
+";
+
+/// How many sessions one purge script examines at most.
+pub const PURGE_BATCH: usize = 1000;
+
 fn script(body: &str) -> Script {
     Script::new(&format!("{PRELUDE}{body}"))
+}
+
+fn session_script(body: &str) -> Script {
+    Script::new(&format!("{PRELUDE}{SESSION_PRELUDE}{body}"))
 }
 
 /// Parses a canonical decimal integer: digits with an optional leading `-`
@@ -144,7 +298,8 @@ fn parse_i64(s: &str) -> Option<i64> {
     canonical(s, true).then(|| s.parse().ok()).flatten()
 }
 
-/// Cutoffs in Redis. Cloning is cheap and clones share the connection.
+/// Cutoffs and sessions in Redis (see the [module documentation](self)).
+/// Cloning is cheap and clones share the connection.
 ///
 /// The [`ConnectionManager`] reconnects by itself after a dropped
 /// connection; a call made while Redis is unreachable fails fast with a
@@ -176,6 +331,11 @@ pub struct RedisStore {
     revoke_before: Script,
     merge: Script,
     revoke_all: Script,
+    create_session: Script,
+    rotate: Script,
+    revoke_session: Script,
+    list_sessions: Script,
+    purge_sessions: Script,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -319,6 +479,44 @@ fn written(row: Vec<Option<String>>) -> Result<Cutoff, StoreError> {
     parse_row(row)?.ok_or_else(|| StoreError::msg("redis write returned no cutoff"))
 }
 
+/// A session hash's fields (`sub g v c u e r`, as the scripts read them) as
+/// the session `id`: all absent is no session; all present and canonical
+/// (`r` empty or a timestamp) is a session; anything else is an error.
+fn parse_session(id: &str, fields: &[Option<String>]) -> Result<Option<Session>, StoreError> {
+    if fields.iter().all(Option::is_none) {
+        return Ok(None);
+    }
+    fn corrupt() -> StoreError {
+        StoreError::msg("redis session row is partial or not canonical")
+    }
+    fn field(f: &Option<String>) -> Result<&str, StoreError> {
+        f.as_deref().ok_or_else(corrupt)
+    }
+    let [sub, g, v, c, u, e, r] = fields else {
+        return Err(StoreError::msg("unexpected reply shape from redis"));
+    };
+    let int = |f: &Option<String>| parse_i64(field(f)?).ok_or_else(corrupt);
+    let revoked_at = match field(r)? {
+        "" => None,
+        r => Some(parse_i64(r).ok_or_else(corrupt)?),
+    };
+    Ok(Some(Session {
+        id: id.to_owned(),
+        sub: field(sub)?.to_owned(),
+        generation: parse_u64(field(g)?).ok_or_else(corrupt)?,
+        version: parse_u64(field(v)?).ok_or_else(corrupt)?,
+        created_at: int(c)?,
+        last_used_at: int(u)?,
+        expires_at: int(e)?,
+        revoked_at,
+    }))
+}
+
+/// The session a rotation wrote.
+fn rotated_session(id: &str, fields: &[Option<String>]) -> Result<Session, StoreError> {
+    parse_session(id, fields)?.ok_or_else(|| StoreError::msg("redis rotation returned no session"))
+}
+
 impl RedisStore {
     /// A store over a connection manager, with key prefix `jwt-revoke:`.
     ///
@@ -334,6 +532,11 @@ impl RedisStore {
             revoke_before: script(REVOKE_BEFORE),
             merge: script(MERGE),
             revoke_all: script(REVOKE_ALL),
+            create_session: session_script(CREATE_SESSION),
+            rotate: session_script(ROTATE),
+            revoke_session: session_script(REVOKE_SESSION),
+            list_sessions: session_script(LIST_SESSIONS),
+            purge_sessions: session_script(PURGE_SESSIONS),
         }
     }
 
@@ -369,6 +572,28 @@ impl RedisStore {
 
     fn global_key(&self) -> String {
         format!("{}global", self.prefix)
+    }
+
+    /// Where session keys start: `{prefix}session:`, then the id.
+    fn session_prefix(&self) -> String {
+        format!("{}session:", self.prefix)
+    }
+
+    fn session_key(&self, sid: &str) -> String {
+        format!("{}session:{sid}", self.prefix)
+    }
+
+    /// Where subject sets start: `{prefix}sessions:`, then the subject.
+    fn subject_sessions_prefix(&self) -> String {
+        format!("{}sessions:", self.prefix)
+    }
+
+    fn subject_sessions_key(&self, sub: &str) -> String {
+        format!("{}sessions:{sub}", self.prefix)
+    }
+
+    fn session_expiry_key(&self) -> String {
+        format!("{}session-expiry", self.prefix)
     }
 
     /// Adds a subject (a registered user), merging by maximum if it exists.
@@ -467,5 +692,166 @@ impl CutoffStore for RedisStore {
         parse_i64(&now).ok_or_else(|| {
             StoreError::msg(format!("redis global cutoff is not canonical ({now:?})"))
         })
+    }
+}
+
+impl SessionStore for RedisStore {
+    async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
+        check_storable(&session.sub)?;
+        check_storable(&session.id)?;
+        let _: i64 = self
+            .create_session
+            .key(self.session_key(&session.id))
+            .key(self.subject_sessions_key(&session.sub))
+            .key(self.session_expiry_key())
+            .arg(&session.id)
+            .arg(&session.sub)
+            .arg(session.generation.to_string())
+            .arg(session.version.to_string())
+            .arg(session.created_at.to_string())
+            .arg(session.last_used_at.to_string())
+            .arg(session.expires_at.to_string())
+            .arg(
+                session
+                    .revoked_at
+                    .map_or_else(String::new, |r| r.to_string()),
+            )
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(StoreError::new)?;
+        Ok(())
+    }
+
+    async fn load_session(&self, sub: &str, sid: &str) -> Result<Option<Session>, StoreError> {
+        if !storable(sub) || !storable(sid) {
+            return Ok(None);
+        }
+        let fields: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(self.session_key(sid))
+            .arg(&["sub", "g", "v", "c", "u", "e", "r"])
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(StoreError::new)?;
+        Ok(parse_session(sid, &fields)?.filter(|s| s.sub == sub))
+    }
+
+    async fn rotate_refresh(
+        &self,
+        sub: &str,
+        sid: &str,
+        rotate: Rotate,
+    ) -> Result<Rotation, StoreError> {
+        if !storable(sub) || !storable(sid) {
+            return Ok(Rotation::Unknown);
+        }
+        // The grace arithmetic happens here, exactly: the script compares
+        // decimal strings only.
+        let plus = |n: u64| {
+            rotate
+                .generation
+                .checked_add(n)
+                .map_or_else(String::new, |g| g.to_string())
+        };
+        let (next, since, graced) = match rotate.grace {
+            Some(grace) => (
+                plus(1),
+                rotate.now.saturating_sub(grace).to_string(),
+                plus(3),
+            ),
+            None => (String::new(), String::new(), String::new()),
+        };
+        let reply: Vec<Option<String>> = self
+            .rotate
+            .key(self.session_key(sid))
+            .key(self.session_expiry_key())
+            .arg(sub)
+            .arg(rotate.generation.to_string())
+            .arg(next)
+            .arg(since)
+            .arg(rotate.now.to_string())
+            .arg(rotate.expires_at.to_string())
+            .arg(sid)
+            .arg(graced)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(StoreError::new)?;
+        match reply.split_first() {
+            Some((Some(outcome), fields)) => match outcome.as_str() {
+                "rotated" => Ok(Rotation::Rotated(rotated_session(sid, fields)?)),
+                "reused" => Ok(Rotation::Reused(rotated_session(sid, fields)?)),
+                "revoked" => Ok(Rotation::Revoked),
+                "expired" => Ok(Rotation::Expired),
+                "unknown" => Ok(Rotation::Unknown),
+                _ => Err(StoreError::msg("unexpected rotation outcome from redis")),
+            },
+            _ => Err(StoreError::msg("unexpected reply shape from redis")),
+        }
+    }
+
+    async fn revoke_session(&self, sub: &str, sid: &str, at: i64) -> Result<bool, StoreError> {
+        if !storable(sub) || !storable(sid) {
+            return Ok(false);
+        }
+        let revoked: i64 = self
+            .revoke_session
+            .key(self.session_key(sid))
+            .arg(sub)
+            .arg(at.to_string())
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(StoreError::new)?;
+        Ok(revoked == 1)
+    }
+
+    async fn list_sessions(&self, sub: &str, now: i64) -> Result<Vec<Session>, StoreError> {
+        if !storable(sub) {
+            return Ok(Vec::new());
+        }
+        let reply: Vec<Option<String>> = self
+            .list_sessions
+            .key(self.subject_sessions_key(sub))
+            .arg(self.session_prefix())
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(StoreError::new)?;
+        let mut sessions = Vec::new();
+        for entry in reply.chunks(8) {
+            let Some((Some(id), fields)) = entry.split_first() else {
+                return Err(StoreError::msg("unexpected reply shape from redis"));
+            };
+            // An id whose hash is gone, or names another subject, is not
+            // one of this subject's sessions.
+            if let Some(s) = parse_session(id, fields)?
+                && s.sub == sub
+                && s.is_active(now)
+            {
+                sessions.push(s);
+            }
+        }
+        crate::stores::oldest_first(&mut sessions);
+        Ok(sessions)
+    }
+
+    async fn purge_sessions(&self, before: i64) -> Result<u64, StoreError> {
+        let mut purged = 0;
+        let mut kept = 0u64;
+        loop {
+            let (deleted, candidates, batch_kept): (u64, usize, u64) = self
+                .purge_sessions
+                .key(self.session_expiry_key())
+                .arg(before.to_string())
+                .arg(PURGE_BATCH)
+                .arg(kept)
+                .arg(self.session_prefix())
+                .arg(self.subject_sessions_prefix())
+                .invoke_async(&mut self.conn.clone())
+                .await
+                .map_err(StoreError::new)?;
+            purged += deleted;
+            kept += batch_kept;
+            if candidates < PURGE_BATCH {
+                return Ok(purged);
+            }
+        }
     }
 }

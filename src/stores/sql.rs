@@ -8,21 +8,260 @@
 //! schema themselves copy `SCHEMA` into their own migrations.
 
 use crate::cutoff::Cutoff;
+use crate::session::{Rotate, Rotation, Session};
 use crate::store::StoreError;
 
 /// A row `(token_version, not_before)` as a cutoff. A negative version
 /// cannot come from this crate's writes (the schema forbids it); it is
 /// reported, not wrapped.
 pub(crate) fn cutoff_from_row((version, not_before): (i64, i64)) -> Result<Cutoff, StoreError> {
-    let version = u64::try_from(version)
-        .map_err(|_| StoreError::msg(format!("token_version {version} is out of range")))?;
-    Ok(Cutoff::new(version, not_before))
+    Ok(Cutoff::new(unsigned("token_version", version)?, not_before))
 }
 
 /// A cutoff's version as a SQL `BIGINT`.
 pub(crate) fn version_to_sql(version: u64) -> Result<i64, StoreError> {
-    i64::try_from(version)
-        .map_err(|_| StoreError::msg(format!("token_version {version} does not fit in BIGINT")))
+    bigint("token_version", version)
+}
+
+/// An unsigned counter (`column`) as a SQL `BIGINT`: one above `i64::MAX`
+/// is an error, never a wrap.
+fn bigint(column: &str, value: u64) -> Result<i64, StoreError> {
+    i64::try_from(value)
+        .map_err(|_| StoreError::msg(format!("{column} {value} does not fit in BIGINT")))
+}
+
+/// A `BIGINT` column (`column`) as an unsigned counter. A negative value
+/// cannot come from this crate's writes (the schema forbids it): it is
+/// reported, never wrapped or defaulted.
+fn unsigned(column: &str, value: i64) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::msg(format!("{column} {value} is out of range")))
+}
+
+/// The columns of `jwt_revoke_sessions`, in the order of [`SessionRow`].
+macro_rules! session_columns {
+    () => {
+        "id, sub, generation, version, created_at, last_used_at, expires_at, revoked_at"
+    };
+}
+
+/// A row of `jwt_revoke_sessions`, columns as in `session_columns!`.
+/// Every column is read as nullable: SQLite would decode a NULL (in a
+/// table whose `NOT NULL` was bypassed) as `0` or `""` for a plain `i64`
+/// or `String`, and a missing value must fail closed instead.
+pub(crate) type SessionRow = (
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
+
+/// A column that the schema declares `NOT NULL`.
+fn required<T>(column: &str, value: Option<T>) -> Result<T, StoreError> {
+    value.ok_or_else(|| StoreError::msg(format!("session {column} is NULL")))
+}
+
+/// A session row as a [`Session`]: a NULL where the schema forbids one, or
+/// a negative generation or version, fails closed (an error, so the guard
+/// answers `store_unavailable`), never a default.
+pub(crate) fn session_from_row(row: SessionRow) -> Result<Session, StoreError> {
+    let (id, sub, generation, version, created_at, last_used_at, expires_at, revoked_at) = row;
+    Ok(Session {
+        id: required("id", id)?,
+        sub: required("sub", sub)?,
+        generation: unsigned("session generation", required("generation", generation)?)?,
+        version: unsigned("session version", required("version", version)?)?,
+        created_at: required("created_at", created_at)?,
+        last_used_at: required("last_used_at", last_used_at)?,
+        expires_at: required("expires_at", expires_at)?,
+        revoked_at,
+    })
+}
+
+/// The generation and version of a new session as `BIGINT`s.
+pub(crate) fn session_counters(session: &Session) -> Result<(i64, i64), StoreError> {
+    Ok((
+        bigint("session generation", session.generation)?,
+        bigint("session version", session.version)?,
+    ))
+}
+
+/// The condition under which `ROTATE_SESSION` rotates rather than revokes:
+/// the current generation (rule 4), or the grace (rule 4b: the generation
+/// just before, within the grace, and a target `$8` that fits).
+macro_rules! rotate_matches {
+    () => {
+        "((generation = $3 AND generation < 9223372036854775807) OR \
+          (generation = $6 AND last_used_at >= $7 AND $8 IS NOT NULL))"
+    };
+}
+
+/// The session statements: the same text for SQLite and PostgreSQL (sqlx
+/// binds `$N` on both).
+pub(crate) const CREATE_SESSION: &str = concat!(
+    "INSERT INTO jwt_revoke_sessions (",
+    session_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+);
+
+/// `$1` id, `$2` sub.
+pub(crate) const LOAD_SESSION: &str = concat!(
+    "SELECT ",
+    session_columns!(),
+    " FROM jwt_revoke_sessions WHERE id = $1 AND sub = $2"
+);
+
+/// The rotation: rules 4 and 5 of `SessionStore::rotate_refresh` in one
+/// statement. It touches only a live session of the subject (`revoked_at
+/// IS NULL AND expires_at > now`); on it, it either rotates (the generation
+/// matches, or the grace applies) or revokes (anything else: reuse). All
+/// `CASE`s test the same condition on the row as it was before the update
+/// (in both databases every `SET` expression reads the old row), so a
+/// rotated row comes back with `revoked_at` NULL and a revoked one with
+/// `revoked_at = now`. The row lock of the update (PostgreSQL re-checks the
+/// `WHERE` on the newest row version after waiting for it; SQLite runs one
+/// writer at a time) makes the compare and the swap one atomic step, so of
+/// concurrent rotations of one generation exactly one matches.
+///
+/// `$1` id, `$2` sub, `$3` the presented generation (NULL when it does not
+/// fit in `BIGINT`, so it matches no row), `$4` now, `$5` the new
+/// `expires_at`, `$6` the presented generation plus one when a grace
+/// applies (else NULL), `$7` `now - grace` (the oldest `last_used_at` the
+/// grace accepts; NULL without grace). A generation at `i64::MAX` cannot
+/// move forward: it is treated as spent, like `apply_rotation` does at
+/// `u64::MAX`.
+pub(crate) const ROTATE_SESSION: &str = concat!(
+    "UPDATE jwt_revoke_sessions SET \
+       generation = CASE WHEN ",
+    rotate_matches!(),
+    " THEN CASE WHEN generation = $3 THEN generation + 1 ELSE $8 END \
+       ELSE generation END, \
+       last_used_at = CASE WHEN ",
+    rotate_matches!(),
+    " THEN $4 ELSE last_used_at END, \
+       expires_at = CASE WHEN ",
+    rotate_matches!(),
+    " THEN $5 ELSE expires_at END, \
+       revoked_at = CASE WHEN ",
+    rotate_matches!(),
+    " THEN NULL ELSE $4 END \
+     WHERE id = $1 AND sub = $2 AND revoked_at IS NULL AND expires_at > $4 \
+     RETURNING ",
+    session_columns!()
+);
+
+/// `$1` id, `$2` sub, `$3` revoked_at.
+pub(crate) const REVOKE_SESSION: &str = "UPDATE jwt_revoke_sessions SET revoked_at = $3 WHERE id = $1 AND sub = $2 AND revoked_at IS NULL";
+
+/// `$1` sub, `$2` now.
+pub(crate) const LIST_SESSIONS: &str = concat!(
+    "SELECT ",
+    session_columns!(),
+    " FROM jwt_revoke_sessions WHERE sub = $1 AND revoked_at IS NULL AND expires_at > $2 \
+     ORDER BY created_at, id"
+);
+
+/// `$1` before.
+pub(crate) const PURGE_SESSIONS: &str = "DELETE FROM jwt_revoke_sessions WHERE expires_at < $1";
+
+/// The bound values of `ROTATE_SESSION` that depend on the request:
+/// `(current, previous_plus_one, since, graced_target)` = `($3, $6, $7,
+/// $8)`; the graced target is the presented generation plus three (rule
+/// 4b).
+///
+/// The arithmetic happens here, exactly, rather than in SQL, where
+/// `generation + 1` or `last_used_at + grace` could overflow: a generation
+/// that does not fit in `BIGINT` is NULL and matches nothing (it is then
+/// reuse, as in the memory store); `last_used_at + grace >= now` is
+/// `last_used_at >= now - grace`.
+pub(crate) fn rotate_binds(
+    rotate: &Rotate,
+) -> (Option<i64>, Option<i64>, Option<i64>, Option<i64>) {
+    let current = i64::try_from(rotate.generation).ok();
+    let plus = |n: u64| {
+        rotate
+            .generation
+            .checked_add(n)
+            .and_then(|g| i64::try_from(g).ok())
+    };
+    match rotate.grace {
+        Some(grace) => (
+            current,
+            plus(1),
+            Some(rotate.now.saturating_sub(grace)),
+            plus(3),
+        ),
+        None => (current, None, None, None),
+    }
+}
+
+/// What a rotation that updated `row` did: a row still live was rotated, a
+/// revoked one was revoked by this statement (reuse).
+pub(crate) fn rotated(row: SessionRow) -> Result<Rotation, StoreError> {
+    let session = session_from_row(row)?;
+    Ok(if session.revoked_at.is_none() {
+        Rotation::Rotated(session)
+    } else {
+        Rotation::Reused(session)
+    })
+}
+
+/// What a rotation that updated nothing answers, from the session read
+/// right after (`found`): unknown, revoked or expired (rules 1 to 3, and
+/// nothing changed). `None` when the session read is live and unexpired,
+/// which the update would have matched: it changed between the two
+/// statements, and the rotation runs again.
+///
+/// The two statements are not one atomic step, yet the answer is one the
+/// contract allows at the moment of the read: the update matched nothing
+/// because at that moment the session was absent (or another subject's),
+/// revoked or expired. `revoked_at` is only ever set, never cleared, so a
+/// session revoked then is revoked at the read; one absent then and absent
+/// at the read is unknown; one expired then and still expired at the read
+/// is expired. Neither answer writes, so no state the read did not see is
+/// acted on. Only a session that came back to life in between (created
+/// under that id, or rotated by an instance whose clock is behind) reads
+/// as live, and is retried rather than guessed.
+pub(crate) fn unmatched(found: Option<Session>, now: i64) -> Option<Rotation> {
+    match found {
+        None => Some(Rotation::Unknown),
+        Some(s) if s.revoked_at.is_some() => Some(Rotation::Revoked),
+        Some(s) if s.expires_at <= now => Some(Rotation::Expired),
+        Some(_) => None,
+    }
+}
+
+/// Listed rows as sessions, oldest first; ties in `created_at` by id,
+/// compared bytewise in every database and collation (as the memory store
+/// does).
+pub(crate) fn listed(rows: Vec<SessionRow>) -> Result<Vec<Session>, StoreError> {
+    let mut sessions = rows
+        .into_iter()
+        .map(session_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    crate::stores::oldest_first(&mut sessions);
+    Ok(sessions)
+}
+
+/// How often a rotation runs again when the session changed between its
+/// update and its read (see [`unmatched`]) before it gives up with an
+/// error.
+pub(crate) const ROTATE_ATTEMPTS: usize = 3;
+
+/// A read's result, where a value the database cannot represent in its
+/// encoding (see [`unrepresentable`]) cannot be in the table: `absent`.
+pub(crate) fn or_absent<T>(
+    result: Result<T, sqlx::Error>,
+    absent: impl FnOnce() -> T,
+) -> Result<T, StoreError> {
+    match result {
+        Ok(value) => Ok(value),
+        Err(e) if unrepresentable(&e) => Ok(absent()),
+        Err(e) => Err(StoreError::new(e)),
+    }
 }
 
 /// Whether `e` says the database cannot represent a bound value in its
@@ -228,6 +467,132 @@ macro_rules! sql_store {
                     .await
                     .map_err($crate::StoreError::new)?;
                 Ok(nb)
+            }
+        }
+
+        /// One row per session in `jwt_revoke_sessions`, never one per
+        /// token. Every method is one statement. A rotation is one
+        /// `UPDATE … RETURNING` that either rotates or (reuse) revokes a
+        /// live session of the subject; only when it matched none does a
+        /// second statement read the session, to answer unknown, revoked
+        /// or expired, which writes nothing. A subject or session id
+        /// containing a NUL byte, or one the database's encoding cannot
+        /// represent, is not in the table: unknown, and creating it is an
+        /// error. A generation above `i64::MAX` cannot be stored (an
+        /// error on create); one at `i64::MAX` cannot move forward, so
+        /// presenting it is reuse.
+        impl $crate::session::SessionStore for $name {
+            async fn create_session(&self, session: &$crate::Session) -> Result<(), $crate::StoreError> {
+                $crate::stores::check_storable(&session.sub)?;
+                $crate::stores::check_storable(&session.id)?;
+                let (generation, version) = $crate::stores::sql::session_counters(session)?;
+                sqlx::query($crate::stores::sql::CREATE_SESSION)
+                    .bind(&session.id)
+                    .bind(&session.sub)
+                    .bind(generation)
+                    .bind(version)
+                    .bind(session.created_at)
+                    .bind(session.last_used_at)
+                    .bind(session.expires_at)
+                    .bind(session.revoked_at)
+                    .execute(&self.pool)
+                    .await
+                    .map(|_| ())
+                    .map_err($crate::stores::sql::write_error)
+            }
+
+            async fn load_session(&self, sub: &str, sid: &str) -> Result<Option<$crate::Session>, $crate::StoreError> {
+                if !$crate::stores::storable(sub) || !$crate::stores::storable(sid) {
+                    return Ok(None);
+                }
+                let row: Option<$crate::stores::sql::SessionRow> = $crate::stores::sql::or_absent(
+                    sqlx::query_as($crate::stores::sql::LOAD_SESSION)
+                        .bind(sid)
+                        .bind(sub)
+                        .fetch_optional(&self.pool)
+                        .await,
+                    || None,
+                )?;
+                row.map($crate::stores::sql::session_from_row).transpose()
+            }
+
+            async fn rotate_refresh(
+                &self,
+                sub: &str,
+                sid: &str,
+                rotate: $crate::Rotate,
+            ) -> Result<$crate::Rotation, $crate::StoreError> {
+                if !$crate::stores::storable(sub) || !$crate::stores::storable(sid) {
+                    return Ok($crate::Rotation::Unknown);
+                }
+                let (current, next, since, graced) = $crate::stores::sql::rotate_binds(&rotate);
+                for _ in 0..$crate::stores::sql::ROTATE_ATTEMPTS {
+                    let row: Option<$crate::stores::sql::SessionRow> = $crate::stores::sql::or_absent(
+                        sqlx::query_as($crate::stores::sql::ROTATE_SESSION)
+                            .bind(sid)
+                            .bind(sub)
+                            .bind(current)
+                            .bind(rotate.now)
+                            .bind(rotate.expires_at)
+                            .bind(next)
+                            .bind(since)
+                            .bind(graced)
+                            .fetch_optional(&self.pool)
+                            .await,
+                        || None,
+                    )?;
+                    if let Some(row) = row {
+                        return $crate::stores::sql::rotated(row);
+                    }
+                    let found = $crate::session::SessionStore::load_session(self, sub, sid).await?;
+                    if let Some(rotation) = $crate::stores::sql::unmatched(found, rotate.now) {
+                        return Ok(rotation);
+                    }
+                }
+                Err($crate::StoreError::msg(
+                    "the session changed during each rotation attempt; try again",
+                ))
+            }
+
+            async fn revoke_session(&self, sub: &str, sid: &str, at: i64) -> Result<bool, $crate::StoreError> {
+                if !$crate::stores::storable(sub) || !$crate::stores::storable(sid) {
+                    return Ok(false);
+                }
+                let revoked = $crate::stores::sql::or_absent(
+                    sqlx::query($crate::stores::sql::REVOKE_SESSION)
+                        .bind(sid)
+                        .bind(sub)
+                        .bind(at)
+                        .execute(&self.pool)
+                        .await
+                        .map(|done| done.rows_affected() > 0),
+                    || false,
+                )?;
+                Ok(revoked)
+            }
+
+            async fn list_sessions(&self, sub: &str, now: i64) -> Result<Vec<$crate::Session>, $crate::StoreError> {
+                if !$crate::stores::storable(sub) {
+                    return Ok(Vec::new());
+                }
+                let rows: Vec<$crate::stores::sql::SessionRow> = $crate::stores::sql::or_absent(
+                    sqlx::query_as($crate::stores::sql::LIST_SESSIONS)
+                        .bind(sub)
+                        .bind(now)
+                        .fetch_all(&self.pool)
+                        .await,
+                    Vec::new,
+                )?;
+                $crate::stores::sql::listed(rows)
+            }
+
+            async fn purge_sessions(&self, before: i64) -> Result<u64, $crate::StoreError> {
+                sqlx::query($crate::stores::sql::PURGE_SESSIONS)
+                    .bind(before)
+                    .execute(&self.pool)
+                    .await
+                    .map(|done| done.rows_affected())
+                    .map_err($crate::StoreError::new)
             }
         }
     };

@@ -1,4 +1,5 @@
-//! A [`CutoffStore`](crate::CutoffStore) on SQLite, through sqlx.
+//! A [`CutoffStore`](crate::CutoffStore) and
+//! [`SessionStore`](crate::SessionStore) on SQLite, through sqlx.
 //!
 //! # Schema
 //!
@@ -12,8 +13,9 @@
 //! migration tool copy `SCHEMA` into one of their migrations instead of
 //! calling `migrate`.
 //!
-//! Versions are `u64` in Rust and `INTEGER` (64-bit signed) in SQLite: a
-//! version that does not fit either way is a [`StoreError`], never a wrap.
+//! Versions and session generations are `u64` in Rust and `INTEGER`
+//! (64-bit signed) in SQLite: one that does not fit either way is a
+//! [`StoreError`], never a wrap.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -24,8 +26,10 @@ use crate::store::StoreError;
 use crate::stores::sql::sql_store;
 
 sql_store! {
-    /// Cutoffs in an SQLite database: one row per subject in
-    /// `jwt_revoke_cutoffs`, the global cutoff in `jwt_revoke_global`.
+    /// Cutoffs and sessions in an SQLite database: one row per subject in
+    /// `jwt_revoke_cutoffs`, the global cutoff in `jwt_revoke_global`, one
+    /// row per session (a [`SessionStore`](crate::SessionStore)) in
+    /// `jwt_revoke_sessions`.
     ///
     /// Every write is one atomic `INSERT … ON CONFLICT … DO UPDATE …
     /// RETURNING` statement, so concurrent bumps never lose an increment and

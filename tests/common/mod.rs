@@ -1,5 +1,6 @@
-//! Shared test helpers: unique subject names, key material, and the store
-//! conformance suite every `CutoffStore` runs.
+//! Shared test helpers: unique subject names and session ids, key
+//! material, and the conformance suites every `CutoffStore` and
+//! `SessionStore` runs.
 #![allow(dead_code)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,6 +9,7 @@ pub mod conformance;
 pub mod http_cases;
 pub mod proxy;
 pub mod redis_server;
+pub mod session_conformance;
 
 /// A subject name unique to this process and call, so tests sharing one
 /// database server never see each other's rows.
@@ -22,6 +24,13 @@ pub fn unique(prefix: &str) -> String {
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// A new session id like the library makes them: 16 random bytes,
+/// base64url without padding (22 characters).
+pub fn session_id() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>())
 }
 
 /// A 32-byte HS256 test secret.
