@@ -211,14 +211,14 @@ pub trait SessionStore: CutoffStore {
     /// 4. `generation == rotate.generation`: `generation += 1`,
     ///    `last_used_at = rotate.now`, `expires_at = rotate.expires_at`,
     ///    [`Rotation::Rotated`];
-    /// 4b. with `rotate.grace = Some(g)`, `generation == rotate.generation +
-    ///    1` and `last_used_at + g >= rotate.now` (the generation just
-    ///    before the current one, within the grace): `generation =
-    ///    rotate.generation + 3`, times as in 4, [`Rotation::Rotated`]. The
-    ///    skipped generation makes the grace apply once per rotation: the
-    ///    holder of the generation it bypassed is then two behind, and its
-    ///    next refresh is reuse;
-    /// 5. otherwise: `revoked_at = rotate.now`, [`Rotation::Reused`].
+    /// 5. with `rotate.grace = Some(g)`, `generation ==
+    ///    rotate.generation + 1` and `last_used_at + g >= rotate.now` (the
+    ///    generation just before the current one, within the grace):
+    ///    `generation = rotate.generation + 3`, times as in 4,
+    ///    [`Rotation::Rotated`]. The skipped generation makes the grace
+    ///    apply once per rotation: the holder of the generation it bypassed
+    ///    is then two behind, and its next refresh is reuse;
+    /// 6. otherwise: `revoked_at = rotate.now`, [`Rotation::Reused`].
     fn rotate_refresh(
         &self,
         sub: &str,

@@ -181,7 +181,7 @@ return 1
 /// session, expiry index. `ARGV`: sub, the presented generation, that
 /// plus one when a grace applies (else empty), `now - grace` (else empty),
 /// now, the new `expires_at`, sid, the presented generation plus three
-/// (the target of a graced rotation, rule 4b; empty when it would
+/// (the target of a graced rotation, rule 5; empty when it would
 /// overflow). Answers the outcome, followed by the
 /// session's fields after a rotation or a reuse.
 const ROTATE: &str = r"

@@ -90,7 +90,7 @@ pub(crate) fn session_counters(session: &Session) -> Result<(i64, i64), StoreErr
 }
 
 /// The condition under which `ROTATE_SESSION` rotates rather than revokes:
-/// the current generation (rule 4), or the grace (rule 4b: the generation
+/// the current generation (rule 4), or the grace (rule 5: the generation
 /// just before, within the grace, and a target `$8` that fits).
 macro_rules! rotate_matches {
     () => {
@@ -114,7 +114,7 @@ pub(crate) const LOAD_SESSION: &str = concat!(
     " FROM jwt_revoke_sessions WHERE id = $1 AND sub = $2"
 );
 
-/// The rotation: rules 4 and 5 of `SessionStore::rotate_refresh` in one
+/// The rotation: rules 4 to 6 of `SessionStore::rotate_refresh` in one
 /// statement. It touches only a live session of the subject (`revoked_at
 /// IS NULL AND expires_at > now`); on it, it either rotates (the generation
 /// matches, or the grace applies) or revokes (anything else: reuse). All
@@ -170,7 +170,7 @@ pub(crate) const PURGE_SESSIONS: &str = "DELETE FROM jwt_revoke_sessions WHERE e
 /// The bound values of `ROTATE_SESSION` that depend on the request:
 /// `(current, previous_plus_one, since, graced_target)` = `($3, $6, $7,
 /// $8)`; the graced target is the presented generation plus three (rule
-/// 4b).
+/// 5).
 ///
 /// The arithmetic happens here, exactly, rather than in SQL, where
 /// `generation + 1` or `last_used_at + grace` could overflow: a generation
