@@ -16,7 +16,7 @@ use crate::claims::{
 use crate::clock::{Clock, SystemClock};
 use crate::cutoff::{Cutoff, RevokedReason};
 use crate::error::Error;
-use crate::keys::Keys;
+use crate::keys::{Keys, Signature, VerifyingKey};
 use crate::session::{SessionConfig, SessionLoad, SessionSupport};
 use crate::store::{CutoffStore, StoreError};
 use crate::verified::VerifiedCache;
@@ -79,6 +79,9 @@ pub(crate) struct Inner<S> {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) settings: Settings,
     publisher: Option<Box<dyn Publisher>>,
+    /// The header segment of this guard's own tokens and the key that
+    /// verifies it (see `verify_signature`).
+    own_header: Option<(String, usize)>,
     /// Sessions and refresh tokens, when enabled
     /// ([`GuardBuilder::sessions`]).
     pub(crate) sessions: Option<SessionSupport<S>>,
@@ -325,8 +328,17 @@ impl<S: CutoffStore> GuardBuilder<S> {
             )?),
             None => None,
         };
+        // Recognised without parsing only if the full path agrees on it.
+        let own_header = self.keys.own_header().filter(|(segment, index)| {
+            header_key(&self.keys, segment).is_ok_and(|k| {
+                self.keys
+                    .key_at(*index)
+                    .is_some_and(|own| std::ptr::eq(k, own))
+            })
+        });
         Ok(Guard {
             inner: Arc::new(Inner {
+                own_header,
                 keys: self.keys,
                 store: self.store,
                 cache,
@@ -352,6 +364,27 @@ impl<S: CutoffStore> GuardBuilder<S> {
             }),
         })
     }
+}
+
+/// The key that verifies a token with this header segment: decoded,
+/// parsed (every member type-checked), `alg` allowed, no `crit`, the key
+/// its `kid` selects, of that algorithm.
+fn header_key<'k>(keys: &'k Keys, segment: &str) -> Result<&'k VerifyingKey, Error> {
+    let header_bytes = b64(segment)?;
+    let header = parse_header(&header_bytes)?;
+    let alg_name = header
+        .alg
+        .as_deref()
+        .ok_or(Error::Malformed("header has no `alg`"))?;
+    let alg: Algorithm = alg_name.parse().map_err(|_| Error::AlgorithmNotAllowed)?;
+    if header.crit.is_some() {
+        return Err(Error::UnsupportedCriticalHeader);
+    }
+    let key = keys.select(header.kid.as_deref())?;
+    if key.alg != alg {
+        return Err(Error::AlgorithmNotAllowed);
+    }
+    Ok(key)
 }
 
 /// With both backends compiled in (e.g. `--all-features`), jsonwebtoken
@@ -715,31 +748,26 @@ impl<S: CutoffStore> Guard<S> {
             });
         }
         let seg = Segments::split(token)?;
-        let header_bytes = b64(seg.header)?;
-        let header = parse_header(&header_bytes)?;
-        let alg_name = header
-            .alg
-            .as_deref()
-            .ok_or(Error::Malformed("header has no `alg`"))?;
-        let alg: Algorithm = alg_name.parse().map_err(|_| Error::AlgorithmNotAllowed)?;
-        if header.crit.is_some() {
-            return Err(Error::UnsupportedCriticalHeader);
+        // The header of the tokens this guard issues, byte for byte: the
+        // full path below would parse it to the same algorithm and key (it
+        // has no `crit`), so it is recognised without decoding. Checked at
+        // build time against that path.
+        if let Some((own, index)) = &self.inner.own_header
+            && seg.header == own
+            && let Some(key) = self.inner.keys.key_at(*index)
+        {
+            return self.check_signature(&seg, key);
         }
-        let key = self.inner.keys.select(header.kid.as_deref())?;
-        if key.alg != alg {
-            return Err(Error::AlgorithmNotAllowed);
-        }
-        match jsonwebtoken::crypto::verify(seg.signature, seg.signed.as_bytes(), &key.key, alg) {
-            Ok(true) => {}
-            Ok(false) => return Err(Error::InvalidSignature),
-            Err(e) => {
-                return Err(match e.kind() {
-                    jsonwebtoken::errors::ErrorKind::Base64(_) => {
-                        Error::Malformed("signature is not base64url")
-                    }
-                    _ => Error::InvalidSignature,
-                });
-            }
+        let key = header_key(&self.inner.keys, seg.header)?;
+        self.check_signature(&seg, key)
+    }
+
+    /// The signature of `seg` under `key`, then the decoded payload.
+    fn check_signature(&self, seg: &Segments<'_>, key: &VerifyingKey) -> Result<Vec<u8>, Error> {
+        match key.verify(seg.signature, seg.signed.as_bytes()) {
+            Signature::Valid => {}
+            Signature::Invalid => return Err(Error::InvalidSignature),
+            Signature::NotBase64 => return Err(Error::Malformed("signature is not base64url")),
         }
         b64(seg.payload)
     }

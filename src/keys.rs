@@ -16,6 +16,9 @@
 //! An HMAC `DecodingKey` whose bytes cannot be read is refused too, so a key
 //! of unknown length never verifies.
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, EncodingKey};
 
 use crate::error::Error;
@@ -32,6 +35,88 @@ pub(crate) struct VerifyingKey {
     kid: Option<String>,
     pub(crate) alg: Algorithm,
     pub(crate) key: DecodingKey,
+    /// For an HMAC key: the MAC state after absorbing the key, so a
+    /// verification costs the message only (jsonwebtoken keys the MAC anew,
+    /// and allocates, on every call).
+    mac: Option<PreKeyed>,
+}
+
+/// An HMAC state keyed once.
+#[derive(Clone)]
+enum PreKeyed {
+    S256(Hmac<sha2::Sha256>),
+    S384(Hmac<sha2::Sha384>),
+    S512(Hmac<sha2::Sha512>),
+}
+
+impl PreKeyed {
+    fn new(alg: Algorithm, key: &DecodingKey) -> Option<Self> {
+        let secret = key.try_get_as_bytes().ok()?;
+        Some(match alg {
+            Algorithm::HS256 => PreKeyed::S256(Hmac::new_from_slice(secret).ok()?),
+            Algorithm::HS384 => PreKeyed::S384(Hmac::new_from_slice(secret).ok()?),
+            Algorithm::HS512 => PreKeyed::S512(Hmac::new_from_slice(secret).ok()?),
+            _ => return None,
+        })
+    }
+
+    /// Constant-time comparison of the MAC of `message` with `tag`.
+    fn verify(&self, message: &[u8], tag: &[u8]) -> bool {
+        fn check<M: Mac + Clone>(m: &M, message: &[u8], tag: &[u8]) -> bool {
+            let mut m = m.clone();
+            m.update(message);
+            m.verify_slice(tag).is_ok()
+        }
+        match self {
+            PreKeyed::S256(m) => check(m, message, tag),
+            PreKeyed::S384(m) => check(m, message, tag),
+            PreKeyed::S512(m) => check(m, message, tag),
+        }
+    }
+}
+
+/// What a signature check found.
+pub(crate) enum Signature {
+    Valid,
+    Invalid,
+    /// The signature segment is not base64url without padding.
+    NotBase64,
+}
+
+/// Longest HMAC signature segment decoded on the stack: 88 characters
+/// decode to at most 66 bytes (an HS512 tag is 64). A longer one is
+/// checked the general way (and can only be wrong).
+const MAX_STACK_SIGNATURE: usize = 88;
+
+impl VerifyingKey {
+    fn new(kid: Option<String>, alg: Algorithm, key: DecodingKey) -> Self {
+        let mac = PreKeyed::new(alg, &key);
+        VerifyingKey { kid, alg, key, mac }
+    }
+
+    /// Checks the signature segment `signature` over `signed` with this
+    /// key's algorithm. Same answers as `jsonwebtoken::crypto::verify`
+    /// (same base64url rules, constant-time comparison).
+    pub(crate) fn verify(&self, signature: &str, signed: &[u8]) -> Signature {
+        if let Some(mac) = &self.mac
+            && signature.len() <= MAX_STACK_SIGNATURE
+        {
+            let mut tag = [0u8; 66];
+            return match URL_SAFE_NO_PAD.decode_slice(signature, &mut tag) {
+                Ok(n) if mac.verify(signed, &tag[..n]) => Signature::Valid,
+                Ok(_) | Err(base64::DecodeSliceError::OutputSliceTooSmall) => Signature::Invalid,
+                Err(base64::DecodeSliceError::DecodeError(_)) => Signature::NotBase64,
+            };
+        }
+        match jsonwebtoken::crypto::verify(signature, signed, &self.key, self.alg) {
+            Ok(true) => Signature::Valid,
+            Ok(false) => Signature::Invalid,
+            Err(e) => match e.kind() {
+                jsonwebtoken::errors::ErrorKind::Base64(_) => Signature::NotBase64,
+                _ => Signature::Invalid,
+            },
+        }
+    }
 }
 
 /// The guard's key set: at most one signing key and any number of
@@ -158,11 +243,7 @@ impl Keys {
                 alg,
                 key: encoding,
             }),
-            verifying: vec![VerifyingKey {
-                kid: None,
-                alg,
-                key: decoding,
-            }],
+            verifying: vec![VerifyingKey::new(None, alg, decoding)],
         })
     }
 
@@ -174,11 +255,7 @@ impl Keys {
         check_decoding(alg, &decoding)?;
         Ok(Keys {
             signing: None,
-            verifying: vec![VerifyingKey {
-                kid: None,
-                alg,
-                key: decoding,
-            }],
+            verifying: vec![VerifyingKey::new(None, alg, decoding)],
         })
     }
 
@@ -216,11 +293,8 @@ impl Keys {
         {
             return Err(Error::Config(format!("duplicate key id {kid:?}")));
         }
-        self.verifying.push(VerifyingKey {
-            kid: Some(kid),
-            alg,
-            key: decoding,
-        });
+        self.verifying
+            .push(VerifyingKey::new(Some(kid), alg, decoding));
         Ok(self)
     }
 
@@ -238,22 +312,148 @@ impl Keys {
     /// Picks the verification key for a token header. With a `kid`, the key
     /// with that id; without, the only key without an id (or the only key).
     pub(crate) fn select(&self, kid: Option<&str>) -> Result<&VerifyingKey, Error> {
+        self.select_index(kid).map(|i| &self.verifying[i])
+    }
+
+    /// The position of the key [`Keys::select`] picks.
+    fn select_index(&self, kid: Option<&str>) -> Result<usize, Error> {
         match kid {
             Some(kid) => self
                 .verifying
                 .iter()
-                .find(|k| k.kid.as_deref() == Some(kid))
+                .position(|k| k.kid.as_deref() == Some(kid))
                 .ok_or(Error::UnknownKey),
             None => {
-                if let [only] = self.verifying.as_slice() {
-                    return Ok(only);
+                if self.verifying.len() == 1 {
+                    return Ok(0);
                 }
-                let mut unnamed = self.verifying.iter().filter(|k| k.kid.is_none());
+                let mut unnamed = self
+                    .verifying
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, k)| k.kid.is_none());
                 match (unnamed.next(), unnamed.next()) {
-                    (Some(k), None) => Ok(k),
+                    (Some((i, _)), None) => Ok(i),
                     _ => Err(Error::UnknownKey),
                 }
             }
         }
+    }
+
+    /// The key at a position [`Keys::own_header`] returned.
+    pub(crate) fn key_at(&self, index: usize) -> Option<&VerifyingKey> {
+        self.verifying.get(index)
+    }
+
+    /// The header segment of the tokens this key set signs (what
+    /// `jsonwebtoken::encode` writes for the signing key's algorithm and
+    /// `kid`), with the position of the key that verifies it, when that key
+    /// is of the same algorithm. The guard recognises exactly these bytes
+    /// without parsing them again; any other header takes the full path.
+    pub(crate) fn own_header(&self) -> Option<(String, usize)> {
+        let signing = self.signing.as_ref()?;
+        let mut header = jsonwebtoken::Header::new(signing.alg);
+        header.kid = signing.kid.clone();
+        let segment = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).ok()?);
+        let index = self.select_index(signing.kid.as_deref()).ok()?;
+        (self.verifying[index].alg == signing.alg).then_some((segment, index))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The answer of jsonwebtoken's own check, in our terms.
+    fn reference(key: &VerifyingKey, signature: &str, signed: &[u8]) -> &'static str {
+        match jsonwebtoken::crypto::verify(signature, signed, &key.key, key.alg) {
+            Ok(true) => "valid",
+            Ok(false) => "invalid",
+            Err(e) => match e.kind() {
+                jsonwebtoken::errors::ErrorKind::Base64(_) => "not_base64",
+                _ => "invalid",
+            },
+        }
+    }
+
+    fn ours(key: &VerifyingKey, signature: &str, signed: &[u8]) -> &'static str {
+        match key.verify(signature, signed) {
+            Signature::Valid => "valid",
+            Signature::Invalid => "invalid",
+            Signature::NotBase64 => "not_base64",
+        }
+    }
+
+    #[test]
+    fn the_pre_keyed_hmac_answers_as_jsonwebtoken_does() {
+        let _ = crate::Guard::builder(
+            Keys::hmac(Algorithm::HS256, &[7; 32]).unwrap(),
+            crate::MemoryStore::new(),
+        )
+        .build(); // installs the crypto provider when both backends are on
+        let signed = b"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0";
+        for (alg, len) in [
+            (Algorithm::HS256, 32),
+            (Algorithm::HS384, 48),
+            (Algorithm::HS512, 64),
+        ] {
+            let secret = vec![42u8; len];
+            let key = VerifyingKey::new(None, alg, DecodingKey::from_secret(&secret));
+            assert!(key.mac.is_some());
+            let good = jsonwebtoken::crypto::sign(signed, &EncodingKey::from_secret(&secret), alg)
+                .unwrap();
+            let mut cases = vec![
+                good.clone(),
+                String::new(),
+                format!("{good}="),
+                format!("{good}A"),
+                format!("{good}AA"),
+                good[..good.len() - 1].to_owned(),
+                good.replace(|c: char| c == 'A', "B"),
+                "!!!!".to_owned(),
+                "A".repeat(86),
+                "A".repeat(87),
+                "A".repeat(88),
+                "A".repeat(89),
+                "A".repeat(200),
+                format!("{good}{good}"),
+            ];
+            // The last character carries unused bits: every variant of it.
+            for c in "AaBbCcDdQRSTgw_-+/".chars() {
+                let mut s = good[..good.len() - 1].to_owned();
+                s.push(c);
+                cases.push(s);
+            }
+            for sig in &cases {
+                assert_eq!(
+                    ours(&key, sig, signed),
+                    reference(&key, sig, signed),
+                    "{alg:?} {sig:?}"
+                );
+            }
+            assert_eq!(ours(&key, &good, signed), "valid");
+        }
+    }
+
+    #[test]
+    fn the_own_header_is_what_issue_writes() {
+        let keys = Keys::hmac(Algorithm::HS384, &[1; 48])
+            .unwrap()
+            .with_kid("k1");
+        let (segment, index) = keys.own_header().unwrap();
+        let mut header = jsonwebtoken::Header::new(Algorithm::HS384);
+        header.kid = Some("k1".into());
+        let token = jsonwebtoken::encode(
+            &header,
+            &serde_json::json!({"sub": "a"}),
+            &EncodingKey::from_secret(&[1; 48]),
+        )
+        .unwrap();
+        assert_eq!(token.split('.').next(), Some(segment.as_str()));
+        assert_eq!(index, 0);
+        // Verify-only keys sign nothing: no own header.
+        let verify_only =
+            Keys::verify_only(Algorithm::HS256, DecodingKey::from_secret(&[2; 32])).unwrap();
+        assert!(verify_only.own_header().is_none());
     }
 }
