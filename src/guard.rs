@@ -571,24 +571,26 @@ impl<S: CutoffStore> Guard<S> {
             return Err(Error::Issue("empty subject".into()));
         }
         let ckey = inner.cache.key(sub);
-        let cutoff = inner
-            .cache
-            .load(
-                ckey,
-                Join::Fresh,
-                deadline,
-                inner.settings.store_timeout,
-                || self.owned_load(sub),
-            )
-            .await
-            .map_err(|e| self.store_error(e))?
-            .ok_or(Error::UnknownSubject)?;
+        // The two reads are independent: one round trip, not two.
+        let subject = async {
+            inner
+                .cache
+                .load(
+                    ckey,
+                    Join::Fresh,
+                    deadline,
+                    inner.settings.store_timeout,
+                    || self.owned_load(sub),
+                )
+                .await
+                .map_err(|e| self.store_error(e))?
+                .ok_or(Error::UnknownSubject)
+        };
         let epoch = inner.cache.global_epoch();
         let started_ms = inner.clock.now_millis();
         let ticket = inner.cache.ticket();
-        let global = self
-            .store_call_until(deadline, inner.store.load_global())
-            .await?;
+        let global = self.store_call_until(deadline, inner.store.load_global());
+        let (cutoff, global) = futures_util::future::try_join(subject, global).await?;
         let global = inner.cache.loaded_global(epoch, started_ms, ticket, global);
 
         let now = inner.clock.now_seconds();
