@@ -409,7 +409,7 @@ mod tests {
                 format!("{good}A"),
                 format!("{good}AA"),
                 good[..good.len() - 1].to_owned(),
-                good.replace(|c: char| c == 'A', "B"),
+                good.replace('A', "B"),
                 "!!!!".to_owned(),
                 "A".repeat(86),
                 "A".repeat(87),
