@@ -211,7 +211,7 @@ pub trait SessionStore: CutoffStore {
     /// 4. `generation == rotate.generation`: `generation += 1`,
     ///    `last_used_at = rotate.now`, `expires_at = rotate.expires_at`,
     ///    [`Rotation::Rotated`];
-    /// 4b. with `rotate.grace = Some(g)`, `generation == rotate.generation +
+    ///    4b. with `rotate.grace = Some(g)`, `generation == rotate.generation +
     ///    1` and `last_used_at + g >= rotate.now` (the generation just
     ///    before the current one, within the grace): `generation =
     ///    rotate.generation + 3`, times as in 4, [`Rotation::Rotated`]. The
