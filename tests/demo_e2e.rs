@@ -1054,7 +1054,7 @@ async fn refresh_rotates_and_a_replayed_refresh_token_ends_its_session() {
     assert_eq!(me(&c, base, &laptop1.access).await.0, StatusCode::OK);
     let (status, body) = sessions(&c, base, &laptop1.access).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(listed(&body).0, [laptop.sid.clone()]);
+    assert_eq!(listed(&body).0, vec![laptop.sid.clone()]);
 }
 
 #[tokio::test]
@@ -1165,7 +1165,7 @@ async fn sessions_lists_the_active_sessions_and_marks_the_callers_own() {
     }
     // Seen from the phone, the phone is the current one.
     let (_, body) = sessions(&c, base, &phone.access).await;
-    assert_eq!(listed(&body).1, [phone.sid.clone()]);
+    assert_eq!(listed(&body).1, vec![phone.sid.clone()]);
     // Bob sees only his.
     let (_, body) = sessions(&c, base, &bob.access).await;
     assert_eq!(
@@ -1189,7 +1189,7 @@ async fn sessions_lists_the_active_sessions_and_marks_the_callers_own() {
         StatusCode::NO_CONTENT
     );
     let (_, body) = sessions(&c, base, &phone1.access).await;
-    assert_eq!(listed(&body).0, [phone.sid.clone()]);
+    assert_eq!(listed(&body).0, vec![phone.sid.clone()]);
 }
 
 #[tokio::test]
@@ -1255,7 +1255,7 @@ async fn logout_all_ends_every_session_and_refresh_token_of_the_user() {
     let fresh = device(&c, base, "alice", "correct horse").await;
     assert_eq!(me(&c, base, &fresh.access).await.2["ver"], 1);
     let (_, body) = sessions(&c, base, &fresh.access).await;
-    assert_eq!(listed(&body).0, [fresh.sid.clone()]);
+    assert_eq!(listed(&body).0, vec![fresh.sid.clone()]);
     rotate(&c, base, &fresh.refresh).await;
 }
 
@@ -1276,7 +1276,7 @@ async fn a_password_change_ends_every_session_refresh_tokens_included() {
 
     let fresh = device(&c, base, "alice", "battery staple").await;
     let (_, body) = sessions(&c, base, &fresh.access).await;
-    assert_eq!(listed(&body).0, [fresh.sid.clone()]);
+    assert_eq!(listed(&body).0, vec![fresh.sid.clone()]);
     let next = rotate(&c, base, &fresh.refresh).await;
     assert_eq!(me(&c, base, &next.access).await.0, StatusCode::OK);
 }
