@@ -511,6 +511,8 @@ fn spawn_session_purge(guard: Guard<SqliteStore>) {
             every.tick().await;
             match guard.purge_sessions().await {
                 Ok(purged) => tracing::info!(purged, "expired sessions purged"),
+                // The store's own error says why (the wrapper only says
+                // "unavailable").
                 Err(jwt_revoke::Error::StoreUnavailable(e)) => {
                     tracing::warn!(error = %e, "purging expired sessions failed")
                 }
