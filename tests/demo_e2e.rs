@@ -128,6 +128,153 @@ async fn me(c: &reqwest::Client, base: &str, token: &str) -> (StatusCode, Option
     (r.status(), www, r.json().await.unwrap_or(Value::Null))
 }
 
+/// What a login or a refresh hands a device.
+struct Device {
+    access: String,
+    refresh: String,
+    sid: String,
+}
+
+impl Device {
+    fn from_answer(body: &Value) -> Device {
+        let field = |name: &str| {
+            body[name]
+                .as_str()
+                .unwrap_or_else(|| panic!("no {name} in {body}"))
+                .to_owned()
+        };
+        Device {
+            access: field("access_token"),
+            refresh: field("refresh_token"),
+            sid: field("session_id"),
+        }
+    }
+}
+
+/// Logs `user` in (a new session, as from a new device).
+async fn device(c: &reqwest::Client, base: &str, user: &str, pw: &str) -> Device {
+    let (status, body) = login(c, base, user, pw).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    Device::from_answer(&body)
+}
+
+/// `POST /refresh`: the status, `WWW-Authenticate` and the body.
+async fn refresh(
+    c: &reqwest::Client,
+    base: &str,
+    refresh_token: &str,
+) -> (StatusCode, Option<String>, Value) {
+    let r = c
+        .post(format!("{base}/refresh"))
+        .json(&json!({"refresh_token": refresh_token}))
+        .send()
+        .await
+        .unwrap();
+    let www = r
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (r.status(), www, r.json().await.unwrap_or(Value::Null))
+}
+
+/// A refresh that must succeed: the device's next tokens.
+async fn rotate(c: &reqwest::Client, base: &str, refresh_token: &str) -> Device {
+    let (status, _, body) = refresh(c, base, refresh_token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    Device::from_answer(&body)
+}
+
+/// A `POST` with a bearer token and no body (`/logout`, `/logout-all`).
+async fn post_bearer(
+    c: &reqwest::Client,
+    base: &str,
+    path: &str,
+    token: &str,
+) -> (StatusCode, Value) {
+    let r = c
+        .post(format!("{base}{path}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    (r.status(), r.json().await.unwrap_or(Value::Null))
+}
+
+/// `GET /sessions`.
+async fn sessions(c: &reqwest::Client, base: &str, token: &str) -> (StatusCode, Value) {
+    let r = c
+        .get(format!("{base}/sessions"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    (r.status(), r.json().await.unwrap_or(Value::Null))
+}
+
+/// The session ids in a `/sessions` answer, sorted (sessions begun in the
+/// same second are listed in no particular order), and which one is
+/// `current`.
+fn listed(body: &Value) -> (Vec<String>, Vec<String>) {
+    let list = body
+        .as_array()
+        .unwrap_or_else(|| panic!("not a list: {body}"));
+    let ids = sorted(
+        list.iter()
+            .map(|s| s["session_id"].as_str().unwrap().to_owned())
+            .collect(),
+    );
+    let current = list
+        .iter()
+        .filter(|s| s["current"] == json!(true))
+        .map(|s| s["session_id"].as_str().unwrap().to_owned())
+        .collect();
+    (ids, current)
+}
+
+fn sorted(mut ids: Vec<String>) -> Vec<String> {
+    ids.sort();
+    ids
+}
+
+/// `DELETE /sessions/{id}`.
+async fn delete_session(
+    c: &reqwest::Client,
+    base: &str,
+    token: &str,
+    id: &str,
+) -> (StatusCode, Value) {
+    let r = c
+        .delete(format!("{base}/sessions/{id}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    (r.status(), r.json().await.unwrap_or(Value::Null))
+}
+
+/// Asserts that `token` is refused on `/me` with `code`, as a rejected
+/// token: 401 with `WWW-Authenticate: Bearer error="invalid_token"`.
+async fn assert_refused(c: &reqwest::Client, base: &str, token: &str, code: &str) {
+    let (status, www, body) = me(c, base, token).await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::UNAUTHORIZED, json!({ "error": code }))
+    );
+    assert!(www.unwrap().contains("error=\"invalid_token\""));
+}
+
+/// Asserts that `refresh_token` is refused by `/refresh` with `code`: 401
+/// with `WWW-Authenticate` as for a rejected access token.
+async fn assert_refresh_refused(c: &reqwest::Client, base: &str, refresh_token: &str, code: &str) {
+    let (status, www, body) = refresh(c, base, refresh_token).await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::UNAUTHORIZED, json!({ "error": code }))
+    );
+    let www = www.expect("a 401 from /refresh without WWW-Authenticate");
+    assert!(www.starts_with("Bearer error=\"invalid_token\""), "{www}");
+}
+
 #[tokio::test]
 async fn register_login_logout_everywhere_and_password_change() {
     let server = start().await;
@@ -195,8 +342,11 @@ async fn register_login_logout_everywhere_and_password_change() {
     .unwrap();
     let mut names: Vec<_> = claims.as_object().unwrap().keys().cloned().collect();
     names.sort();
-    assert_eq!(names, ["exp", "iat", "sub", "ver"]);
+    assert_eq!(names, ["exp", "iat", "sid", "sub", "ver"]);
+    assert_eq!(claims["sid"], body["session_id"]);
     assert!(body["expires_in"].as_u64().unwrap() > 0);
+    assert!(body["refresh_token"].as_str().unwrap().starts_with("jrt1."));
+    let laptop_sid = body["session_id"].as_str().unwrap().to_owned();
     let laptop = body["access_token"].as_str().unwrap().to_owned();
     let phone = login(&c, base, "alice", "correct horse").await.1["access_token"]
         .as_str()
@@ -204,7 +354,10 @@ async fn register_login_logout_everywhere_and_password_change() {
         .to_owned();
     let (status, _, body) = me(&c, base, &laptop).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(body, json!({"sub": sub, "username": "alice", "ver": 0}));
+    assert_eq!(
+        body,
+        json!({"sub": sub, "username": "alice", "ver": 0, "sid": laptop_sid})
+    );
 
     // Wrong password and unknown user look the same.
     assert_eq!(
@@ -222,7 +375,7 @@ async fn register_login_logout_everywhere_and_password_change() {
 
     // Log out everywhere from the phone: the laptop's token dies too.
     let out = c
-        .post(format!("{base}/logout"))
+        .post(format!("{base}/logout-all"))
         .bearer_auth(&phone)
         .send()
         .await
@@ -598,11 +751,21 @@ async fn unknown_paths_are_404_and_wrong_methods_405_not_401() {
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
     let r = c.get(format!("{base}/login")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let r = c.get(format!("{base}/refresh")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let r = c.get(format!("{base}/sessions/x")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.headers()["allow"], "DELETE");
+    let r = c.delete(format!("{base}/sessions")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
 
     // A protected route with the right method still requires a token.
     for (method, path) in [
         (reqwest::Method::GET, "me"),
         (reqwest::Method::POST, "logout"),
+        (reqwest::Method::POST, "logout-all"),
+        (reqwest::Method::GET, "sessions"),
+        (reqwest::Method::DELETE, "sessions/x"),
         (reqwest::Method::POST, "password"),
     ] {
         let r = c
@@ -637,7 +800,19 @@ async fn token_answers_are_not_cacheable() {
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["cache-control"], "no-store");
     assert_eq!(r.headers()["pragma"], "no-cache");
-    assert!(r.json::<Value>().await.unwrap()["access_token"].is_string());
+    let body = r.json::<Value>().await.unwrap();
+    assert!(body["access_token"].is_string());
+
+    // The same for a refresh, whose answer carries tokens too.
+    let r = c
+        .post(format!("{base}/refresh"))
+        .json(&json!({"refresh_token": body["refresh_token"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    assert_eq!(r.headers()["pragma"], "no-cache");
 }
 
 #[tokio::test]
@@ -672,12 +847,22 @@ async fn a_token_with_only_standard_claims_from_another_implementation_works() {
     let token = mint(0);
     let (status, _, body) = me(&c, base, &token).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body, json!({"sub": sub, "username": "alice", "ver": 0}));
+    assert_eq!(
+        body,
+        json!({"sub": sub, "username": "alice", "ver": 0, "sid": null})
+    );
 
-    // The guard's cutoffs apply to it like to any token: logging out with
-    // it revokes it.
+    // It belongs to no session: there is no "this device" to log out.
+    assert_eq!(
+        post_bearer(&c, base, "/logout", &token).await,
+        (StatusCode::BAD_REQUEST, json!({"error": "no_session"}))
+    );
+    assert_eq!(me(&c, base, &token).await.0, StatusCode::OK);
+
+    // The guard's cutoffs apply to it like to any token: logging out
+    // everywhere with it revokes it.
     let r = c
-        .post(format!("{base}/logout"))
+        .post(format!("{base}/logout-all"))
         .bearer_auth(&token)
         .send()
         .await
@@ -780,7 +965,7 @@ async fn a_session_logged_out_everywhere_during_its_password_change_changes_noth
     };
     // …and while its request hashes, the owner logs out everywhere.
     tokio::time::sleep((argon2 / 3).max(Duration::from_millis(50))).await;
-    let (logout, _) = post_json(&c, format!("{base}/logout"), Some(&owner), json!({})).await;
+    let (logout, _) = post_json(&c, format!("{base}/logout-all"), Some(&owner), json!({})).await;
     assert_eq!(logout, StatusCode::NO_CONTENT);
     assert_eq!(me(&c, &base, &stolen).await.0, StatusCode::UNAUTHORIZED);
 
@@ -794,4 +979,304 @@ async fn a_session_logged_out_everywhere_during_its_password_change_changes_noth
     assert_eq!(thief, StatusCode::UNAUTHORIZED);
     let (owner, _) = login(&c, &base, "alice", "correct horse").await;
     assert_eq!(owner, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn logging_out_one_device_leaves_the_others_working() {
+    let server = start().await;
+    let (c, base) = (reqwest::Client::new(), server.base.as_str());
+    register(&c, base, "alice", "correct horse").await;
+    let laptop = device(&c, base, "alice", "correct horse").await;
+    let phone = device(&c, base, "alice", "correct horse").await;
+    assert_ne!(laptop.sid, phone.sid);
+    for d in [&laptop, &phone] {
+        let (status, _, body) = me(&c, base, &d.access).await;
+        assert_eq!((status, &body["sid"]), (StatusCode::OK, &json!(d.sid)));
+    }
+
+    // The phone logs out: its access token and its refresh token stop
+    // working…
+    assert_eq!(
+        post_bearer(&c, base, "/logout", &phone.access).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_refused(&c, base, &phone.access, "session_revoked").await;
+    assert_refresh_refused(&c, base, &phone.refresh, "session_revoked").await;
+    assert_eq!(
+        post_bearer(&c, base, "/logout", &phone.access).await,
+        (
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "session_revoked"})
+        )
+    );
+
+    // …the laptop keeps working, and refreshing too.
+    assert_eq!(me(&c, base, &laptop.access).await.0, StatusCode::OK);
+    let laptop2 = rotate(&c, base, &laptop.refresh).await;
+    assert_eq!(laptop2.sid, laptop.sid);
+    assert_eq!(me(&c, base, &laptop2.access).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn refresh_rotates_and_a_replayed_refresh_token_ends_its_session() {
+    let server = start().await;
+    let (c, base) = (reqwest::Client::new(), server.base.as_str());
+    register(&c, base, "alice", "correct horse").await;
+    let laptop = device(&c, base, "alice", "correct horse").await;
+    let phone = device(&c, base, "alice", "correct horse").await;
+
+    // Each refresh answers new tokens for the same session.
+    let (status, _, body) = refresh(&c, base, &phone.refresh).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["token_type"], "Bearer");
+    assert!(body["expires_in"].as_u64().unwrap() > 0);
+    let phone1 = Device::from_answer(&body);
+    assert_eq!(phone1.sid, phone.sid);
+    assert_ne!(phone1.refresh, phone.refresh);
+    let (status, _, body) = me(&c, base, &phone1.access).await;
+    assert_eq!((status, &body["sid"]), (StatusCode::OK, &json!(phone.sid)));
+    let phone2 = rotate(&c, base, &phone1.refresh).await;
+    assert_eq!(phone2.sid, phone.sid);
+    assert_eq!(me(&c, base, &phone2.access).await.0, StatusCode::OK);
+
+    // A spent refresh token presented again (a stolen copy, say) is reuse:
+    // the session ends, its newest refresh token and its access tokens
+    // included.
+    assert_refresh_refused(&c, base, &phone.refresh, "refresh_reused").await;
+    assert_refresh_refused(&c, base, &phone2.refresh, "session_revoked").await;
+    for access in [&phone.access, &phone1.access, &phone2.access] {
+        assert_refused(&c, base, access, "session_revoked").await;
+    }
+
+    // The user's other session is untouched.
+    assert_eq!(me(&c, base, &laptop.access).await.0, StatusCode::OK);
+    let laptop1 = rotate(&c, base, &laptop.refresh).await;
+    assert_eq!(me(&c, base, &laptop1.access).await.0, StatusCode::OK);
+    let (status, body) = sessions(&c, base, &laptop1.access).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed(&body).0, vec![laptop.sid.clone()]);
+}
+
+#[tokio::test]
+async fn garbage_tampered_and_misplaced_refresh_tokens_are_refused() {
+    use jwt_revoke::{Algorithm, Cutoff, Guard, Keys, MemoryStore, RefreshKey, SessionConfig};
+
+    let server = start().await;
+    let (c, base) = (reqwest::Client::new(), server.base.as_str());
+    let sub = register(&c, base, "alice", "correct horse").await;
+    let alice = device(&c, base, "alice", "correct horse").await;
+
+    // Garbage, and a genuine refresh token with one byte changed (in its
+    // generation, its session id, its MAC).
+    for garbage in ["", "garbage", "jrt1.a.b.c.d", "a.b.c"] {
+        assert_refresh_refused(&c, base, garbage, "refresh_invalid").await;
+    }
+    let parts: Vec<&str> = alice.refresh.split('.').collect();
+    assert_eq!(parts.len(), 5);
+    for i in 2..5 {
+        let mut tampered: Vec<String> = parts.iter().map(|p| p.to_string()).collect();
+        let first = if tampered[i].starts_with('A') {
+            "B"
+        } else {
+            "A"
+        };
+        tampered[i].replace_range(0..1, first);
+        assert_refresh_refused(&c, base, &tampered.join("."), "refresh_invalid").await;
+    }
+
+    // Refresh tokens made elsewhere: under another key, and under the
+    // server's own secret for a session its database does not hold.
+    let forge = |secret: &'static [u8]| {
+        let store = MemoryStore::new();
+        store.insert(&sub, Cutoff::default());
+        Guard::builder(Keys::hmac(Algorithm::HS256, secret).unwrap(), store)
+            .sessions(SessionConfig::new(RefreshKey::new(secret).unwrap()))
+            .build()
+            .unwrap()
+    };
+    let other_key = forge(b"another-secret-another-secret-another")
+        .login(&sub, &())
+        .await
+        .unwrap();
+    assert_refresh_refused(&c, base, &other_key.refresh_token, "refresh_invalid").await;
+    let no_such_session = forge(SECRET.as_bytes()).login(&sub, &()).await.unwrap();
+    assert_refresh_refused(&c, base, &no_such_session.refresh_token, "refresh_invalid").await;
+
+    // An access token is not a refresh token, and the reverse.
+    assert_refresh_refused(&c, base, &alice.access, "refresh_invalid").await;
+    assert_refused(&c, base, &alice.refresh, "malformed").await;
+
+    // Not a refresh request at all: 400, and over the body cap: 413.
+    let (status, body) = post_json(&c, format!("{base}/refresh"), None, json!({})).await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::BAD_REQUEST, json!({"error": "invalid_request"}))
+    );
+    let (status, body) = post_json(
+        &c,
+        format!("{base}/refresh"),
+        None,
+        json!({"refresh_token": "x".repeat(8 * 1024)}),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            json!({"error": "payload_too_large"})
+        )
+    );
+
+    // None of that harmed the genuine session.
+    assert_eq!(me(&c, base, &alice.access).await.0, StatusCode::OK);
+    let next = rotate(&c, base, &alice.refresh).await;
+    assert_eq!(next.sid, alice.sid);
+}
+
+#[tokio::test]
+async fn sessions_lists_the_active_sessions_and_marks_the_callers_own() {
+    let server = start().await;
+    let (c, base) = (reqwest::Client::new(), server.base.as_str());
+    register(&c, base, "alice", "correct horse").await;
+    register(&c, base, "bob", "bob's password").await;
+    let laptop = device(&c, base, "alice", "correct horse").await;
+    let phone = device(&c, base, "alice", "correct horse").await;
+    let bob = device(&c, base, "bob", "bob's password").await;
+
+    let (status, body) = sessions(&c, base, &laptop.access).await;
+    assert_eq!(status, StatusCode::OK);
+    // Only alice's.
+    assert_eq!(
+        listed(&body),
+        (
+            sorted(vec![laptop.sid.clone(), phone.sid.clone()]),
+            vec![laptop.sid.clone()]
+        )
+    );
+    for s in body.as_array().unwrap() {
+        let mut names: Vec<_> = s.as_object().unwrap().keys().cloned().collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["created_at", "current", "last_used_at", "session_id"]
+        );
+        assert!(s["created_at"].as_i64().unwrap() > 0);
+        assert!(s["last_used_at"].as_i64().unwrap() >= s["created_at"].as_i64().unwrap());
+    }
+    // Seen from the phone, the phone is the current one.
+    let (_, body) = sessions(&c, base, &phone.access).await;
+    assert_eq!(listed(&body).1, vec![phone.sid.clone()]);
+    // Bob sees only his.
+    let (_, body) = sessions(&c, base, &bob.access).await;
+    assert_eq!(
+        listed(&body),
+        (vec![bob.sid.clone()], vec![bob.sid.clone()])
+    );
+
+    // A refreshed session is still listed once, still current for its new
+    // access token; a logged-out one is gone.
+    let phone1 = rotate(&c, base, &phone.refresh).await;
+    let (_, body) = sessions(&c, base, &phone1.access).await;
+    assert_eq!(
+        listed(&body),
+        (
+            sorted(vec![laptop.sid.clone(), phone.sid.clone()]),
+            vec![phone.sid.clone()]
+        )
+    );
+    assert_eq!(
+        post_bearer(&c, base, "/logout", &laptop.access).await.0,
+        StatusCode::NO_CONTENT
+    );
+    let (_, body) = sessions(&c, base, &phone1.access).await;
+    assert_eq!(listed(&body).0, vec![phone.sid.clone()]);
+}
+
+#[tokio::test]
+async fn deleting_a_session_by_id_ends_only_that_session_of_the_caller() {
+    let server = start().await;
+    let (c, base) = (reqwest::Client::new(), server.base.as_str());
+    register(&c, base, "alice", "correct horse").await;
+    register(&c, base, "bob", "bob's password").await;
+    let laptop = device(&c, base, "alice", "correct horse").await;
+    let phone = device(&c, base, "alice", "correct horse").await;
+    let bob = device(&c, base, "bob", "bob's password").await;
+
+    // From the laptop, end the lost phone's session.
+    let (status, _) = delete_session(&c, base, &laptop.access, &phone.sid).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_refused(&c, base, &phone.access, "session_revoked").await;
+    assert_refresh_refused(&c, base, &phone.refresh, "session_revoked").await;
+    assert_eq!(me(&c, base, &laptop.access).await.0, StatusCode::OK);
+
+    // Gone now, another user's, or no session at all: 404, and nothing
+    // changes for bob.
+    let random_id = "AAAAAAAAAAAAAAAAAAAAAA";
+    for id in [phone.sid.as_str(), bob.sid.as_str(), random_id, "nope"] {
+        assert_eq!(
+            delete_session(&c, base, &laptop.access, id).await,
+            (StatusCode::NOT_FOUND, json!({"error": "not_found"})),
+            "{id}"
+        );
+    }
+    assert_eq!(me(&c, base, &bob.access).await.0, StatusCode::OK);
+    rotate(&c, base, &bob.refresh).await;
+
+    // The caller's own session, by id: ends it like /logout.
+    let (status, _) = delete_session(&c, base, &laptop.access, &laptop.sid).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_refused(&c, base, &laptop.access, "session_revoked").await;
+}
+
+#[tokio::test]
+async fn logout_all_ends_every_session_and_refresh_token_of_the_user() {
+    let server = start().await;
+    let (c, base) = (reqwest::Client::new(), server.base.as_str());
+    register(&c, base, "alice", "correct horse").await;
+    register(&c, base, "bob", "bob's password").await;
+    let laptop = device(&c, base, "alice", "correct horse").await;
+    let phone = device(&c, base, "alice", "correct horse").await;
+    let bob = device(&c, base, "bob", "bob's password").await;
+    // A rotation before the logout: the newest refresh token dies too.
+    let phone = rotate(&c, base, &phone.refresh).await;
+
+    assert_eq!(
+        post_bearer(&c, base, "/logout-all", &laptop.access).await.0,
+        StatusCode::NO_CONTENT
+    );
+    for d in [&laptop, &phone] {
+        assert_refused(&c, base, &d.access, "token_revoked").await;
+        assert_refresh_refused(&c, base, &d.refresh, "session_revoked").await;
+    }
+    // Other users are untouched.
+    assert_eq!(me(&c, base, &bob.access).await.0, StatusCode::OK);
+
+    // A new login is a new session, the only one listed.
+    let fresh = device(&c, base, "alice", "correct horse").await;
+    assert_eq!(me(&c, base, &fresh.access).await.2["ver"], 1);
+    let (_, body) = sessions(&c, base, &fresh.access).await;
+    assert_eq!(listed(&body).0, vec![fresh.sid.clone()]);
+    rotate(&c, base, &fresh.refresh).await;
+}
+
+#[tokio::test]
+async fn a_password_change_ends_every_session_refresh_tokens_included() {
+    let server = start().await;
+    let (c, base) = (reqwest::Client::new(), server.base.as_str());
+    register(&c, base, "alice", "correct horse").await;
+    let laptop = device(&c, base, "alice", "correct horse").await;
+    let phone = device(&c, base, "alice", "correct horse").await;
+
+    let r = change_password(&c, base, &laptop.access, "correct horse", "battery staple").await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    for d in [&laptop, &phone] {
+        assert_refused(&c, base, &d.access, "token_revoked").await;
+        assert_refresh_refused(&c, base, &d.refresh, "session_revoked").await;
+    }
+
+    let fresh = device(&c, base, "alice", "battery staple").await;
+    let (_, body) = sessions(&c, base, &fresh.access).await;
+    assert_eq!(listed(&body).0, vec![fresh.sid.clone()]);
+    let next = rotate(&c, base, &fresh.refresh).await;
+    assert_eq!(me(&c, base, &next.access).await.0, StatusCode::OK);
 }

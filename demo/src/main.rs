@@ -1,5 +1,6 @@
-//! HTTP demo: register, log in, call a protected endpoint, log out
-//! everywhere, change a password. axum on an embedded SQLite database.
+//! HTTP demo: register, log in on several devices, refresh, list and end
+//! sessions, log out one device or everywhere, change a password. axum on
+//! an embedded SQLite database.
 //!
 //! Run (from the repository root): `cargo run --release -p jwt-revoke-demo`
 //!
@@ -8,7 +9,10 @@
 //! - `DATABASE_URL` (default `sqlite://jwt-revoke-demo.db`, created if absent)
 //! - `JWT_SECRET` (HS256 secret, at least 32 bytes; random when absent, so
 //!   tokens do not survive a restart; set but not UTF-8 or too short, the
-//!   server refuses to start)
+//!   server refuses to start). It is also the refresh-token key
+//!   (`RefreshKey`): the library allows one secret for both, since a
+//!   refresh token can never be taken for a JWT or the reverse. Changing
+//!   it therefore ends every access and refresh token at once.
 //! - `RUST_LOG` (default `info`)
 //!
 //! Unauthenticated endpoints run argon2 (19 MiB each): request bodies are
@@ -16,27 +20,39 @@
 //! run at once; a request beyond that gets 503 with `Retry-After`, so a
 //! login flood cannot grow memory without bound.
 //!
-//! Tokens carry only the standard claims (`sub`, `iat`, `exp`, `ver`): the
-//! user's details are read from the database by `sub`, so a token minted
-//! by another implementation with the same key works as well.
+//! Tokens carry only the standard claims (`sub`, `iat`, `exp`, `ver`) and
+//! the session id `sid`: the user's details are read from the database by
+//! `sub`, so a token minted by another implementation with the same key
+//! works as well (without `sid` it belongs to no session: `/logout` answers
+//! 400 `no_session` for it, `/logout-all` ends it).
+//!
+//! Sessions: each `/login` is a session (one row in `jwt_revoke_sessions`)
+//! with a short access token and a refresh token (30 days, sliding).
+//! `/refresh` rotates the refresh token; presenting a spent one again is
+//! reuse, which ends that session (`refresh_reused`). `/logout` ends the
+//! caller's session, `DELETE /sessions/{id}` another of the user's, and
+//! `/logout-all` and `/password` every session of the user. Expired
+//! sessions are purged every ten minutes.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use jwt_revoke::integrations::axum::Authenticated;
 use jwt_revoke::integrations::tower::RevokeLayer;
 use jwt_revoke::integrations::{Credentials as Bearer, Rejection, bearer_credentials};
-use jwt_revoke::{Algorithm, Cutoff, Guard, Keys, SqliteStore};
+use jwt_revoke::{
+    Algorithm, Cutoff, Guard, Keys, RefreshKey, SessionConfig, SessionTokens, SqliteStore,
+};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -106,6 +122,41 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
+/// A refusal that is a finished response: an [`ApiError`], or an error of
+/// the guard answered exactly as the library's layer answers it
+/// ([`Rejection::from_error`]): `{"error": code}`, `Cache-Control:
+/// no-store`, `WWW-Authenticate` on a 401 (RFC 6750 §3) and `Retry-After`
+/// on a 503. Handlers that reject tokens (or refresh tokens) themselves
+/// answer with it, so their 401s look like the layer's.
+struct Refused(Response);
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        self.0
+    }
+}
+
+impl From<ApiError> for Refused {
+    fn from(e: ApiError) -> Self {
+        Refused(e.into_response())
+    }
+}
+
+impl From<jwt_revoke::Error> for Refused {
+    fn from(e: jwt_revoke::Error) -> Self {
+        if let jwt_revoke::Error::StoreUnavailable(inner) = &e {
+            tracing::error!(error = %inner, "cutoff store error");
+        }
+        Refused(Rejection::from_error(&e).into_response())
+    }
+}
+
+impl From<sqlx::Error> for Refused {
+    fn from(e: sqlx::Error) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
 fn bad_input() -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, "invalid_request")
 }
@@ -129,6 +180,11 @@ fn busy() -> ApiError {
 struct Credentials {
     username: String,
     password: String,
+}
+
+#[derive(Deserialize)]
+struct RefreshRequest {
+    refresh_token: String,
 }
 
 #[derive(Deserialize)]
@@ -253,28 +309,50 @@ async fn login(
     if !verify_password(permit, c.password, hash).await || id == 0 {
         return Err(ApiError(StatusCode::UNAUTHORIZED, "invalid_credentials"));
     }
-    // Only the standard claims: everything else about the user is in the
-    // database, keyed by `sub`.
-    let token = app.guard.issue(&id.to_string(), &()).await?;
-    // RFC 6749 §5.1: a response carrying a token must not be cached.
-    Ok((
+    // A new session (this device). Only the standard claims and `sid`:
+    // everything else about the user is in the database, keyed by `sub`.
+    let tokens = app.guard.login(&id.to_string(), &()).await?;
+    Ok(token_answer(tokens))
+}
+
+/// The answer of `/login` and `/refresh`, the shape of an OAuth token
+/// response (RFC 6749 §5.1) plus the session id. A response carrying a
+/// token must not be cached.
+fn token_answer(tokens: SessionTokens) -> impl IntoResponse {
+    (
         [
             (header::CACHE_CONTROL, "no-store"),
             (header::PRAGMA, "no-cache"),
         ],
         Json(json!({
-            "access_token": token,
+            "access_token": tokens.access_token,
             "token_type": "Bearer",
-            "expires_in": app.guard.access_ttl().as_secs(),
+            "expires_in": tokens.expires_in.as_secs(),
+            "refresh_token": tokens.refresh_token,
+            "session_id": tokens.session_id,
         })),
-    ))
+    )
+}
+
+/// Rotates a refresh token: a new access token and the next refresh token
+/// of the same session. A spent refresh token is reuse: the session ends
+/// (`refresh_reused`); one that is not genuine, or whose session expired,
+/// is `refresh_invalid`; one of an ended session is `session_revoked`. All
+/// 401 with `WWW-Authenticate`, like a rejected access token.
+async fn refresh(
+    State(app): State<App>,
+    body: Result<Json<RefreshRequest>, JsonRejection>,
+) -> Result<impl IntoResponse, Refused> {
+    let Json(r) = body.map_err(bad_body)?;
+    let tokens = app.guard.refresh(&r.refresh_token, &()).await?;
+    Ok(token_answer(tokens))
 }
 
 /// The user row for a verified token's `sub`: the database is the source of
 /// truth for who the user is, not claims in the token. A `sub` with no user
 /// row (removed, or never a user here) is 401 `unknown_subject`.
-async fn user_of(app: &App, sub: &str) -> Result<(i64, String, String), ApiError> {
-    let unknown = || ApiError(StatusCode::UNAUTHORIZED, "unknown_subject");
+async fn user_of(app: &App, sub: &str) -> Result<(i64, String, String), Refused> {
+    let unknown = || Refused::from(jwt_revoke::Error::UnknownSubject);
     let id: i64 = sub.parse().map_err(|_| unknown())?;
     let row: Option<(String, String)> =
         sqlx::query_as("SELECT username, password_hash FROM users WHERE id = ?1")
@@ -288,22 +366,82 @@ async fn user_of(app: &App, sub: &str) -> Result<(i64, String, String), ApiError
 async fn me(
     State(app): State<App>,
     Authenticated(user): Authenticated,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<impl IntoResponse, Refused> {
     let (_, username, _) = user_of(&app, user.sub()).await?;
     Ok(Json(json!({
         "sub": user.sub(),
         "username": username,
         "ver": user.version(),
+        "sid": user.session_id(),
     })))
 }
 
+/// Logs out this device: the caller's session ends (its access tokens and
+/// its refresh token); the user's other sessions keep working. A token
+/// without a session (minted elsewhere with the same key) has nothing to
+/// end on its own: 400 `no_session`, and `/logout-all` ends it.
 async fn logout(
     State(app): State<App>,
     Authenticated(user): Authenticated,
-) -> Result<StatusCode, ApiError> {
-    // Log out everywhere: every token of this user issued so far dies.
+) -> Result<StatusCode, Refused> {
+    if user.session_id().is_none() {
+        return Err(ApiError(StatusCode::BAD_REQUEST, "no_session").into());
+    }
+    // `false` only when the session ended meanwhile (another request): it
+    // is over either way.
+    app.guard.logout(&user).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Logs out everywhere: every token and every session of this user issued
+/// so far ends (one version bump).
+async fn logout_all(
+    State(app): State<App>,
+    Authenticated(user): Authenticated,
+) -> Result<StatusCode, Refused> {
     app.guard.bump_version(user.sub()).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The user's active sessions, oldest first (times in Unix seconds);
+/// `current` marks the caller's own.
+async fn sessions(
+    State(app): State<App>,
+    Authenticated(user): Authenticated,
+) -> Result<impl IntoResponse, Refused> {
+    let current = user.session_id();
+    let list: Vec<_> = app
+        .guard
+        .sessions(user.sub())
+        .await?
+        .into_iter()
+        .map(|s| {
+            json!({
+                "session_id": s.id,
+                "created_at": s.created_at,
+                "last_used_at": s.last_used_at,
+                "current": current == Some(s.id.as_str()),
+            })
+        })
+        .collect();
+    Ok(Json(list))
+}
+
+/// Ends one session of the user (e.g. a lost phone, from the laptop). An id
+/// that is not an active session of this user, another user's included, is
+/// 404: the answer does not tell whether the id exists.
+async fn end_session(
+    State(app): State<App>,
+    Authenticated(user): Authenticated,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<StatusCode, Refused> {
+    let not_found = || Refused::from(ApiError(StatusCode::NOT_FOUND, "not_found"));
+    let Path(id) = id.map_err(|_| not_found())?;
+    if app.guard.revoke_session(user.sub(), &id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(not_found())
+    }
 }
 
 async fn change_password(
@@ -311,20 +449,20 @@ async fn change_password(
     Authenticated(user): Authenticated,
     headers: HeaderMap,
     body: Result<Json<PasswordChange>, JsonRejection>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<StatusCode, Refused> {
     let Json(p) = body.map_err(bad_body)?;
     if !valid_password(&p.new_password) || !presentable_password(&p.old_password) {
-        return Err(bad_input());
+        return Err(bad_input().into());
     }
     let (id, _, hash) = user_of(&app, user.sub()).await?;
     if !verify_password(app.hash_permit()?, p.old_password, hash).await {
-        return Err(ApiError(StatusCode::UNAUTHORIZED, "invalid_credentials"));
+        return Err(ApiError(StatusCode::UNAUTHORIZED, "invalid_credentials").into());
     }
     let new_hash = hash_password(app.hash_permit()?, p.new_password).await?;
     // The two argon2 runs take a while: the session may have been logged
-    // out (everywhere, or by another password change) meanwhile. Check the
-    // caller's token once more before writing anything: a revoked token gets
-    // 401 and nothing changes. What remains is the short window between this
+    // out (this device, everywhere, or by another password change)
+    // meanwhile. Check the caller's token once more before writing
+    // anything: a revoked token gets 401 and nothing changes. What remains is the short window between this
     // check and the writes below (two database round trips, no hashing): a
     // logout that lands inside it does not stop this change, but the change
     // bumps the version itself, so no session survives it either way.
@@ -334,7 +472,7 @@ async fn change_password(
             .map(HeaderValue::as_bytes),
     ) {
         Bearer::Bearer(token) => token,
-        _ => return Err(ApiError(StatusCode::UNAUTHORIZED, "invalid_token")),
+        _ => return Err(ApiError(StatusCode::UNAUTHORIZED, "invalid_token").into()),
     };
     app.guard.validate::<()>(token).await?;
     // Two writes, in the order that fails safe. The revocation goes first:
@@ -344,7 +482,9 @@ async fn change_password(
     //   over but the password is the old one: the user logs in again with it
     //   and retries. Nobody keeps a session the user meant to end.
     // The other order could leave the new password in place with the stolen
-    // session still alive (password written, revocation failed).
+    // session still alive (password written, revocation failed). The bump
+    // ends every session of the user too: their refresh tokens are refused
+    // (`session_revoked`), so no device gets a new access token.
     // A login that checked the old password just before the change can
     // still get a token right after the revocation: a race inherent in any
     // order, closed by a second bump after the password write if it matters.
@@ -355,6 +495,31 @@ async fn change_password(
         .execute(app.db())
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// How often sessions whose refresh token expired long ago are deleted.
+const PURGE_EVERY: Duration = Duration::from_secs(10 * 60);
+
+/// Deletes expired sessions every [`PURGE_EVERY`] (the first time at
+/// start), so the sessions table holds only sessions that can still
+/// matter. A failure is logged and retried at the next round.
+fn spawn_session_purge(guard: Guard<SqliteStore>) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(PURGE_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            match guard.purge_sessions().await {
+                Ok(purged) => tracing::info!(purged, "expired sessions purged"),
+                // The store's own error says why (the wrapper only says
+                // "unavailable").
+                Err(jwt_revoke::Error::StoreUnavailable(e)) => {
+                    tracing::warn!(error = %e, "purging expired sessions failed")
+                }
+                Err(e) => tracing::warn!(error = %e, "purging expired sessions failed"),
+            }
+        }
+    });
 }
 
 async fn health() -> impl IntoResponse {
@@ -435,7 +600,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let store = SqliteStore::connect(&db_url).await?;
     sqlx::raw_sql(USERS_SCHEMA).execute(store.pool()).await?;
     let keys = Keys::hmac(Algorithm::HS256, &secret)?;
-    let guard = Guard::builder(keys, store).build()?;
+    // One secret for access and refresh tokens (see the module docs).
+    let session_config = SessionConfig::new(RefreshKey::new(&secret)?);
+    let guard = Guard::builder(keys, store)
+        .sessions(session_config)
+        .build()?;
+    spawn_session_purge(guard.clone());
     // Two argon2 runs per CPU at once: enough to keep every core busy,
     // about 19 MiB each.
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -461,10 +631,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protected = Router::new()
         .route("/me", get(me).route_layer(auth.clone()))
         .route("/logout", post(logout).route_layer(auth.clone()))
+        .route("/logout-all", post(logout_all).route_layer(auth.clone()))
+        .route("/sessions", get(sessions).route_layer(auth.clone()))
+        .route(
+            "/sessions/{id}",
+            delete(end_session).route_layer(auth.clone()),
+        )
         .route("/password", post(change_password).route_layer(auth));
     let router = Router::new()
         .route("/register", post(register))
         .route("/login", post(login))
+        .route("/refresh", post(refresh))
         .route("/health", get(health))
         .merge(protected)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
