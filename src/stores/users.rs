@@ -252,7 +252,9 @@ enum Key<'s> {
 /// The SQL dialects of the users-table stores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Dialect {
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     Sqlite,
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     Postgres,
 }
 
