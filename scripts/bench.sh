@@ -13,13 +13,17 @@
 # (installed with apt when missing) on this machine. Two token mixes: one
 # token repeated (a client making several requests) and BENCH_TOKENS
 # distinct tokens in turn (each comes back only after all the others went
-# by: more than the verified-token cache holds). Writes
-# docs/bench-http.csv, redraws docs/bench-http.svg
-# (scripts/plot_bench_http.py) and prints the table.
+# by: more than the verified-token cache holds). The whole matrix runs
+# BENCH_ROUNDS times, interleaved, so that a burst of other work on the
+# machine lands on every variant alike; the table and the plot take the
+# median of the rounds. Writes docs/bench-http.csv (one row per run),
+# redraws docs/bench-http.svg (scripts/plot_bench_http.py) and prints the
+# table.
 #
 # Settings (environment):
 #   BENCH_SECONDS      measured seconds per run (default 10)
 #   BENCH_WARMUP       warm-up seconds before each run (default 2)
+#   BENCH_ROUNDS       rounds of the whole matrix (default 3)
 #   BENCH_CONNECTIONS  open connections (default 32)
 #   BENCH_WRK_THREADS  wrk threads (default 1: the server keeps a core)
 #   BENCH_TOKENS       distinct tokens (and subjects) (default 20000)
@@ -58,6 +62,7 @@ http_bench() {
   local seconds="${BENCH_SECONDS:-10}" warmup="${BENCH_WARMUP:-2}"
   local connections="${BENCH_CONNECTIONS:-32}" wrk_threads="${BENCH_WRK_THREADS:-1}"
   local ntokens="${BENCH_TOKENS:-20000}" mixes="${BENCH_MIXES:-repeat distinct}"
+  local rounds="${BENCH_ROUNDS:-3}"
   local port="${BENCH_PORT:-18080}" out="${BENCH_OUT:-docs/bench-http.csv}"
   local base="http://127.0.0.1:$port"
 
@@ -77,13 +82,14 @@ http_bench() {
   local bin="$target/release/jwt-revoke-bench-http"
 
   HTTP_TMP=$(mktemp -d)
-  local alg variant mix
+  local alg variant mix round
   for alg in hs256 es256; do
     "$bin" tokens "$alg" "$ntokens" >"$HTTP_TMP/$alg.jwt"
   done
 
-  echo "algorithm,variant,tokens,requests_per_s,p50_us,p99_us,requests,seconds,connections" \
+  echo "round,algorithm,variant,tokens,requests_per_s,p50_us,p99_us,requests,seconds,connections" \
     >"$HTTP_TMP/results.csv"
+  for round in $(seq 1 "$rounds"); do
   for alg in hs256 es256; do
     local token
     token=$(head -n 1 "$HTTP_TMP/$alg.jwt")
@@ -131,12 +137,14 @@ http_bench() {
         fi
         local rps
         rps=$(awk -v r="$requests" -v d="$duration" 'BEGIN { printf "%.0f", r * 1e6 / d }')
-        echo "$alg,$variant,$mix,$rps,$p50,$p99,$requests,$seconds,$connections" >>"$HTTP_TMP/results.csv"
-        printf 'bench.sh: %-6s %-7s %-9s %8s req/s  p50 %6s us  p99 %6s us\n' \
-          "$alg" "$variant" "$mix" "$rps" "$p50" "$p99" >&2
+        echo "$round,$alg,$variant,$mix,$rps,$p50,$p99,$requests,$seconds,$connections" \
+          >>"$HTTP_TMP/results.csv"
+        printf 'bench.sh: round %s %-6s %-7s %-9s %8s req/s  p50 %6s us  p99 %6s us\n' \
+          "$round" "$alg" "$variant" "$mix" "$rps" "$p50" "$p99" >&2
       done
       stop_server
     done
+  done
   done
 
   mkdir -p "$(dirname "$out")"

@@ -7,10 +7,12 @@ as an SVG bar chart and prints the README's Markdown table.
 Standard library only. One panel per token mix (one token repeated,
 distinct tokens), HS256 and ES256 side by side in each, one bar per
 variant: requests per second, labelled with the ratio to the plain decode
-and the p99 latency.
+and the p99 latency. With several rounds in the CSV, each figure is the
+median of the rounds.
 """
 
 import csv
+import statistics
 import sys
 from xml.sax.saxutils import escape
 
@@ -24,9 +26,21 @@ MIXES = [("repeat", "one token repeated"), ("distinct", "distinct tokens")]
 
 
 def load(path):
+    """One row per (algorithm, variant, token mix): the median of each
+    measure over the rounds."""
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
-    return {(r["algorithm"], r["variant"], r["tokens"]): r for r in rows}
+    runs = {}
+    for r in rows:
+        runs.setdefault((r["algorithm"], r["variant"], r["tokens"]), []).append(r)
+    return {
+        key: {
+            m: str(round(statistics.median(int(r[m]) for r in rs)))
+            for m in ("requests_per_s", "p50_us", "p99_us")
+        }
+        | {"rounds": str(len(rs))}
+        for key, rs in runs.items()
+    }
 
 
 def latency(us, digits=2):
@@ -80,6 +94,7 @@ def svg(data):
     panel_w, panel_h, top, left, bottom = 520, 300, 70, 70, 60
     width = left + panel_w * len(mixes) + 20
     height = top + panel_h + bottom + 30
+    rounds = min(int(r["rounds"]) for r in data.values())
     ymax = nice_max(max(int(r["requests_per_s"]) for r in data.values()) * 1.1)
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
@@ -150,8 +165,8 @@ def svg(data):
                 )
     out.append(
         f'<text x="{left}" y="{height - 8}" fill="#555" font-size="10">'
-        "Ratios are to the plain decode with the same algorithm and token mix. "
-        "Server, wrk and Redis on one 2-core machine.</text>"
+        "Ratios are to the plain decode with the same algorithm and token mix; "
+        f"medians of {rounds} round(s). Server, wrk and Redis on one 2-core machine.</text>"
     )
     out.append("</svg>")
     return "\n".join(out) + "\n"
