@@ -33,14 +33,17 @@ def load(path):
     runs = {}
     for r in rows:
         runs.setdefault((r["algorithm"], r["variant"], r["tokens"]), []).append(r)
-    return {
-        key: {
+    out = {}
+    for key, rs in runs.items():
+        row = {
             m: str(round(statistics.median(int(r[m]) for r in rs)))
             for m in ("requests_per_s", "p50_us", "p99_us")
         }
-        | {"rounds": str(len(rs))}
-        for key, rs in runs.items()
-    }
+        row["rounds"] = str(len(rs))
+        hits = [float(r["verified_hit_pct"]) for r in rs if r.get("verified_hit_pct")]
+        row["verified_hit_pct"] = f"{statistics.median(hits):.0f}" if hits else ""
+        out[key] = row
+    return out
 
 
 def latency(us, digits=2):
@@ -75,6 +78,18 @@ def table(data):
                     latency(r["p99_us"]),
                 ]
             lines.append("| " + " | ".join(cells) + " |")
+    hits = [
+        f"{alg_label} {label}: {data[(alg, 'revoke', mix)]['verified_hit_pct']} %"
+        for alg, alg_label in ALGORITHMS
+        for mix, label in mixes
+        if data.get((alg, "revoke", mix), {}).get("verified_hit_pct")
+    ]
+    if hits:
+        lines.append("")
+        lines.append(
+            "Requests of the jwt-revoke variant answered from the verified-token "
+            "cache (no signature check): " + ", ".join(hits) + "."
+        )
     return "\n".join(lines)
 
 

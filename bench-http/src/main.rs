@@ -14,7 +14,9 @@
 //! jwt-revoke-bench-http tokens <hs256|es256> <count>   # one token per line on stdout
 //! ```
 //!
-//! `serve` reads `BIND` (default `127.0.0.1:18080`), `SUBJECTS` (subjects
+//! `revoke` also answers `GET /stats` (accepted tokens, verified-token
+//! cache hits) so the script can tell how many requests skipped the
+//! signature check. `serve` reads `BIND` (default `127.0.0.1:18080`), `SUBJECTS` (subjects
 //! `user-0` … in the store, default 20 000; `revoke` only) and `REDIS_URL`
 //! (`redis` only). Token `i` has `sub = user-i` and `jti = t-i`, `ver = 0`,
 //! and expires in two hours. `scripts/bench.sh http` runs everything.
@@ -110,6 +112,16 @@ async fn health() -> &'static str {
     "ok"
 }
 
+/// The guard's counters the script reads around a run: how many accepted
+/// requests skipped the signature check (verified-token cache).
+async fn stats(State(guard): State<Guard<MemoryStore>>) -> String {
+    let s = guard.stats();
+    format!(
+        "accepted {}\nverified_hits {}\n",
+        s.accepted, s.verified_hits
+    )
+}
+
 async fn me_revoke(Authenticated(user): Authenticated) -> String {
     user.sub().to_owned()
 }
@@ -170,8 +182,10 @@ async fn router(variant: &str, alg: Algorithm) -> Result<Router, BoxError> {
         }
         let keys = Keys::new(alg, encoding_key(alg)?, decoding_key(alg)?)?;
         let guard = Guard::builder(keys, store).build()?;
-        let auth = RevokeLayer::<_, ()>::new(guard);
-        return Ok(app.route("/me", get(me_revoke).route_layer(auth)));
+        let auth = RevokeLayer::<_, ()>::new(guard.clone());
+        return Ok(app
+            .route("/me", get(me_revoke).route_layer(auth))
+            .route("/stats", get(stats).with_state(guard)));
     }
     let denylist = match variant {
         "decode" => None,
