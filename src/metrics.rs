@@ -260,6 +260,10 @@ fn describe() {
         "Revocations whose publication to other instances failed."
     );
     describe_counter!(
+        "jwt_revoke_verified_hits_total",
+        "Validations that skipped the signature check (verified-token cache)."
+    );
+    describe_counter!(
         SESSION_CACHE,
         "Session lookups of tokens with a session id, by result."
     );

@@ -1280,3 +1280,92 @@ async fn a_password_change_ends_every_session_refresh_tokens_included() {
     let next = rotate(&c, base, &fresh.refresh).await;
     assert_eq!(me(&c, base, &next.access).await.0, StatusCode::OK);
 }
+
+/// How far a counter moved between two scrapes.
+fn moved_in(before: &str, after: &str, series: &str) -> f64 {
+    sample(after, series) - sample(before, series)
+}
+
+/// `GET /metrics`, checked to be the Prometheus text format.
+async fn scrape(c: &reqwest::Client, base: &str) -> String {
+    let r = c.get(format!("{base}/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let content_type = r.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
+    r.text().await.unwrap()
+}
+
+/// One sample of a scrape, e.g. `jwt_revoke_cache_total{result="hit"}`;
+/// 0 when the series is not there yet.
+fn sample(scrape: &str, series: &str) -> f64 {
+    scrape
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            (name == series).then(|| value.parse().unwrap())
+        })
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn metrics_count_validations_cache_hits_and_revocations() {
+    let server = start().await;
+    let (c, base) = (reqwest::Client::new(), server.base.as_str());
+    register(&c, base, "alice", "correct horse").await;
+    let before = scrape(&c, base).await;
+    // Described once by the library: a scraper shows what each one means.
+    assert!(
+        before.contains("# TYPE jwt_revoke_validations_total counter"),
+        "{before}"
+    );
+    assert!(before.contains("# HELP jwt_revoke_validations_total"));
+
+    // A login, two requests with the same token (the second one a cache
+    // hit that skips the signature check), a logout everywhere, and the old
+    // token refused.
+    let (status, body) = login(&c, base, "alice", "correct horse").await;
+    assert_eq!(status, StatusCode::OK);
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    for _ in 0..2 {
+        assert_eq!(me(&c, base, &token).await.0, StatusCode::OK);
+    }
+    let r = c
+        .post(format!("{base}/logout-all"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let (status, _, body) = me(&c, base, &token).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"], "token_revoked");
+
+    let after = scrape(&c, base).await;
+    // The session counters move too.
+    assert_eq!(
+        moved_in(&before, &after, "jwt_revoke_sessions_created_total"),
+        1.0
+    );
+    let moved = |series: &str| sample(&after, series) - sample(&before, series);
+    // Two `/me` and the logout's own check.
+    assert_eq!(
+        moved(r#"jwt_revoke_validations_total{outcome="accepted"}"#),
+        3.0,
+        "{after}"
+    );
+    assert_eq!(
+        moved(r#"jwt_revoke_validations_total{outcome="token_revoked"}"#),
+        1.0
+    );
+    assert_eq!(moved(r#"jwt_revoke_revoked_total{reason="version"}"#), 1.0);
+    assert_eq!(moved("jwt_revoke_revocations_total"), 1.0);
+    assert!(moved(r#"jwt_revoke_cache_total{result="hit"}"#) >= 1.0);
+    assert!(moved("jwt_revoke_verified_hits_total") >= 1.0);
+    assert!(moved("jwt_revoke_store_loads_total") >= 1.0);
+    // Nothing that identifies a user or a token is in a label.
+    assert!(!after.contains(&token) && !after.contains("alice"));
+}

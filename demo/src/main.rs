@@ -15,6 +15,9 @@
 //!   it therefore ends every access and refresh token at once.
 //! - `RUST_LOG` (default `info`)
 //!
+//! `GET /metrics` serves the guard's counters in the Prometheus text format
+//! (module `metrics`).
+//!
 //! Unauthenticated endpoints run argon2 (19 MiB each): request bodies are
 //! capped at 4 KiB, passwords at 1024 bytes, and at most two hashes per CPU
 //! run at once; a request beyond that gets 503 with `Retry-After`, so a
@@ -56,6 +59,8 @@ use jwt_revoke::{
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+mod metrics;
 
 /// The largest request body accepted (JSON with a username and passwords).
 const MAX_BODY_BYTES: usize = 4 * 1024;
@@ -597,6 +602,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let db_url =
         std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite://jwt-revoke-demo.db".to_owned());
 
+    // Before the guard is built: it registers its counters at build time.
+    let metrics = metrics::install()?;
     let store = SqliteStore::connect(&db_url).await?;
     sqlx::raw_sql(USERS_SCHEMA).execute(store.pool()).await?;
     let keys = Keys::hmac(Algorithm::HS256, &secret)?;
@@ -644,6 +651,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/refresh", post(refresh))
         .route("/health", get(health))
         .merge(protected)
+        .merge(metrics::router(metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(log_requests))
         .with_state(app);
