@@ -309,6 +309,7 @@ impl<S: CutoffStore> GuardBuilder<S> {
                 "accept_any_audience contradicts a configured audience".into(),
             ));
         }
+        self.keys.check()?;
         install_crypto_provider();
         let cache_config = CacheConfig {
             ttl_ms: millis(self.ttl),

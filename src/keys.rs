@@ -260,13 +260,14 @@ impl Keys {
     }
 
     /// Sets the `kid` of the signing key (stamped in the header of issued
-    /// tokens) and of the verification key created with it.
+    /// tokens) and of the verification key created with it (the one the
+    /// constructor made; called again, the last `kid` wins for both). A
+    /// `kid` that another verification key already has is refused when the
+    /// guard is built ([`Error::Config`]).
     #[must_use]
     pub fn with_kid(mut self, kid: impl Into<String>) -> Self {
         let kid = kid.into();
-        if let Some(first) = self.verifying.first_mut()
-            && first.kid.is_none()
-        {
+        if let Some(first) = self.verifying.first_mut() {
             first.kid = Some(kid.clone());
         }
         if let Some(signing) = &mut self.signing {
@@ -296,6 +297,21 @@ impl Keys {
         self.verifying
             .push(VerifyingKey::new(Some(kid), alg, decoding));
         Ok(self)
+    }
+
+    /// Refuses two verification keys with one `kid`: the second could never
+    /// verify anything.
+    pub(crate) fn check(&self) -> Result<(), Error> {
+        for (i, k) in self.verifying.iter().enumerate() {
+            if let Some(kid) = &k.kid
+                && self.verifying[..i]
+                    .iter()
+                    .any(|o| o.kid.as_deref() == Some(kid))
+            {
+                return Err(Error::Config(format!("duplicate key id {kid:?}")));
+            }
+        }
+        Ok(())
     }
 
     /// `true` when a signing key is configured.
@@ -437,6 +453,11 @@ mod tests {
 
     #[test]
     fn the_own_header_is_what_issue_writes() {
+        let _ = crate::Guard::builder(
+            Keys::hmac(Algorithm::HS256, &[7; 32]).unwrap(),
+            crate::MemoryStore::new(),
+        )
+        .build(); // installs the crypto provider when both backends are on
         let keys = Keys::hmac(Algorithm::HS384, &[1; 48])
             .unwrap()
             .with_kid("k1");

@@ -159,7 +159,8 @@ pub struct Rotate {
     /// The new `expires_at` after a rotation.
     pub expires_at: i64,
     /// Seconds after the last rotation during which the generation just
-    /// before the current one still rotates (`None`: never).
+    /// before the current one still rotates (`None`: never; a negative
+    /// value is taken as `None`).
     pub grace: Option<i64>,
 }
 
@@ -301,7 +302,9 @@ pub fn apply_rotation(session: &mut Session, rotate: Rotate) -> Rotation {
     if session.expires_at <= rotate.now {
         return Rotation::Expired;
     }
-    let graced = rotate.grace.is_some_and(|g| {
+    // With a grace of zero or more, the saturating sum is exact for the
+    // comparison (a sum beyond i64::MAX is >= any `now`).
+    let graced = rotate.grace.filter(|g| *g >= 0).is_some_and(|g| {
         rotate.generation.checked_add(1) == Some(session.generation)
             && session.last_used_at.saturating_add(g) >= rotate.now
     });

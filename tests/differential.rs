@@ -970,6 +970,20 @@ async fn deliberate_differences_are_stricter_only() {
             r#"{"sub":"alice","iat":IAT,"exp":EXP,"ver":0,"ver":0}"#.into(),
             "malformed",
         ),
+        (
+            "sid of the wrong type (foreign mode too)",
+            ANY_AUD,
+            HS,
+            r#"{"sub":"alice","iat":IAT,"exp":EXP,"sid":12345}"#.into(),
+            "malformed",
+        ),
+        (
+            "duplicate sid",
+            DEFAULT,
+            HS,
+            r#"{"sub":"alice","iat":IAT,"exp":EXP,"ver":0,"sid":"a","sid":"b"}"#.into(),
+            "malformed",
+        ),
     ];
     for (name, config, header, claims, code) in cases {
         assert_eq!(

@@ -129,6 +129,7 @@ impl CutoffStore for MemoryStore {
 impl SessionStore for MemoryStore {
     async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
         check_storable(&session.sub)?;
+        check_storable(&session.id)?;
         match self.sessions.entry(session.id.clone()) {
             dashmap::mapref::entry::Entry::Occupied(_) => {
                 Err(StoreError::msg("a session with this id exists"))

@@ -752,7 +752,8 @@ impl SessionStore for RedisStore {
                 .checked_add(n)
                 .map_or_else(String::new, |g| g.to_string())
         };
-        let (next, since, graced) = match rotate.grace {
+        // A negative grace is no grace (`Rotate::grace`).
+        let (next, since, graced) = match rotate.grace.filter(|g| *g >= 0) {
             Some(grace) => (
                 plus(1),
                 rotate.now.saturating_sub(grace).to_string(),

@@ -133,6 +133,11 @@ pub(crate) const LOAD_SESSION: &str = concat!(
 /// grace accepts; NULL without grace). A generation at `i64::MAX` cannot
 /// move forward: it is treated as spent, like `apply_rotation` does at
 /// `u64::MAX`.
+///
+/// SQLite holds any value in any column: the statement touches only rows
+/// whose times and generation are integers (`CAST(x AS BIGINT) = x`, always
+/// true in PostgreSQL's typed columns), so a value this crate never writes
+/// fails closed in the read that follows instead of being compared as text.
 pub(crate) const ROTATE_SESSION: &str = concat!(
     "UPDATE jwt_revoke_sessions SET \
        generation = CASE WHEN ",
@@ -149,6 +154,9 @@ pub(crate) const ROTATE_SESSION: &str = concat!(
     rotate_matches!(),
     " THEN NULL ELSE $4 END \
      WHERE id = $1 AND sub = $2 AND revoked_at IS NULL AND expires_at > $4 \
+       AND CAST(expires_at AS BIGINT) = expires_at \
+       AND CAST(last_used_at AS BIGINT) = last_used_at \
+       AND CAST(generation AS BIGINT) = generation \
      RETURNING ",
     session_columns!()
 );
@@ -187,7 +195,8 @@ pub(crate) fn rotate_binds(
             .checked_add(n)
             .and_then(|g| i64::try_from(g).ok())
     };
-    match rotate.grace {
+    // A negative grace is no grace (`Rotate::grace`).
+    match rotate.grace.filter(|g| *g >= 0) {
         Some(grace) => (
             current,
             plus(1),

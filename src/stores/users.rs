@@ -290,6 +290,12 @@ impl Queries {
         let (table, v, nb) = (&t.table, &t.version, &t.not_before);
         let id = match (dialect, t.ids) {
             (Dialect::Postgres, UserIds::Uuid) => format!("{} = CAST({p1} AS uuid)", t.id),
+            // SQLite compares text with an INTEGER column as a number
+            // ("042" = 42): the text of the stored id must match too, so
+            // one user has one spelling (and one cache entry).
+            (Dialect::Sqlite, UserIds::Text) => {
+                format!("{id} = {p1} AND CAST({id} AS TEXT) = {p1}", id = t.id)
+            }
             _ => format!("{} = {p1}", t.id),
         };
         let readable = format!(
