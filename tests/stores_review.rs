@@ -188,7 +188,7 @@ async fn differential<S: SessionStore>(store: &S, name: &str, seeds: u64) {
                         norm(&store.create_session(&s).await),
                     )
                 }
-                2 | 3 | 4 | 5 => {
+                2..=5 => {
                     let presented = match current {
                         Some(g) => {
                             g.saturating_add_signed(*rng.pick(&[-3, -2, -1, -1, 0, 0, 0, 1]))
@@ -607,12 +607,12 @@ async fn concurrent_invariants<S: SessionStore + Send + Sync + 'static>(
         ));
     }
     for (i, id) in ids.iter().enumerate() {
-        let h = histories[i].lock().unwrap();
         let fin = store
             .load_session(&sub, id)
             .await
             .unwrap()
             .expect("live session purged");
+        let h = std::mem::take(&mut *histories[i].lock().unwrap());
         let mut new_gens: Vec<u64> = h.rotated.iter().map(|&(_, g)| g).collect();
         new_gens.sort_unstable();
         let distinct = {
