@@ -1,6 +1,6 @@
 //! Runs cache-hit validations (HS256, verified-token cache off) in a loop,
 //! for a profiler, or bare `jsonwebtoken::decode`s of the same token with
-//! `decode` as the second argument:
+//! `decode` as the second argument (`repeat`: the verified-token cache on):
 //! `cargo build --release --example profile_hit`, then e.g.
 //! `valgrind --tool=callgrind target/release/examples/profile_hit 20000`
 //! (instruction counts per function: the breakdown in the README).
@@ -24,7 +24,11 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(100_000);
-    let decode_only = std::env::args().nth(2).as_deref() == Some("decode");
+    let mode = std::env::args().nth(2).unwrap_or_default();
+    let decode_only = mode == "decode";
+    // `repeat`: the verified-token cache on, so the same token skips the
+    // signature check.
+    let verified = if mode == "repeat" { 10_000 } else { 0 };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -35,7 +39,7 @@ fn main() {
     let guard = Guard::builder(Keys::hmac(Algorithm::HS256, secret).expect("keys"), store)
         .access_ttl(Duration::from_secs(86_400))
         .cache_ttl(Duration::from_secs(3_600))
-        .verified_cache(0)
+        .verified_cache(verified)
         .build()
         .expect("guard");
     let token = rt.block_on(guard.issue("user-0", &())).expect("token");

@@ -19,13 +19,19 @@ pub trait Clock: Send + Sync + 'static {
     }
 }
 
-/// The system's wall clock (through `chrono::Utc::now`).
+/// The system's wall clock (`std::time::SystemTime`, read on every call).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_millis(&self) -> i64 {
-        chrono::Utc::now().timestamp_millis()
+        // Milliseconds since the Unix epoch, negative before it; read
+        // directly (no calendar arithmetic on the hot path).
+        let now = std::time::SystemTime::now();
+        match now.duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+            Err(e) => i64::try_from(e.duration().as_millis()).map_or(i64::MIN, |ms| -ms),
+        }
     }
 }
 
@@ -79,5 +85,21 @@ impl Clock for FakeClock {
 impl<C: Clock + ?Sized> Clock for Arc<C> {
     fn now_millis(&self) -> i64 {
         (**self).now_millis()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_system_clock_reads_unix_milliseconds() {
+        let before = chrono::Utc::now().timestamp_millis();
+        let ours = SystemClock.now_millis();
+        let after = chrono::Utc::now().timestamp_millis();
+        assert!(
+            before <= ours && ours <= after,
+            "{before} <= {ours} <= {after}"
+        );
     }
 }

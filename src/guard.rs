@@ -702,7 +702,7 @@ impl<S: CutoffStore> Guard<S> {
             self.check_cutoffs(&checked, now_ms).await?;
             let claims = parse_extra::<C>(&hit.payload)?;
             return Ok(Verified {
-                sub: hit.sub.to_string(),
+                sub: String::from(&*hit.sub),
                 iat: hit.iat,
                 exp: hit.exp,
                 ver: hit.ver,
