@@ -526,7 +526,7 @@ pub struct Verified<C = ()> {
     pub(crate) iat: i64,
     pub(crate) exp: i64,
     pub(crate) ver: Option<u64>,
-    pub(crate) sid: Option<String>,
+    pub(crate) sid: Option<std::sync::Arc<str>>,
     pub(crate) claims: C,
 }
 

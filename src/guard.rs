@@ -426,7 +426,12 @@ struct Checked<'p> {
     ver: Option<u64>,
     nbf: Option<i64>,
     sid: Option<std::borrow::Cow<'p, str>>,
+    /// The cache keys, when already known (see `keys_of`).
+    keys: Option<CacheKeys>,
 }
+
+/// A subject's cache key and its session's (when the token has one).
+pub(crate) type CacheKeys = (SubjectKey, Option<SubjectKey>);
 
 /// What a token is stamped with: read from the store (not the cache) just
 /// before signing.
@@ -698,6 +703,7 @@ impl<S: CutoffStore> Guard<S> {
                 ver: hit.ver,
                 nbf: hit.nbf,
                 sid: hit.sid.as_deref().map(std::borrow::Cow::Borrowed),
+                keys: Some(hit.keys),
             };
             self.check_cutoffs(&checked, now_ms).await?;
             let claims = parse_extra::<C>(&hit.payload)?;
@@ -706,25 +712,32 @@ impl<S: CutoffStore> Guard<S> {
                 iat: hit.iat,
                 exp: hit.exp,
                 ver: hit.ver,
-                sid: hit.sid.as_deref().map(str::to_owned),
+                sid: hit.sid.clone(),
                 claims,
             });
         }
         let payload = self.verify_signature(token)?;
-        let checked = if inner.settings.foreign_tokens {
+        let mut checked = if inner.settings.foreign_tokens {
             self.check_claims::<Skip>(&payload, now_ms)?
         } else {
             self.check_claims::<u64>(&payload, now_ms)?
         };
+        // The cache keys, computed once: a verified-token hit reuses them.
+        let keys = self.keys_of(&checked);
+        checked.keys = Some(keys);
+        let sid: Option<std::sync::Arc<str>> = checked.sid.as_deref().map(std::sync::Arc::from);
         inner.verified.insert(
             token,
             now_ms,
-            &checked.sub,
-            checked.iat,
-            checked.exp,
-            checked.ver,
-            checked.nbf,
-            checked.sid.as_deref(),
+            crate::verified::Registered {
+                sub: &checked.sub,
+                iat: checked.iat,
+                exp: checked.exp,
+                ver: checked.ver,
+                nbf: checked.nbf,
+                sid: sid.clone(),
+                keys,
+            },
             &payload,
             inner.settings.leeway,
         );
@@ -735,9 +748,21 @@ impl<S: CutoffStore> Guard<S> {
             iat: checked.iat,
             exp: checked.exp,
             ver: checked.ver,
-            sid: checked.sid.map(std::borrow::Cow::into_owned),
+            sid,
             claims,
         })
+    }
+
+    /// The subject's cache key, and the session's when the token has a
+    /// `sid` and sessions are on.
+    fn keys_of(&self, checked: &Checked<'_>) -> CacheKeys {
+        let inner = &*self.inner;
+        let subject = inner.cache.key(&checked.sub);
+        let session = match (checked.sid.as_deref(), &inner.sessions) {
+            (Some(sid), Some(s)) => Some(s.cache.key2(&checked.sub, sid)),
+            _ => None,
+        };
+        (subject, session)
     }
 
     /// Structure, header, algorithm, key and signature. Returns the decoded
@@ -821,6 +846,7 @@ impl<S: CutoffStore> Guard<S> {
             ver,
             nbf,
             sid: wire.sid,
+            keys: None,
         })
     }
 
@@ -843,8 +869,13 @@ impl<S: CutoffStore> Guard<S> {
     async fn check_cutoffs(&self, checked: &Checked<'_>, now_ms: i64) -> Result<(), Error> {
         let inner = &*self.inner;
         let sub: &str = &checked.sub;
+        let keys = checked.keys.unwrap_or_else(|| self.keys_of(checked));
         let session = match (checked.sid.as_deref(), &inner.sessions) {
-            (Some(sid), Some(sessions)) => Some((sessions, sid, sessions.cache.key2(sub, sid))),
+            (Some(sid), Some(sessions)) => Some((
+                sessions,
+                sid,
+                keys.1.unwrap_or_else(|| sessions.cache.key2(sub, sid)),
+            )),
             // A token minted for a session by an instance with sessions on:
             // refusing it loudly beats accepting a revoked session. Foreign
             // tokens (whose `ver` is not read) may carry their issuer's own
@@ -854,7 +885,7 @@ impl<S: CutoffStore> Guard<S> {
             }
             _ => None,
         };
-        let key = inner.cache.key(sub);
+        let key = keys.0;
         let lookup = inner.cache.lookup(key, now_ms);
         let fresh_global = inner.cache.fresh_global(now_ms);
         let session_lookup = session.map(|(s, _, skey)| s.cache.lookup(skey, now_ms));

@@ -26,12 +26,25 @@ use dashmap::DashMap;
 use siphasher::sip128::{Hasher128, SipHasher13};
 
 use crate::cache::PassThrough;
+use crate::guard::CacheKeys;
+
+/// What the full checks established, as the guard hands it over.
+pub(crate) struct Registered<'a> {
+    pub(crate) sub: &'a str,
+    pub(crate) iat: i64,
+    pub(crate) exp: i64,
+    pub(crate) ver: Option<u64>,
+    pub(crate) nbf: Option<i64>,
+    pub(crate) sid: Option<Arc<str>>,
+    pub(crate) keys: CacheKeys,
+}
 
 /// Bytes an entry costs beyond its subject and payload, counted against the
-/// byte budget: the `Arc`'d entry (120 with the reference counts), the map
-/// slot (key and pointer, 24) and the table's spare capacity (up to as much
-/// again). A conservative estimate, so the heap stays under the budget.
-const ENTRY_OVERHEAD: usize = 176;
+/// byte budget: the `Arc`'d entry (160 with the reference counts and the
+/// cache keys), the map slot (key and pointer, 24) and the table's spare
+/// capacity (up to as much again). A conservative estimate, so the heap
+/// stays under the budget.
+const ENTRY_OVERHEAD: usize = 216;
 
 /// What the full checks established about one token.
 pub(crate) struct Entry {
@@ -44,7 +57,9 @@ pub(crate) struct Entry {
     pub(crate) nbf: Option<i64>,
     /// The session id (`sid`), if any: the session is checked on every
     /// request, like the cutoffs.
-    pub(crate) sid: Option<Box<str>>,
+    pub(crate) sid: Option<Arc<str>>,
+    /// The subject's (and session's) cache keys, so a hit hashes neither.
+    pub(crate) keys: CacheKeys,
     /// The decoded payload, for the caller's own claims.
     pub(crate) payload: Box<[u8]>,
     /// Unix ms from which the token would be expired (`exp` + leeway).
@@ -53,9 +68,10 @@ pub(crate) struct Entry {
 
 impl Entry {
     fn bytes(&self) -> usize {
+        // A session id is counted with its own allocation's header.
         ENTRY_OVERHEAD
             + self.sub.len()
-            + self.sid.as_ref().map_or(0, |s| s.len())
+            + self.sid.as_ref().map_or(0, |s| s.len() + 16)
             + self.payload.len()
     }
 }
@@ -119,15 +135,19 @@ impl VerifiedCache {
         &self,
         token: &str,
         now_ms: i64,
-        sub: &str,
-        iat: i64,
-        exp: i64,
-        ver: Option<u64>,
-        nbf: Option<i64>,
-        sid: Option<&str>,
+        registered: Registered<'_>,
         payload: &[u8],
         leeway: i64,
     ) {
+        let Registered {
+            sub,
+            iat,
+            exp,
+            ver,
+            nbf,
+            sid,
+            keys,
+        } = registered;
         if !self.enabled() {
             return;
         }
@@ -141,7 +161,8 @@ impl VerifiedCache {
             exp,
             ver,
             nbf,
-            sid: sid.map(Into::into),
+            sid,
+            keys,
             payload: payload.into(),
             until_ms,
         };
