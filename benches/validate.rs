@@ -3,7 +3,8 @@
 //! - `Guard::validate` of the same token on a cache hit (verified-token
 //!   cache off: signature checked every time), and repeated with the
 //!   verified-token cache on (the default),
-//! - the same for ES256 against a bare ES256 `jsonwebtoken::decode`,
+//! - the same for ES256 and RS256 against a bare `jsonwebtoken::decode` of
+//!   the same token,
 //! - `Guard::validate` on a cache miss (MemoryStore),
 //! - `Guard::issue`,
 //! - a cache miss through `DynStore` against the concrete store,
@@ -209,6 +210,41 @@ fn validate(c: &mut Criterion) {
     });
     group.bench_function("guard_validate_repeat_verified_cache", |b| {
         b.iter(|| hit(es_repeat.validate::<()>(black_box(&es_token))).unwrap())
+    });
+    group.finish();
+
+    // RS256 (2048-bit): the other common identity-provider algorithm.
+    let rs_keys = || {
+        let private = include_bytes!("../tests/vectors/keys/rsa_private.pem");
+        let public = include_bytes!("../tests/vectors/keys/rsa_public.pem");
+        let decoding = jsonwebtoken::DecodingKey::from_rsa_pem(public).unwrap();
+        let keys = Keys::new(
+            Algorithm::RS256,
+            jsonwebtoken::EncodingKey::from_rsa_pem(private).unwrap(),
+            decoding.clone(),
+        )
+        .unwrap();
+        (keys, decoding)
+    };
+    let (rs_guard_keys, rs_decoding) = rs_keys();
+    let rs = guard_with(rs_guard_keys, 1, &clock, Duration::from_secs(30), 0);
+    let rs_repeat = guard_with(rs_keys().0, 1, &clock, Duration::from_secs(30), 10_000);
+    let rs_token = block_on(rs.issue("user-0", &())).unwrap();
+    let mut rs_validation = jsonwebtoken::Validation::new(Algorithm::RS256);
+    rs_validation.set_required_spec_claims(&["exp", "sub", "iat"]);
+    let mut group = c.benchmark_group("validate_rs256");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("jsonwebtoken_decode", |b| {
+        b.iter(|| {
+            jsonwebtoken::decode::<BareClaims>(black_box(&rs_token), &rs_decoding, &rs_validation)
+                .unwrap()
+        })
+    });
+    group.bench_function("guard_validate_hit", |b| {
+        b.iter(|| hit(rs.validate::<()>(black_box(&rs_token))).unwrap())
+    });
+    group.bench_function("guard_validate_repeat_verified_cache", |b| {
+        b.iter(|| hit(rs_repeat.validate::<()>(black_box(&rs_token))).unwrap())
     });
     group.finish();
 

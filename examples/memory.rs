@@ -1,7 +1,9 @@
 //! Memory per cached subject: fills the guard's cache with N subjects and
-//! reports the growth of the resident set (Linux `/proc/self/statm`).
+//! reports the growth of the resident set (Linux `/proc/self/statm`); then
+//! the same for the verified-token cache (M distinct tokens validated once
+//! each), with what its byte budget counted for them.
 //!
-//! Run: `cargo run --release --example memory -- 1000000`
+//! Run: `cargo run --release --example memory -- 1000000 100000`
 
 use std::time::Duration;
 
@@ -51,5 +53,56 @@ fn main() {
     println!(
         "cached subjects: {n}\nrss growth: {:.1} MiB\nbytes per cached subject: {per:.1}",
         (after - before) as f64 / (1024.0 * 1024.0)
+    );
+
+    // The verified-token cache: M distinct tokens (of M subjects), each
+    // validated once, with a budget large enough to keep them all. The
+    // subjects' cutoffs are cached (and the tokens issued) before the
+    // baseline, so only the verified entries are measured.
+    let m: usize = std::env::args()
+        .nth(2)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(100_000)
+        .min(n);
+    let store = MemoryStore::new();
+    for name in &names[..m] {
+        store.insert(name.as_str(), Cutoff::default());
+    }
+    let verified = Guard::builder(
+        Keys::hmac(Algorithm::HS256, b"memory-example-secret-32-bytes!!").expect("key"),
+        store,
+    )
+    .max_entries(m + 1)
+    .cache_ttl(Duration::from_secs(3_600))
+    .verified_cache(m + 1)
+    .verified_cache_bytes(usize::MAX / 2)
+    .build()
+    .expect("guard");
+    let tokens: Vec<String> = rt.block_on(async {
+        let mut tokens = Vec::with_capacity(m);
+        for name in &names[..m] {
+            // `issue` reads the store and caches the subject's cutoff.
+            tokens.push(verified.issue(name, &()).await.expect("issue"));
+        }
+        tokens
+    });
+    let before = rss_bytes().expect("rss");
+    rt.block_on(async {
+        for t in &tokens {
+            verified.validate::<()>(t).await.expect("valid");
+        }
+    });
+    let after = rss_bytes().expect("rss");
+    let stats = verified.stats();
+    assert_eq!(stats.verified_tokens, m);
+    let avg_len = tokens.iter().map(String::len).sum::<usize>() / m.max(1);
+    println!(
+        "verified tokens: {m} (tokens of {avg_len} bytes)\n\
+         rss growth: {:.1} MiB\n\
+         bytes per verified token: {:.1}\n\
+         bytes per verified token counted by its budget: {:.1}",
+        (after - before) as f64 / (1024.0 * 1024.0),
+        after.saturating_sub(before) as f64 / m as f64,
+        stats.verified_bytes as f64 / m as f64
     );
 }
