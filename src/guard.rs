@@ -367,6 +367,33 @@ impl<S: CutoffStore> GuardBuilder<S> {
     }
 }
 
+/// A store call, reported with its latency as a `tracing` event (feature
+/// `tracing`; nothing otherwise): the operation and whether it succeeded,
+/// never its arguments.
+pub(crate) async fn traced<T>(
+    operation: &'static str,
+    call: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    #[cfg(feature = "tracing")]
+    {
+        let started = std::time::Instant::now();
+        let result = call.await;
+        tracing::debug!(
+            target: "jwt_revoke",
+            operation,
+            ok = result.is_ok(),
+            latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            "store call"
+        );
+        result
+    }
+    #[cfg(not(feature = "tracing"))]
+    {
+        let _ = operation;
+        call.await
+    }
+}
+
 /// The key that verifies a token with this header segment: decoded,
 /// parsed (every member type-checked), `alg` allowed, no `crit`, the key
 /// its `kid` selects, of that algorithm.
@@ -670,17 +697,46 @@ impl<S: CutoffStore> Guard<S> {
         &self,
         token: &str,
     ) -> Result<Verified<C>, Error> {
+        // One span per validation, its outcome recorded when known; store
+        // calls made for it are events inside it.
+        #[cfg(feature = "tracing")]
+        let span = tracing::debug_span!(
+            target: "jwt_revoke",
+            "validate",
+            outcome = tracing::field::Empty,
+            reason = tracing::field::Empty
+        );
+        #[cfg(feature = "tracing")]
+        let result = {
+            use tracing::Instrument;
+            self.validate_uncounted(token)
+                .instrument(span.clone())
+                .await
+        };
+        #[cfg(not(feature = "tracing"))]
         let result = self.validate_uncounted(token).await;
         self.inner.cache.counters.validation(&result);
         #[cfg(feature = "tracing")]
-        match &result {
-            Ok(_) => tracing::trace!(target: "jwt_revoke", "token accepted"),
-            Err(e) => tracing::debug!(
-                target: "jwt_revoke",
-                code = e.code(),
-                reason = e.revoked_reason().map(|r| r.as_str()),
-                "token rejected"
-            ),
+        {
+            let _entered = span.enter();
+            match &result {
+                Ok(_) => {
+                    span.record("outcome", "accepted");
+                    tracing::trace!(target: "jwt_revoke", "token accepted");
+                }
+                Err(e) => {
+                    span.record("outcome", e.code());
+                    if let Some(r) = e.revoked_reason() {
+                        span.record("reason", r.as_str());
+                    }
+                    tracing::debug!(
+                        target: "jwt_revoke",
+                        code = e.code(),
+                        reason = e.revoked_reason().map(|r| r.as_str()),
+                        "token rejected"
+                    );
+                }
+            }
         }
         result
     }
@@ -935,7 +991,10 @@ impl<S: CutoffStore> Guard<S> {
                         .cache
                         .global(now_ms, deadline, inner.settings.store_timeout, || {
                             let owner = Arc::clone(&self.inner);
-                            async move { owner.store.load_global().await }
+                            traced(
+                                "load_global",
+                                async move { owner.store.load_global().await },
+                            )
                         })
                         .await
                         // Counted by the cache (also when stale-if-error
@@ -983,7 +1042,7 @@ impl<S: CutoffStore> Guard<S> {
     {
         let owner = Arc::clone(&self.inner);
         let sub = sub.to_owned();
-        async move { owner.store.load(&sub).await }
+        traced("load", async move { owner.store.load(&sub).await })
     }
 
     /// When a store wait that starts now must end.
@@ -1000,7 +1059,7 @@ impl<S: CutoffStore> Guard<S> {
         deadline: tokio::time::Instant,
         call: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<T, Error> {
-        match tokio::time::timeout_at(deadline, call).await {
+        match tokio::time::timeout_at(deadline, traced("call", call)).await {
             Ok(result) => result.map_err(|e| self.store_error(e)),
             Err(_) => {
                 Err(self.store_error(StoreError::timed_out(self.inner.settings.store_timeout)))

@@ -405,11 +405,9 @@ fn load_state<S: SessionStore>(
     sid: String,
 ) -> crate::BoxFuture<'static, Result<Option<Cutoff>, StoreError>> {
     Box::pin(async move {
-        Ok(inner
-            .store
-            .load_session(&sub, &sid)
-            .await?
-            .map(|s| state_of(&s)))
+        let session =
+            crate::guard::traced("load_session", inner.store.load_session(&sub, &sid)).await?;
+        Ok(session.map(|s| state_of(&s)))
     })
 }
 

@@ -51,6 +51,17 @@ async fn rejections_and_revocations_are_traced_without_secrets() {
     assert!(out.contains("subject cutoff raised"), "{out}");
     assert!(out.contains("cutoff load failed"), "{out}");
     assert!(out.contains("code=\"store_unavailable\""), "{out}");
+    // One span per validation, with its outcome; store calls with latency.
+    assert!(out.contains("validate{outcome=\"accepted\"}"), "{out}");
+    assert!(
+        out.contains("validate{outcome=\"token_revoked\" reason=\"version\"}"),
+        "{out}"
+    );
+    assert!(
+        out.contains("store call operation=\"load\" ok=true latency_us="),
+        "{out}"
+    );
+    assert!(out.contains("operation=\"load\" ok=false"), "{out}");
     assert!(
         !out.contains("alice-secret-name"),
         "a subject leaked: {out}"
