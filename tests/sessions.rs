@@ -5,101 +5,20 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::fixture::{T0, assert_revoked, keys, until};
 use jwt_revoke::{
     Algorithm, Cutoff, CutoffEvent, CutoffStore, EncodingKey, Error, FakeClock, Guard,
-    GuardBuilder, MemoryStore, RefreshKey, RevokedReason, Rotate, Rotation, Session, SessionConfig,
-    SessionStore, StoreError,
+    GuardBuilder, RefreshKey, RevokedReason, Session, SessionConfig, SessionStore,
 };
-use tokio::sync::Semaphore;
 
 const REFRESH_SECRET: &[u8] = b"refresh-secret-refresh-secret-32";
 
-/// A memory store whose session loads can be counted, failed, hung, or
-/// held *after* they read (so the answer they return is already old).
-#[derive(Default)]
-struct Sessions {
-    inner: MemoryStore,
-    session_loads: AtomicUsize,
-    failing: AtomicBool,
-    hanging: AtomicBool,
-    gate: std::sync::Mutex<Option<Arc<Semaphore>>>,
-}
+use common::session_probe::{Probe, hold, release};
 
-impl Sessions {
-    fn loads(&self) -> usize {
-        self.session_loads.load(Ordering::SeqCst)
-    }
-    /// Holds every later session load, after its read, until a permit.
-    fn hold_after_read(&self) -> Arc<Semaphore> {
-        let s = Arc::new(Semaphore::new(0));
-        *self.gate.lock().unwrap() = Some(s.clone());
-        s
-    }
-}
-
-impl CutoffStore for Sessions {
-    async fn load(&self, sub: &str) -> Result<Option<Cutoff>, StoreError> {
-        self.inner.load(sub).await
-    }
-    async fn bump_version(&self, sub: &str) -> Result<Cutoff, StoreError> {
-        self.inner.bump_version(sub).await
-    }
-    async fn revoke_before(&self, sub: &str, at: i64) -> Result<Cutoff, StoreError> {
-        self.inner.revoke_before(sub, at).await
-    }
-    async fn load_global(&self) -> Result<i64, StoreError> {
-        self.inner.load_global().await
-    }
-    async fn revoke_all_before(&self, at: i64) -> Result<i64, StoreError> {
-        self.inner.revoke_all_before(at).await
-    }
-}
-
-impl SessionStore for Sessions {
-    async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
-        self.inner.create_session(session).await
-    }
-    async fn load_session(&self, sub: &str, sid: &str) -> Result<Option<Session>, StoreError> {
-        self.session_loads.fetch_add(1, Ordering::SeqCst);
-        if self.hanging.load(Ordering::SeqCst) {
-            std::future::pending::<()>().await;
-        }
-        if self.failing.load(Ordering::SeqCst) {
-            return Err(StoreError::msg("injected outage"));
-        }
-        let read = self.inner.load_session(sub, sid).await;
-        let gate = self.gate.lock().unwrap().clone();
-        if let Some(gate) = gate {
-            let _permit = gate.acquire().await;
-        }
-        read
-    }
-    async fn rotate_refresh(
-        &self,
-        sub: &str,
-        sid: &str,
-        rotate: Rotate,
-    ) -> Result<Rotation, StoreError> {
-        // A yield inside the store call, so concurrent rotations interleave.
-        tokio::task::yield_now().await;
-        self.inner.rotate_refresh(sub, sid, rotate).await
-    }
-    async fn revoke_session(&self, sub: &str, sid: &str, at: i64) -> Result<bool, StoreError> {
-        self.inner.revoke_session(sub, sid, at).await
-    }
-    async fn list_sessions(&self, sub: &str, now: i64) -> Result<Vec<Session>, StoreError> {
-        self.inner.list_sessions(sub, now).await
-    }
-    async fn purge_sessions(&self, before: i64) -> Result<u64, StoreError> {
-        self.inner.purge_sessions(before).await
-    }
-}
-
-type Store = Arc<Sessions>;
+type Store = Arc<Probe>;
 
 fn config() -> SessionConfig {
     SessionConfig::new(RefreshKey::new(REFRESH_SECRET).unwrap())
@@ -107,7 +26,7 @@ fn config() -> SessionConfig {
 
 fn setup_with(subjects: &[&str], config: SessionConfig) -> (FakeClock, Store, GuardBuilder<Store>) {
     let clock = FakeClock::new(T0);
-    let store = Arc::new(Sessions::default());
+    let store = Arc::new(Probe::default());
     for s in subjects {
         store.inner.insert(*s, Cutoff::default());
     }
@@ -520,7 +439,11 @@ async fn a_cached_live_session_costs_no_store_call() {
     for _ in 0..100 {
         guard.validate::<()>(&s.access_token).await.unwrap();
     }
-    assert_eq!(store.loads(), 1, "one session load, then cache hits");
+    assert_eq!(
+        store.session_loads.load(Ordering::SeqCst),
+        1,
+        "one session load, then cache hits"
+    );
     let stats = guard.stats();
     assert_eq!((stats.session_misses, stats.session_hits), (1, 99));
 }
@@ -529,7 +452,7 @@ async fn a_cached_live_session_costs_no_store_call() {
 async fn concurrent_misses_for_one_session_share_one_load() {
     let (_, store, guard) = setup(&["alice"]);
     let s = guard.login("alice", &()).await.unwrap();
-    let gate = store.hold_after_read();
+    let gate = hold(&store.session_gate);
     let mut tasks = Vec::new();
     for _ in 0..200 {
         let guard = guard.clone();
@@ -538,7 +461,7 @@ async fn concurrent_misses_for_one_session_share_one_load() {
             async move { guard.validate::<()>(&token).await },
         ));
     }
-    until(|| store.loads() >= 1).await;
+    until(|| store.session_loads.load(Ordering::SeqCst) >= 1).await;
     for _ in 0..50 {
         tokio::task::yield_now().await;
     }
@@ -546,7 +469,7 @@ async fn concurrent_misses_for_one_session_share_one_load() {
     for t in tasks {
         t.await.unwrap().unwrap();
     }
-    assert_eq!(store.loads(), 1);
+    assert_eq!(store.session_loads.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]
@@ -590,19 +513,19 @@ async fn a_session_load_overtaken_by_its_revocation_never_revives_the_session() 
     let (_, store, guard) = setup(&["alice"]);
     let s = guard.login("alice", &()).await.unwrap();
     // A validation reads "live", then stalls before answering.
-    let gate = store.hold_after_read();
+    let gate = hold(&store.session_gate);
     let slow = {
         let guard = guard.clone();
         let token = s.access_token.clone();
         tokio::spawn(async move { guard.validate::<()>(&token).await })
     };
-    until(|| store.loads() == 1).await;
+    until(|| store.session_loads.load(Ordering::SeqCst) == 1).await;
     // The session is revoked and the cache cleared (an eviction) while the
     // old read is still on its way.
     guard.revoke_session("alice", &s.session_id).await.unwrap();
     guard.clear_cache();
-    *store.gate.lock().unwrap() = None;
-    gate.add_permits(10);
+    drop(gate);
+    release(&store.session_gate);
     let _ = slow.await.unwrap();
     // Whatever the slow request answered, the old read was not cached.
     assert_session_revoked(
@@ -615,20 +538,20 @@ async fn a_session_load_overtaken_by_its_revocation_never_revives_the_session() 
 async fn a_validation_after_a_revocation_never_joins_an_older_session_load() {
     let (_, store, guard) = setup(&["alice"]);
     let s = guard.login("alice", &()).await.unwrap();
-    let gate = store.hold_after_read();
+    let gate = hold(&store.session_gate);
     let early = {
         let guard = guard.clone();
         let token = s.access_token.clone();
         tokio::spawn(async move { guard.validate::<()>(&token).await })
     };
-    until(|| store.loads() == 1).await;
+    until(|| store.session_loads.load(Ordering::SeqCst) == 1).await;
     guard.revoke_session("alice", &s.session_id).await.unwrap();
     let late = {
         let guard = guard.clone();
         let token = s.access_token.clone();
         tokio::spawn(async move { guard.validate::<()>(&token).await })
     };
-    until(|| store.loads() == 2).await;
+    until(|| store.session_loads.load(Ordering::SeqCst) == 2).await;
     gate.add_permits(10);
     let _ = early.await.unwrap();
     assert_session_revoked(
@@ -650,7 +573,7 @@ async fn late_and_replayed_session_events_create_nothing() {
         })
         .unwrap();
     guard.validate::<()>(&s.access_token).await.unwrap();
-    assert_eq!(store.loads(), 1);
+    assert_eq!(store.session_loads.load(Ordering::SeqCst), 1);
     // An event for an unknown subject or a malformed id is harmless.
     guard
         .apply_event(&CutoffEvent::Session {
@@ -665,7 +588,7 @@ async fn late_and_replayed_session_events_create_nothing() {
 async fn cancelled_validations_release_their_session_loads() {
     let (_, store, guard) = setup(&["alice"]);
     let s = guard.login("alice", &()).await.unwrap();
-    let _gate = store.hold_after_read();
+    let _gate = hold(&store.session_gate);
     for _ in 0..100 {
         let v = guard.validate::<()>(&s.access_token);
         let _ = tokio::time::timeout(Duration::from_millis(1), v).await;
@@ -678,7 +601,7 @@ async fn a_hung_session_store_answers_store_unavailable_within_the_timeout() {
     let (_, store, b) = setup_with(&["alice"], config());
     let guard = b.store_timeout(Duration::from_secs(2)).build().unwrap();
     let s = guard.login("alice", &()).await.unwrap();
-    store.hanging.store(true, Ordering::SeqCst);
+    store.hanging_sessions.store(true, Ordering::SeqCst);
     let started = tokio::time::Instant::now();
     let r = guard.validate::<()>(&s.access_token).await;
     assert!(matches!(r, Err(Error::StoreUnavailable(_))), "{r:?}");
@@ -690,7 +613,7 @@ async fn a_failing_session_store_fails_closed_unless_stale_if_error() {
     let (clock, store, b) = setup_with(&["alice"], config());
     let guard = b.build().unwrap();
     let s = guard.login("alice", &()).await.unwrap();
-    store.failing.store(true, Ordering::SeqCst);
+    store.failing_sessions.store(true, Ordering::SeqCst);
     let r = guard.validate::<()>(&s.access_token).await;
     assert!(matches!(r, Err(Error::StoreUnavailable(_))), "{r:?}");
 
@@ -698,7 +621,7 @@ async fn a_failing_session_store_fails_closed_unless_stale_if_error() {
     let guard = b.stale_if_error(Duration::from_secs(60)).build().unwrap();
     let s = guard.login("alice", &()).await.unwrap();
     guard.validate::<()>(&s.access_token).await.unwrap();
-    store2.failing.store(true, Ordering::SeqCst);
+    store2.failing_sessions.store(true, Ordering::SeqCst);
     clock2.advance(Duration::from_secs(40));
     guard
         .validate::<()>(&s.access_token)
@@ -818,7 +741,7 @@ mod combined_rule {
         ) {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async {
-                let store = Arc::new(Sessions::default());
+                let store = Arc::new(Probe::default());
                 store.inner.insert("u", Cutoff::new(version, T0 + not_before));
                 if global > 0 {
                     store.inner.revoke_all_before(T0 + global - 1).await.unwrap();

@@ -5,123 +5,19 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::fixture::{T0, keys, until};
 use jwt_revoke::session::apply_rotation;
 use jwt_revoke::{
-    Algorithm, Cutoff, CutoffEvent, CutoffStore, EncodingKey, Error, FakeClock, Guard,
-    GuardBuilder, MemoryStore, RefreshKey, Rotate, Rotation, Session, SessionConfig, SessionStore,
-    StoreError,
+    Algorithm, Cutoff, CutoffEvent, EncodingKey, Error, FakeClock, Guard, GuardBuilder, RefreshKey,
+    Rotate, Rotation, Session, SessionConfig,
 };
-use tokio::sync::Semaphore;
 
 const REFRESH_SECRET: &[u8] = b"refresh-secret-refresh-secret-32";
 
-type Gate = std::sync::Mutex<Option<Arc<Semaphore>>>;
-
-/// A memory store with fault injection on every path the session code uses.
-#[derive(Default)]
-struct Probe {
-    inner: MemoryStore,
-    loads: AtomicUsize,
-    session_loads: AtomicUsize,
-    rotations: AtomicUsize,
-    creates: AtomicUsize,
-    /// Subject loads read, then wait here (an old answer on its way).
-    load_gate: Gate,
-    /// Session loads read, then wait here.
-    session_gate: Gate,
-    /// Rotations are applied, then their reply waits here.
-    rotate_gate: Gate,
-    /// Session creations are applied, then their reply waits here.
-    create_gate: Gate,
-    failing_sessions: AtomicBool,
-    hang_after_rotate: AtomicBool,
-}
-
-fn hold(g: &Gate) -> Arc<Semaphore> {
-    let s = Arc::new(Semaphore::new(0));
-    *g.lock().unwrap() = Some(s.clone());
-    s
-}
-
-fn release(g: &Gate) {
-    if let Some(s) = g.lock().unwrap().take() {
-        s.add_permits(1_000);
-    }
-}
-
-async fn pass(g: &Gate) {
-    let gate = g.lock().unwrap().clone();
-    if let Some(gate) = gate {
-        let _p = gate.acquire().await;
-    }
-}
-
-impl CutoffStore for Probe {
-    async fn load(&self, sub: &str) -> Result<Option<Cutoff>, StoreError> {
-        self.loads.fetch_add(1, Ordering::SeqCst);
-        let read = self.inner.load(sub).await;
-        pass(&self.load_gate).await;
-        read
-    }
-    async fn bump_version(&self, sub: &str) -> Result<Cutoff, StoreError> {
-        self.inner.bump_version(sub).await
-    }
-    async fn revoke_before(&self, sub: &str, at: i64) -> Result<Cutoff, StoreError> {
-        self.inner.revoke_before(sub, at).await
-    }
-    async fn load_global(&self) -> Result<i64, StoreError> {
-        self.inner.load_global().await
-    }
-    async fn revoke_all_before(&self, at: i64) -> Result<i64, StoreError> {
-        self.inner.revoke_all_before(at).await
-    }
-}
-
-impl SessionStore for Probe {
-    async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
-        let r = self.inner.create_session(session).await;
-        self.creates.fetch_add(1, Ordering::SeqCst);
-        pass(&self.create_gate).await;
-        r
-    }
-    async fn load_session(&self, sub: &str, sid: &str) -> Result<Option<Session>, StoreError> {
-        self.session_loads.fetch_add(1, Ordering::SeqCst);
-        if self.failing_sessions.load(Ordering::SeqCst) {
-            return Err(StoreError::msg("injected outage"));
-        }
-        let read = self.inner.load_session(sub, sid).await;
-        pass(&self.session_gate).await;
-        read
-    }
-    async fn rotate_refresh(
-        &self,
-        sub: &str,
-        sid: &str,
-        rotate: Rotate,
-    ) -> Result<Rotation, StoreError> {
-        tokio::task::yield_now().await;
-        let r = self.inner.rotate_refresh(sub, sid, rotate).await;
-        self.rotations.fetch_add(1, Ordering::SeqCst);
-        if self.hang_after_rotate.load(Ordering::SeqCst) {
-            std::future::pending::<()>().await;
-        }
-        pass(&self.rotate_gate).await;
-        r
-    }
-    async fn revoke_session(&self, sub: &str, sid: &str, at: i64) -> Result<bool, StoreError> {
-        self.inner.revoke_session(sub, sid, at).await
-    }
-    async fn list_sessions(&self, sub: &str, now: i64) -> Result<Vec<Session>, StoreError> {
-        self.inner.list_sessions(sub, now).await
-    }
-    async fn purge_sessions(&self, before: i64) -> Result<u64, StoreError> {
-        self.inner.purge_sessions(before).await
-    }
-}
+use common::session_probe::{Probe, hold, release};
 
 type Store = Arc<Probe>;
 

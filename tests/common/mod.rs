@@ -10,6 +10,7 @@ pub mod http_cases;
 pub mod proxy;
 pub mod redis_server;
 pub mod session_conformance;
+pub mod session_probe;
 
 /// A subject name unique to this process and call, so tests sharing one
 /// database server never see each other's rows.
