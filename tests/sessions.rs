@@ -10,44 +10,13 @@ use std::time::Duration;
 
 use common::fixture::{T0, assert_revoked, keys, until};
 use jwt_revoke::{
-    Algorithm, Cutoff, CutoffEvent, CutoffStore, EncodingKey, Error, FakeClock, Guard,
-    GuardBuilder, RefreshKey, RevokedReason, Session, SessionConfig, SessionStore,
+    Algorithm, Cutoff, CutoffEvent, CutoffStore, EncodingKey, Error, FakeClock, Guard, RefreshKey,
+    RevokedReason, Session, SessionConfig, SessionStore,
 };
 
-const REFRESH_SECRET: &[u8] = b"refresh-secret-refresh-secret-32";
-
-use common::session_probe::{Probe, hold, release};
-
-type Store = Arc<Probe>;
-
-fn config() -> SessionConfig {
-    SessionConfig::new(RefreshKey::new(REFRESH_SECRET).unwrap())
-}
-
-fn setup_with(subjects: &[&str], config: SessionConfig) -> (FakeClock, Store, GuardBuilder<Store>) {
-    let clock = FakeClock::new(T0);
-    let store = Arc::new(Probe::default());
-    for s in subjects {
-        store.inner.insert(*s, Cutoff::default());
-    }
-    let b = Guard::builder(keys(), store.clone())
-        .clock(clock.clone())
-        .sessions(config);
-    (clock, store, b)
-}
-
-fn setup(subjects: &[&str]) -> (FakeClock, Store, Guard<Store>) {
-    let (clock, store, b) = setup_with(subjects, config());
-    (clock, store, b.build().unwrap())
-}
-
-#[track_caller]
-fn assert_session_revoked<T: std::fmt::Debug>(r: Result<T, Error>, promise: &str) {
-    match r {
-        Err(Error::SessionRevoked) => {}
-        other => panic!("{promise}: expected session_revoked, got {other:?}"),
-    }
-}
+use common::session_probe::{
+    Probe, assert_session_revoked, builder as setup_with, config, hold, release, setup,
+};
 
 #[tokio::test]
 async fn a_login_gives_a_session_token_that_validates_and_names_its_session() {

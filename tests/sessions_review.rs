@@ -4,43 +4,17 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::fixture::{T0, keys, until};
 use jwt_revoke::session::apply_rotation;
 use jwt_revoke::{
-    Algorithm, Cutoff, CutoffEvent, EncodingKey, Error, FakeClock, Guard, GuardBuilder, RefreshKey,
-    Rotate, Rotation, Session, SessionConfig,
+    Algorithm, CutoffEvent, EncodingKey, Error, FakeClock, Guard, GuardBuilder, RefreshKey, Rotate,
+    Rotation, Session, SessionConfig,
 };
 
-const REFRESH_SECRET: &[u8] = b"refresh-secret-refresh-secret-32";
-
-use common::session_probe::{Probe, hold, release};
-
-type Store = Arc<Probe>;
-
-fn config() -> SessionConfig {
-    SessionConfig::new(RefreshKey::new(REFRESH_SECRET).unwrap())
-}
-
-fn builder(subjects: &[&str], config: SessionConfig) -> (FakeClock, Store, GuardBuilder<Store>) {
-    let clock = FakeClock::new(T0);
-    let store = Arc::new(Probe::default());
-    for s in subjects {
-        store.inner.insert(*s, Cutoff::default());
-    }
-    let b = Guard::builder(keys(), store.clone())
-        .clock(clock.clone())
-        .sessions(config);
-    (clock, store, b)
-}
-
-fn setup(subjects: &[&str]) -> (FakeClock, Store, Guard<Store>) {
-    let (c, s, b) = builder(subjects, config());
-    (c, s, b.build().unwrap())
-}
+use common::session_probe::{Store, assert_session_revoked, builder, config, hold, release, setup};
 
 fn other_instance(
     clock: &FakeClock,
@@ -52,14 +26,6 @@ fn other_instance(
         .sessions(config()))
     .build()
     .unwrap()
-}
-
-#[track_caller]
-fn assert_session_revoked<T: std::fmt::Debug>(r: Result<T, Error>, promise: &str) {
-    match r {
-        Err(Error::SessionRevoked) => {}
-        other => panic!("{promise}: expected session_revoked, got {other:?}"),
-    }
 }
 
 fn token_with(claims: serde_json::Value) -> String {

@@ -118,3 +118,50 @@ impl SessionStore for Probe {
         self.inner.purge_sessions(before).await
     }
 }
+
+/// The refresh-token secret of the session suites.
+pub const REFRESH_SECRET: &[u8] = b"refresh-secret-refresh-secret-32";
+
+/// The store of the session suites.
+pub type Store = Arc<Probe>;
+
+/// Sessions with the default settings.
+pub fn config() -> jwt_revoke::SessionConfig {
+    jwt_revoke::SessionConfig::new(jwt_revoke::RefreshKey::new(REFRESH_SECRET).unwrap())
+}
+
+/// A clock at `T0`, a probe holding `subjects`, and a builder with
+/// sessions (`config`) over both.
+pub fn builder(
+    subjects: &[&str],
+    config: jwt_revoke::SessionConfig,
+) -> (
+    jwt_revoke::FakeClock,
+    Store,
+    jwt_revoke::GuardBuilder<Store>,
+) {
+    let clock = jwt_revoke::FakeClock::new(super::fixture::T0);
+    let store = Arc::new(Probe::default());
+    for s in subjects {
+        store.inner.insert(*s, Cutoff::default());
+    }
+    let b = jwt_revoke::Guard::builder(super::fixture::keys(), store.clone())
+        .clock(clock.clone())
+        .sessions(config);
+    (clock, store, b)
+}
+
+/// [`builder`] with the default settings, built.
+pub fn setup(subjects: &[&str]) -> (jwt_revoke::FakeClock, Store, jwt_revoke::Guard<Store>) {
+    let (c, s, b) = builder(subjects, config());
+    (c, s, b.build().unwrap())
+}
+
+/// Fails with `promise` unless `r` is `session_revoked`.
+#[track_caller]
+pub fn assert_session_revoked<T: std::fmt::Debug>(r: Result<T, jwt_revoke::Error>, promise: &str) {
+    match r {
+        Err(jwt_revoke::Error::SessionRevoked) => {}
+        other => panic!("{promise}: expected session_revoked, got {other:?}"),
+    }
+}
