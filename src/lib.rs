@@ -49,9 +49,13 @@
 //!   within milliseconds with an invalidation [`Publisher`].
 //! - **Fail closed**: a cache miss while the store is down is
 //!   [`Error::StoreUnavailable`] (503), unless stale-if-error is enabled.
-//! - **State is O(subjects)**: no token is ever stored.
+//! - **State is O(subjects + sessions)**: no token is ever stored.
 //!
 //! # Pieces
+//! - Sessions and refresh tokens ([`session`]): `Guard::login` per device,
+//!   `Guard::refresh` with rotation and reuse detection,
+//!   `Guard::revoke_session` to log out one device, behind
+//!   [`SessionStore`] (implemented by every shipped store).
 //! - Stores: [`MemoryStore`]; `SqliteStore`, `PostgresStore`, `RedisStore`
 //!   behind the `sqlite`, `postgres`, `redis` features; `SqliteUsersStore`
 //!   and `PostgresUsersStore` over two columns of your own users table
