@@ -492,6 +492,35 @@ impl CutoffCache {
         result.map(|found| found.map(|c| self.current(key).map_or(c, |cur| c.merge(cur))))
     }
 
+    /// [`CutoffCache::load`], and when the store fails (or does not answer
+    /// by `deadline`), the cached cutoff within the stale-if-error window,
+    /// marked `true` (a stale answer). The window is checked when the
+    /// answer is given, not when the request started: a hung store must
+    /// not stretch it. A failure is counted as a store error.
+    pub(crate) async fn load_or_stale<F, Fut>(
+        &self,
+        key: SubjectKey,
+        deadline: Instant,
+        timeout: std::time::Duration,
+        load: F,
+    ) -> Result<(Option<Cutoff>, bool), StoreError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<Cutoff>, StoreError>> + Send + 'static,
+    {
+        match self.load(key, Join::Any, deadline, timeout, load).await {
+            Ok(found) => Ok((found, false)),
+            Err(e) => {
+                self.counters.store_errors.incr();
+                #[cfg(feature = "tracing")]
+                tracing::warn!(target: "jwt_revoke", error = %e, "cutoff load failed");
+                self.stale(key, self.clock.now_millis())
+                    .map(|c| (Some(c), true))
+                    .ok_or(e)
+            }
+        }
+    }
+
     /// Caches a load's result if no floor on the stripe was applied since
     /// its epoch was read and no later read was cached: the read is then
     /// the subject's current cutoff and replaces the entry. Runs under the

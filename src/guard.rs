@@ -453,8 +453,10 @@ struct Checked<'p> {
     ver: Option<u64>,
     nbf: Option<i64>,
     sid: Option<std::borrow::Cow<'p, str>>,
-    /// The cache keys, when already known (see `keys_of`).
-    keys: Option<CacheKeys>,
+    /// The subject's cache key and, for a token with `sid` on a guard with
+    /// sessions, the session's; hashed once per token (a verified-token
+    /// entry keeps them).
+    keys: CacheKeys,
 }
 
 /// A subject's cache key and its session's (when the token has one).
@@ -759,7 +761,7 @@ impl<S: CutoffStore> Guard<S> {
                 ver: hit.ver,
                 nbf: hit.nbf,
                 sid: hit.sid.as_deref().map(std::borrow::Cow::Borrowed),
-                keys: Some(hit.keys),
+                keys: hit.keys,
             };
             self.check_cutoffs(&checked, now_ms).await?;
             let claims = parse_extra::<C>(&hit.payload)?;
@@ -773,14 +775,11 @@ impl<S: CutoffStore> Guard<S> {
             });
         }
         let payload = self.verify_signature(token)?;
-        let mut checked = if inner.settings.foreign_tokens {
+        let checked = if inner.settings.foreign_tokens {
             self.check_claims::<Skip>(&payload, now_ms)?
         } else {
             self.check_claims::<u64>(&payload, now_ms)?
         };
-        // The cache keys, computed once: a verified-token hit reuses them.
-        let keys = self.keys_of(&checked);
-        checked.keys = Some(keys);
         let sid: Option<std::sync::Arc<str>> = checked.sid.as_deref().map(std::sync::Arc::from);
         inner.verified.insert(
             token,
@@ -792,7 +791,7 @@ impl<S: CutoffStore> Guard<S> {
                 ver: checked.ver,
                 nbf: checked.nbf,
                 sid: sid.clone(),
-                keys,
+                keys: checked.keys,
             },
             &payload,
             inner.settings.leeway,
@@ -811,14 +810,13 @@ impl<S: CutoffStore> Guard<S> {
 
     /// The subject's cache key, and the session's when the token has a
     /// `sid` and sessions are on.
-    fn keys_of(&self, checked: &Checked<'_>) -> CacheKeys {
+    fn keys_of(&self, sub: &str, sid: Option<&str>) -> CacheKeys {
         let inner = &*self.inner;
-        let subject = inner.cache.key(&checked.sub);
-        let session = match (checked.sid.as_deref(), &inner.sessions) {
-            (Some(sid), Some(s)) => Some(s.cache.key2(&checked.sub, sid)),
+        let session = match (sid, &inner.sessions) {
+            (Some(sid), Some(s)) => Some(s.cache.key2(sub, sid)),
             _ => None,
         };
-        (subject, session)
+        (inner.cache.key(sub), session)
     }
 
     /// Structure, header, algorithm, key and signature. Returns the decoded
@@ -895,6 +893,7 @@ impl<S: CutoffStore> Guard<S> {
             }
             _ => {}
         }
+        let keys = self.keys_of(&sub, wire.sid.as_deref());
         Ok(Checked {
             sub,
             iat,
@@ -902,7 +901,7 @@ impl<S: CutoffStore> Guard<S> {
             ver,
             nbf,
             sid: wire.sid,
-            keys: None,
+            keys,
         })
     }
 
@@ -925,7 +924,7 @@ impl<S: CutoffStore> Guard<S> {
     async fn check_cutoffs(&self, checked: &Checked<'_>, now_ms: i64) -> Result<(), Error> {
         let inner = &*self.inner;
         let sub: &str = &checked.sub;
-        let keys = checked.keys.unwrap_or_else(|| self.keys_of(checked));
+        let keys = checked.keys;
         let session = match (checked.sid.as_deref(), &inner.sessions) {
             (Some(sid), Some(sessions)) => Some((
                 sessions,
@@ -983,8 +982,11 @@ impl<S: CutoffStore> Guard<S> {
                         _ => Ok(None),
                     }
                 };
-                let ((cutoff, stale), session_state) =
+                let ((cutoff, subject_stale), session_state) =
                     futures_util::future::try_join(subject, session_state).await?;
+                // One answer, stale if either part of it is.
+                let stale = subject_stale || session_state.is_some_and(|(_, stale)| stale);
+                let session_state = session_state.map(|(state, _)| state);
                 let global = match global {
                     Some(g) => g,
                     None => inner
@@ -1089,30 +1091,14 @@ impl<S: CutoffStore> Guard<S> {
         let inner = &*self.inner;
         match inner
             .cache
-            .load(
-                key,
-                Join::Any,
-                deadline,
-                inner.settings.store_timeout,
-                || self.owned_load(sub),
-            )
+            .load_or_stale(key, deadline, inner.settings.store_timeout, || {
+                self.owned_load(sub)
+            })
             .await
         {
-            Ok(Some(c)) => Ok((c, false)),
-            Ok(None) => Err(Error::UnknownSubject),
-            Err(e) => {
-                inner.cache.counters.store_errors.incr();
-                #[cfg(feature = "tracing")]
-                tracing::warn!(target: "jwt_revoke", error = %e, "cutoff load failed");
-                inner
-                    .cache
-                    // The stale window is checked when the answer is given,
-                    // not when the request started: a hung store must not
-                    // stretch it.
-                    .stale(key, inner.clock.now_millis())
-                    .map(|c| (c, true))
-                    .ok_or(Error::StoreUnavailable(e))
-            }
+            Ok((Some(c), stale)) => Ok((c, stale)),
+            Ok((None, _)) => Err(Error::UnknownSubject),
+            Err(e) => Err(Error::StoreUnavailable(e)),
         }
     }
 
@@ -1359,10 +1345,13 @@ impl<S: CutoffStore> Guard<S> {
     /// asks the store, and keeps loads already under way from caching what
     /// they read.
     pub fn clear_cache(&self) {
-        self.inner.cache.clear();
-        if let Some(s) = &self.inner.sessions {
-            s.cache.clear();
-        }
+        self.caches().for_each(CutoffCache::clear);
+    }
+
+    /// The subject cache and, with sessions, the session cache: what
+    /// clearing, marking stale and limiting the age apply to alike.
+    fn caches(&self) -> impl Iterator<Item = &CutoffCache> {
+        std::iter::once(&self.inner.cache).chain(self.inner.sessions.as_ref().map(|s| &s.cache))
     }
 
     /// Forgets a subject at once, for a user deleted from the store: its
@@ -1390,10 +1379,7 @@ impl<S: CutoffStore> Guard<S> {
     /// served stale past it). If the reduced age stays in force afterwards,
     /// it is applied once more: stricter, never more lenient.
     pub fn mark_cache_stale(&self) {
-        self.inner.cache.mark_stale();
-        if let Some(s) = &self.inner.sessions {
-            s.cache.mark_stale();
-        }
+        self.caches().for_each(CutoffCache::mark_stale);
     }
 
     /// While `Some(max_age)`, cached cutoffs older than `max_age` are
@@ -1402,9 +1388,7 @@ impl<S: CutoffStore> Guard<S> {
     /// missed), and clears it with `None` once resubscribed (after
     /// [`Guard::clear_cache`]). Has no effect when `max_age >= cache_ttl`.
     pub fn limit_cache_age(&self, max_age: Option<Duration>) {
-        self.inner.cache.limit_age(max_age.map(millis));
-        if let Some(s) = &self.inner.sessions {
-            s.cache.limit_age(max_age.map(millis));
-        }
+        let max_age = max_age.map(millis);
+        self.caches().for_each(|c| c.limit_age(max_age));
     }
 }

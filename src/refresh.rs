@@ -71,14 +71,15 @@ impl RefreshKey {
 
     /// Constant-time check of a base64url MAC of `message`.
     fn verify(&self, message: &str, mac: &str) -> bool {
+        // Only the canonical spelling (43 characters for 32 bytes): one
+        // token, one string.
+        if mac.len() != 43 {
+            return false;
+        }
         let mut tag = [0u8; 33];
         let Ok(n) = URL_SAFE_NO_PAD.decode_slice(mac, &mut tag) else {
             return false;
         };
-        // Only the canonical spelling: one token, one string.
-        if mac.len() != 43 {
-            return false;
-        }
         let mut m = self.mac.clone();
         m.update(message.as_bytes());
         m.verify_slice(&tag[..n]).is_ok()

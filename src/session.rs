@@ -103,7 +103,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::bus::CutoffEvent;
-use crate::cache::{CacheConfig, CutoffCache, Join, Lookup, Origin, SubjectKey};
+use crate::cache::{CacheConfig, CutoffCache, Lookup, Origin, SubjectKey};
 use crate::claims::Verified;
 use crate::clock::Clock;
 use crate::cutoff::Cutoff;
@@ -376,11 +376,24 @@ impl SessionConfig {
 /// it). A revocation's floor carries `(1, 0)`.
 const REVOKED: Cutoff = Cutoff::new(1, 0);
 
-/// `true` when a session in `state` is ended for a subject with `cutoff`
-/// and the global `not_before`: revoked, or begun before a timestamp
-/// revocation.
+/// `true` when a session that began at `created_at` is ended by a
+/// timestamp revocation: the subject's `not_before` or the global one.
+fn begun_before_cutoffs(created_at: i64, cutoff: Cutoff, global: i64) -> bool {
+    created_at < cutoff.not_before || created_at < global
+}
+
+/// `true` when a session in `state` (cached) is ended for a subject with
+/// `cutoff` and the global `not_before`: revoked, or begun before a
+/// timestamp revocation. (Its tokens carry the version it began with, which
+/// the token's own `ver` check covers.)
 pub(crate) fn is_ended(state: Cutoff, cutoff: Cutoff, global: i64) -> bool {
-    state.version > 0 || state.not_before < cutoff.not_before || state.not_before < global
+    state.version > 0 || begun_before_cutoffs(state.not_before, cutoff, global)
+}
+
+/// `true` when the subject's cutoffs ended `session`: a version bump since
+/// its login, or a timestamp revocation after it began.
+fn ended_by_cutoffs(session: &Session, cutoff: Cutoff, global: i64) -> bool {
+    session.version < cutoff.version || begun_before_cutoffs(session.created_at, cutoff, global)
 }
 
 fn state_of(session: &Session) -> Cutoff {
@@ -456,7 +469,8 @@ impl<S: CutoffStore> SessionSupport<S> {
 
     /// The session's state for a validation whose cache lookup gave
     /// `lookup`: from the cache when fresh, else from the store (one shared
-    /// load), else (store down) from a stale entry within stale-if-error.
+    /// load), else (store down) from a stale entry within stale-if-error,
+    /// marked `true`.
     pub(crate) async fn state(
         &self,
         guard: &Guard<S>,
@@ -465,9 +479,9 @@ impl<S: CutoffStore> SessionSupport<S> {
         key: SubjectKey,
         lookup: Lookup,
         deadline: tokio::time::Instant,
-    ) -> Result<Cutoff, Error> {
+    ) -> Result<(Cutoff, bool), Error> {
         match lookup {
-            Lookup::Fresh(state) => return Ok(state),
+            Lookup::Fresh(state) => return Ok((state, false)),
             Lookup::Unknown => return Err(Error::SessionRevoked),
             Lookup::Miss => {}
         }
@@ -477,29 +491,16 @@ impl<S: CutoffStore> SessionSupport<S> {
         }
         let inner = &guard.inner;
         let load = self.load;
-        let loaded = self
+        match self
             .cache
-            .load(
-                key,
-                Join::Any,
-                deadline,
-                inner.settings.store_timeout,
-                || load(Arc::clone(inner), sub.to_owned(), sid.to_owned()),
-            )
-            .await;
-        match loaded {
-            Ok(Some(state)) => Ok(state),
-            Ok(None) => Err(Error::SessionRevoked),
-            Err(e) => {
-                inner.cache.counters.store_errors.incr();
-                match self.cache.stale(key, inner.clock.now_millis()) {
-                    Some(state) => {
-                        inner.cache.counters.stale_answers.incr();
-                        Ok(state)
-                    }
-                    None => Err(Error::StoreUnavailable(e)),
-                }
-            }
+            .load_or_stale(key, deadline, inner.settings.store_timeout, || {
+                load(Arc::clone(inner), sub.to_owned(), sid.to_owned())
+            })
+            .await
+        {
+            Ok((Some(state), stale)) => Ok((state, stale)),
+            Ok((None, _)) => Err(Error::SessionRevoked),
+            Err(e) => Err(Error::StoreUnavailable(e)),
         }
     }
 }
@@ -640,10 +641,7 @@ impl<S: SessionStore> Guard<S> {
         let counters = &self.inner.cache.counters;
         match rotation {
             Rotation::Rotated(session) => {
-                let ended = session.version < stamp.cutoff.version
-                    || session.created_at < stamp.cutoff.not_before
-                    || session.created_at < stamp.global;
-                if ended {
+                if ended_by_cutoffs(&session, stamp.cutoff, stamp.global) {
                     // Its access tokens are already revoked by the same
                     // cutoffs; the session cannot refresh any more.
                     return Err(Error::SessionRevoked);
@@ -740,22 +738,15 @@ impl<S: SessionStore> Guard<S> {
         let inner = &*self.inner;
         let deadline = self.deadline();
         let now = inner.clock.now_seconds();
-        let cutoff = self
-            .store_call_until(deadline, inner.store.load(sub))
-            .await?
-            .unwrap_or_default();
-        let global = self
-            .store_call_until(deadline, inner.store.load_global())
-            .await?;
-        let mut sessions = self
-            .store_call_until(deadline, inner.store.list_sessions(sub, now))
-            .await?;
-        sessions.retain(|s| {
-            s.is_active(now)
-                && s.version >= cutoff.version
-                && s.created_at >= cutoff.not_before
-                && s.created_at >= global
-        });
+        // Three independent reads: one round trip.
+        let (cutoff, global, mut sessions) = futures_util::future::try_join3(
+            self.store_call_until(deadline, inner.store.load(sub)),
+            self.store_call_until(deadline, inner.store.load_global()),
+            self.store_call_until(deadline, inner.store.list_sessions(sub, now)),
+        )
+        .await?;
+        let cutoff = cutoff.unwrap_or_default();
+        sessions.retain(|s| s.is_active(now) && !ended_by_cutoffs(s, cutoff, global));
         Ok(sessions)
     }
 
