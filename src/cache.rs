@@ -1,13 +1,15 @@
 //! The concurrent cutoff cache: TTL, bounded size, single flight, and the
 //! revocation epochs that keep a slow load from resurrecting a revoked token.
 //!
-//! # Keys
-//! Entries are keyed by a 128-bit SipHash-1-3 of the subject under a random
-//! per-process key, so a lookup never allocates and an entry costs 48 bytes
-//! of table space instead of a heap-allocated string. Two subjects share a
-//! slot only on a 128-bit collision of a keyed PRF (probability about
-//! n²/2¹²⁹, ≈ 10⁻²⁷ for a million subjects, and not steerable by an attacker
-//! who does not know the key).
+//! # Keys and entries
+//! Entries are keyed by 96 bits of a SipHash-1-3 of the subject under a
+//! random per-process key, so a lookup never allocates and an entry costs
+//! 36 bytes of table space instead of a heap-allocated string: the key (12),
+//! the cutoff (16) and one read stamp (8) that both orders reads and says
+//! when the read started (see [`Stamp`]). Two subjects share a slot only on
+//! a 96-bit collision of a keyed PRF (probability about n²/2⁹⁷, ≈ 6·10⁻¹⁸
+//! for a million subjects, ≈ 6·10⁻¹⁴ for a hundred million, and not
+//! steerable by an attacker who does not know the key).
 //!
 //! # Correctness under races
 //! Three kinds of information reach the cache:
@@ -70,20 +72,27 @@ use crate::store::StoreError;
 /// loads of subjects on its stripe.
 pub(crate) const STRIPES: usize = 256;
 
-/// A subject's cache key: its keyed 128-bit hash.
+/// A subject's cache key: 96 bits of its keyed hash, as three 32-bit words
+/// so that an entry packs without padding.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) struct SubjectKey(u64, u64);
+pub(crate) struct SubjectKey([u32; 3]);
 
 impl Hash for SubjectKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        // Already a uniformly distributed keyed hash: feed one word.
-        state.write_u64(self.0);
+        // Already a uniformly distributed keyed hash: feed the first two
+        // words as the table hash (the third picks the epoch stripe).
+        state.write_u64(u64::from(self.0[0]) | (u64::from(self.0[1]) << 32));
     }
 }
 
 impl SubjectKey {
+    fn from_hash(h1: u64, h2: u64) -> Self {
+        // Truncations on purpose: the key is 96 bits of the 128-bit hash.
+        SubjectKey([h1 as u32, (h1 >> 32) as u32, h2 as u32])
+    }
+
     fn stripe(self) -> usize {
-        (self.1 % STRIPES as u64) as usize
+        self.0[2] as usize % STRIPES
     }
 }
 
@@ -108,27 +117,108 @@ impl Hasher for PassThrough {
 
 type Map<V> = DashMap<SubjectKey, V, BuildHasherDefault<PassThrough>>;
 
-/// A cached cutoff and when it stops being fresh (Unix milliseconds).
-#[derive(Clone, Copy, Debug)]
-struct Slot {
-    cutoff: Cutoff,
-    /// [`NEVER_FRESH`] for a floor that no fresh read confirmed.
-    expires_ms: i64,
-    /// The read that made the entry fresh (0 for a floor): a read that
-    /// started earlier never replaces it.
-    ticket: u64,
+/// A 64-bit value stored as two 32-bit words (4-byte alignment, so a
+/// table entry carries no padding).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Packed([u32; 2]);
+
+impl Packed {
+    fn new(v: i64) -> Self {
+        // Bit-for-bit split; `get` puts the same bits back.
+        let v = v as u64;
+        Packed([v as u32, (v >> 32) as u32])
+    }
+
+    fn get(self) -> i64 {
+        (u64::from(self.0[0]) | (u64::from(self.0[1]) << 32)) as i64
+    }
 }
 
-/// A cached "unknown subject" answer.
-#[derive(Clone, Copy, Debug)]
-struct Unknown {
-    expires_ms: i64,
-    /// The read that answered it.
-    ticket: u64,
+/// A read stamp: orders reads and records when each started.
+///
+/// `(start in Unix ms) << 16 | sequence`, taken from a hybrid logical
+/// clock: a new stamp is above every earlier one even when the wall clock
+/// steps back (its time part then runs ahead of the clock until the clock
+/// catches up, which keeps such reads fresh longer by at most the step, as
+/// for entries read before the step). A later read therefore always has a
+/// larger stamp, and an entry's freshness is a TTL from its stamp's time.
+/// [`FLOOR`] marks an entry that no fresh read confirmed.
+pub(crate) type Stamp = i64;
+
+/// The stamp of a floor: older than every read, never fresh, never within
+/// a stale window.
+const FLOOR: Stamp = i64::MIN;
+
+const SEQ_BITS: u32 = 16;
+/// Time parts of stamps stay within ±2⁴⁷ ms (±4 400 years), so a stamp
+/// never overflows and never equals [`FLOOR`].
+const MAX_STAMP_MS: i64 = (1 << 47) - 1;
+
+/// When the read of `stamp` started (Unix ms).
+fn stamp_ms(stamp: Stamp) -> i64 {
+    stamp >> SEQ_BITS
+}
+
+/// A stamp for a read that started at `start_ms`, with `stamp`'s sequence.
+fn restamp(stamp: Stamp, start_ms: i64) -> Stamp {
+    (start_ms.clamp(-MAX_STAMP_MS, MAX_STAMP_MS) << SEQ_BITS) | (stamp & ((1 << SEQ_BITS) - 1))
 }
 
 /// `expires_ms` of a floor: never fresh, never within a stale window.
 const NEVER_FRESH: i64 = i64::MIN;
+
+/// A cached cutoff and the read that made it fresh: 24 bytes, aligned to
+/// 4, so that with its key an entry is 36 bytes.
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    version: Packed,
+    not_before: Packed,
+    /// [`FLOOR`] for a floor that no fresh read confirmed; otherwise the
+    /// read that made the entry fresh, fresh for a TTL from its time: a
+    /// read that started earlier never replaces it.
+    stamp: Packed,
+}
+
+impl Slot {
+    fn new(cutoff: Cutoff, stamp: Stamp) -> Self {
+        Slot {
+            // The version's bits as they are (`cutoff` puts them back).
+            version: Packed::new(cutoff.version as i64),
+            not_before: Packed::new(cutoff.not_before),
+            stamp: Packed::new(stamp),
+        }
+    }
+
+    fn cutoff(&self) -> Cutoff {
+        Cutoff {
+            version: self.version.get() as u64,
+            not_before: self.not_before.get(),
+        }
+    }
+
+    fn set_cutoff(&mut self, cutoff: Cutoff) {
+        *self = Slot::new(cutoff, self.stamp());
+    }
+
+    fn stamp(&self) -> Stamp {
+        self.stamp.get()
+    }
+
+    /// When the entry stops being fresh (Unix ms), for a cache of `ttl_ms`.
+    fn expires_ms(&self, ttl_ms: i64) -> i64 {
+        match self.stamp() {
+            FLOOR => NEVER_FRESH,
+            s => stamp_ms(s).saturating_add(ttl_ms),
+        }
+    }
+}
+
+/// A cached "unknown subject" answer: fresh for the negative TTL from its
+/// read's stamp.
+#[derive(Clone, Copy, Debug)]
+struct Unknown {
+    stamp: Stamp,
+}
 
 /// Settings of the cache, all in milliseconds or counts.
 #[derive(Clone, Debug)]
@@ -177,13 +267,11 @@ type SharedLoad<T> = Shared<BoxFuture<'static, Result<T, StoreError>>>;
 /// nobody up, and the last waiter to leave drops the load.
 struct Flight {
     epoch: u64,
-    /// When the flight started (Unix ms): its read is fresh for a TTL from
-    /// then, not from when the store answered, so a slow read cannot
-    /// stretch the cross-instance bound.
-    started_ms: i64,
-    /// Orders reads: a later read replaces an earlier one, never the
-    /// reverse.
-    ticket: u64,
+    /// Orders reads (a later read replaces an earlier one, never the
+    /// reverse) and says when the flight started: its read is fresh for a
+    /// TTL from then, not from when the store answered, so a slow read
+    /// cannot stretch the cross-instance bound.
+    stamp: Stamp,
     /// Callers waiting on it; changed only under the `flights` shard lock.
     waiters: AtomicUsize,
     /// Set by the first waiter that caches the result.
@@ -221,8 +309,7 @@ impl Drop for Waiter<'_> {
 /// One shared refresh of the global cutoff.
 struct GlobalFlight {
     epoch: u64,
-    started_ms: i64,
-    ticket: u64,
+    stamp: Stamp,
     load: SharedLoad<i64>,
 }
 
@@ -235,7 +322,7 @@ struct Global {
     /// epoch changed is merged as a floor, not made fresh.
     epoch: AtomicU64,
     /// The read that made the value fresh; changed under `write`.
-    ticket: AtomicU64,
+    stamp: AtomicI64,
     /// Serializes replacing the value with merging a floor into it.
     write: std::sync::Mutex<()>,
     /// The refresh under way, if any (never held across an await). Weak:
@@ -246,8 +333,8 @@ struct Global {
 pub(crate) struct CutoffCache {
     entries: Map<Slot>,
     negative: Map<Unknown>,
-    /// Source of read tickets (see [`Slot::ticket`]).
-    tickets: AtomicU64,
+    /// The last read stamp handed out (see [`Stamp`]).
+    last_stamp: AtomicI64,
     /// Subject loads alive (in the map or still awaited by someone).
     live_flights: Arc<AtomicUsize>,
     flights: Map<Arc<Flight>>,
@@ -297,7 +384,7 @@ impl CutoffCache {
         CutoffCache {
             entries: Map::default(),
             negative: Map::default(),
-            tickets: AtomicU64::new(1),
+            last_stamp: AtomicI64::new(FLOOR),
             live_flights: Arc::new(AtomicUsize::new(0)),
             flights: Map::default(),
             epochs: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
@@ -308,7 +395,7 @@ impl CutoffCache {
                 not_before: AtomicI64::new(i64::MIN),
                 expires_ms: AtomicI64::new(0),
                 epoch: AtomicU64::new(0),
-                ticket: AtomicU64::new(0),
+                stamp: AtomicI64::new(FLOOR),
                 write: std::sync::Mutex::new(()),
                 flight: std::sync::Mutex::new(std::sync::Weak::new()),
             },
@@ -323,7 +410,7 @@ impl CutoffCache {
         let mut h = SipHasher13::new_with_keys(self.hash_keys.0, self.hash_keys.1);
         h.write(sub.as_bytes());
         let out = h.finish128();
-        SubjectKey(out.h1, out.h2)
+        SubjectKey::from_hash(out.h1, out.h2)
     }
 
     /// The key of a pair of strings (a subject and one of its session
@@ -334,7 +421,7 @@ impl CutoffCache {
         h.write(&[0xff]);
         h.write(b.as_bytes());
         let out = h.finish128();
-        SubjectKey(out.h1, out.h2)
+        SubjectKey::from_hash(out.h1, out.h2)
     }
 
     fn ttl_ms(&self) -> i64 {
@@ -346,12 +433,12 @@ impl CutoffCache {
     pub(crate) fn lookup(&self, key: SubjectKey, now_ms: i64) -> Lookup {
         let margin = self.age_margin_ms.load(Ordering::Relaxed);
         if let Some(slot) = self.entries.get(&key).map(|s| *s)
-            && slot.expires_ms.saturating_sub(margin) > now_ms
+            && slot.expires_ms(self.ttl_ms()).saturating_sub(margin) > now_ms
         {
-            return Lookup::Fresh(slot.cutoff);
+            return Lookup::Fresh(slot.cutoff());
         }
         if let Some(unknown) = self.negative.get(&key).map(|e| *e)
-            && unknown.expires_ms > now_ms
+            && self.unknown_expires_ms(unknown) > now_ms
         {
             return Lookup::Unknown;
         }
@@ -366,25 +453,37 @@ impl CutoffCache {
         // age (a disconnected bus) sees it.
         let margin = self.age_margin_ms.load(Ordering::Relaxed);
         let usable = slot
-            .expires_ms
+            .expires_ms(self.ttl_ms())
             .saturating_sub(margin)
             .saturating_add(window)
             > now_ms;
-        usable.then_some(slot.cutoff)
+        usable.then(|| slot.cutoff())
     }
 
     /// The cached cutoff, fresh or not (used to merge a load's result).
     pub(crate) fn current(&self, key: SubjectKey) -> Option<Cutoff> {
-        self.entries.get(&key).map(|s| s.cutoff)
+        self.entries.get(&key).map(|s| s.cutoff())
+    }
+
+    fn unknown_expires_ms(&self, unknown: Unknown) -> i64 {
+        stamp_ms(unknown.stamp).saturating_add(self.cfg.negative_ttl_ms)
     }
 
     fn epoch(&self, key: SubjectKey) -> &AtomicU64 {
         &self.epochs[key.stripe()]
     }
 
-    /// A new read ticket.
-    pub(crate) fn ticket(&self) -> u64 {
-        self.tickets.fetch_add(1, Ordering::AcqRel)
+    /// A new read stamp: above every stamp handed out before, with the
+    /// clock's time unless that would not be (see [`Stamp`]).
+    pub(crate) fn stamp(&self) -> Stamp {
+        let now = restamp(0, self.clock.now_millis());
+        let next = |prev: Stamp| prev.saturating_add(1).max(now);
+        match self
+            .last_stamp
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |prev| Some(next(prev)))
+        {
+            Ok(prev) | Err(prev) => next(prev),
+        }
     }
 
     /// Loads a subject's cutoff from the store, sharing one call among
@@ -413,6 +512,7 @@ impl CutoffCache {
         let epoch = self.epoch(key).load(Ordering::Acquire);
         let now = self.clock.now_millis();
         let new_flight = || {
+            let stamp = self.stamp();
             self.counters.store_loads.incr();
             self.live_flights.fetch_add(1, Ordering::AcqRel);
             // No timer inside the shared load: each waiter bounds its own
@@ -420,8 +520,7 @@ impl CutoffCache {
             // is never asked for that runtime's timer.
             Arc::new(Flight {
                 epoch,
-                started_ms: now,
-                ticket: self.ticket(),
+                stamp,
                 waiters: AtomicUsize::new(1),
                 cached: std::sync::atomic::AtomicBool::new(false),
                 load: load().boxed().shared(),
@@ -438,7 +537,7 @@ impl CutoffCache {
                 if join == Join::Any
                     && o.get().epoch >= epoch
                     && o.get().load.peek().is_none()
-                    && o.get().started_ms.saturating_add(self.ttl_ms()) > now =>
+                    && stamp_ms(o.get().stamp).saturating_add(self.ttl_ms()) > now =>
             {
                 o.get().waiters.fetch_add(1, Ordering::AcqRel);
                 self.counters.flight_joins.incr();
@@ -472,7 +571,7 @@ impl CutoffCache {
             }
         };
         if result.is_ok()
-            && flight.started_ms.saturating_add(self.ttl_ms()) <= self.clock.now_millis()
+            && stamp_ms(flight.stamp).saturating_add(self.ttl_ms()) <= self.clock.now_millis()
         {
             // A read that started a TTL ago is too old to decide on.
             result = Err(StoreError::timed_out(timeout));
@@ -528,20 +627,16 @@ impl CutoffCache {
     /// maps agree on which read came last).
     fn insert_loaded(&self, key: SubjectKey, flight: &Flight, found: Option<Cutoff>) {
         let now = self.clock.now_millis();
-        let ticket = flight.ticket;
+        let stamp = flight.stamp;
         let unchanged = || self.epoch(key).load(Ordering::Acquire) == flight.epoch;
-        let newer_unknown = || self.negative.get(&key).is_some_and(|u| u.ticket > ticket);
+        let newer_unknown = || self.negative.get(&key).is_some_and(|u| u.stamp > stamp);
         match found {
             Some(cutoff) => {
                 self.make_room(now);
-                let fresh = Slot {
-                    cutoff,
-                    expires_ms: flight.started_ms.saturating_add(self.ttl_ms()),
-                    ticket,
-                };
+                let fresh = Slot::new(cutoff, stamp);
                 match self.entries.entry(key) {
                     Entry::Occupied(mut o) => {
-                        if unchanged() && ticket > o.get().ticket && !newer_unknown() {
+                        if unchanged() && stamp > o.get().stamp() && !newer_unknown() {
                             *o.get_mut() = fresh;
                             self.forget_unknown(key);
                         }
@@ -557,16 +652,13 @@ impl CutoffCache {
             }
             None => {
                 self.make_negative_room(now);
-                let unknown = Unknown {
-                    expires_ms: flight.started_ms.saturating_add(self.cfg.negative_ttl_ms),
-                    ticket,
-                };
+                let unknown = Unknown { stamp };
                 // Under the entry's shard lock, like the inserts: a load that
                 // started before a revocation must not drop the revocation's
                 // entry, nor an earlier read a later one.
                 match self.entries.entry(key) {
                     Entry::Occupied(o) => {
-                        if unchanged() && ticket > o.get().ticket {
+                        if unchanged() && stamp > o.get().stamp() {
                             o.remove();
                             self.len.fetch_sub(1, Ordering::Relaxed);
                             self.remember_unknown(key, unknown);
@@ -592,7 +684,7 @@ impl CutoffCache {
     fn remember_unknown(&self, key: SubjectKey, unknown: Unknown) {
         match self.negative.entry(key) {
             Entry::Occupied(mut o) => {
-                if unknown.ticket > o.get().ticket {
+                if unknown.stamp > o.get().stamp {
                     *o.get_mut() = unknown;
                 }
             }
@@ -617,7 +709,8 @@ impl CutoffCache {
         self.epoch(key).fetch_add(1, Ordering::AcqRel);
         if origin == Origin::Remote {
             if let Some(mut slot) = self.entries.get_mut(&key) {
-                slot.cutoff = slot.cutoff.merge(cutoff);
+                let merged = slot.cutoff().merge(cutoff);
+                slot.set_cutoff(merged);
             }
             return;
         }
@@ -627,14 +720,10 @@ impl CutoffCache {
         match self.entries.entry(key) {
             Entry::Occupied(mut o) => {
                 let slot = o.get_mut();
-                slot.cutoff = slot.cutoff.merge(cutoff);
+                slot.set_cutoff(slot.cutoff().merge(cutoff));
             }
             Entry::Vacant(v) => {
-                v.insert(Slot {
-                    cutoff,
-                    expires_ms: NEVER_FRESH,
-                    ticket: 0,
-                });
+                v.insert(Slot::new(cutoff, FLOOR));
                 self.len.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -651,8 +740,7 @@ impl CutoffCache {
         let now = self.clock.now_millis();
         self.make_negative_room(now);
         let unknown = Unknown {
-            expires_ms: now.saturating_add(self.cfg.negative_ttl_ms),
-            ticket: self.ticket(),
+            stamp: self.stamp(),
         };
         self.remember_unknown(key, unknown);
     }
@@ -675,8 +763,17 @@ impl CutoffCache {
         // stale-if-error window does not restart for reads made while
         // events may have been missed.
         let margin = self.age_margin_ms.load(Ordering::Relaxed);
+        let ttl = self.ttl_ms();
         self.entries.alter_all(|_, mut slot| {
-            slot.expires_ms = slot.expires_ms.saturating_sub(margin).min(now);
+            // The entry keeps its place among reads only relative to reads
+            // that can no longer cache (every epoch was bumped above), so
+            // moving its stamp back is safe: every later read's is larger.
+            let stamp = slot.stamp();
+            if stamp != FLOOR {
+                let expires = slot.expires_ms(ttl).saturating_sub(margin).min(now);
+                let moved = restamp(stamp, expires.saturating_sub(ttl)).min(stamp);
+                slot.stamp = Packed::new(moved);
+            }
             slot
         });
         let _w = self.global_write();
@@ -748,7 +845,7 @@ impl CutoffCache {
             self.cfg.max_entries,
             &self.counters.evictions,
             &self.epochs,
-            |slot| slot.expires_ms > keep_after,
+            |slot| slot.expires_ms(self.cfg.ttl_ms) > keep_after,
         );
     }
 
@@ -759,7 +856,7 @@ impl CutoffCache {
             self.cfg.max_negative_entries,
             &self.counters.evictions,
             &self.epochs,
-            |unknown| unknown.expires_ms > now_ms,
+            |unknown| self.unknown_expires_ms(*unknown) > now_ms,
         );
     }
 
@@ -794,15 +891,14 @@ impl CutoffCache {
                 Some(f)
                     if f.load.peek().is_none()
                         && f.epoch >= self.global.epoch.load(Ordering::Acquire)
-                        && f.started_ms.saturating_add(self.ttl_ms()) > joined_at =>
+                        && stamp_ms(f.stamp).saturating_add(self.ttl_ms()) > joined_at =>
                 {
                     f
                 }
                 _ => {
                     let f = Arc::new(GlobalFlight {
                         epoch: self.global_epoch(),
-                        started_ms: self.clock.now_millis(),
-                        ticket: self.ticket(),
+                        stamp: self.stamp(),
                         // No timer inside: each waiter bounds its own wait.
                         load: load().boxed().shared(),
                     });
@@ -827,12 +923,12 @@ impl CutoffCache {
             }
         };
         let now = self.clock.now_millis();
-        if loaded.is_ok() && flight.started_ms.saturating_add(self.ttl_ms()) <= now {
+        if loaded.is_ok() && stamp_ms(flight.stamp).saturating_add(self.ttl_ms()) <= now {
             // A read that started a TTL ago is too old to decide on.
             loaded = Err(StoreError::timed_out(timeout));
         }
         match loaded {
-            Ok(nb) => Ok(self.loaded_global(flight.epoch, flight.started_ms, flight.ticket, nb)),
+            Ok(nb) => Ok(self.loaded_global(flight.epoch, flight.stamp, nb)),
             Err(e) => {
                 self.counters.store_errors.incr();
                 self.stale_global(now, e)
@@ -876,28 +972,22 @@ impl CutoffCache {
     }
 
     /// Records a global `not_before` read from the store after `epoch` was
-    /// read, by a read that started at `started_ms` with `ticket`. If no
-    /// floor, clear or mark-stale happened since and no later read was
-    /// recorded, the read is the current value: it replaces the cached one
-    /// (so a repaired, lowered cutoff is followed) and is fresh for a TTL
-    /// from `started_ms`. A read overtaken by a floor is merged as a floor;
-    /// one overtaken by a later read changes nothing. Returns the value now
-    /// in force. Several waiters of one refresh may record it: the same
-    /// ticket recorded twice changes nothing.
-    pub(crate) fn loaded_global(
-        &self,
-        epoch: u64,
-        started_ms: i64,
-        ticket: u64,
-        not_before: i64,
-    ) -> i64 {
+    /// read, by a read with `stamp`. If no floor, clear or mark-stale
+    /// happened since and no later read was recorded, the read is the
+    /// current value: it replaces the cached one (so a repaired, lowered
+    /// cutoff is followed) and is fresh for a TTL from the stamp's time. A
+    /// read overtaken by a floor is merged as a floor; one overtaken by a
+    /// later read changes nothing. Returns the value now in force. Several
+    /// waiters of one refresh may record it: the same stamp recorded twice
+    /// changes nothing.
+    pub(crate) fn loaded_global(&self, epoch: u64, stamp: Stamp, not_before: i64) -> i64 {
         let _w = self.global_write();
         if self.global.epoch.load(Ordering::Acquire) == epoch
-            && ticket >= self.global.ticket.load(Ordering::Acquire)
+            && stamp >= self.global.stamp.load(Ordering::Acquire)
         {
-            self.global.ticket.store(ticket, Ordering::Release);
+            self.global.stamp.store(stamp, Ordering::Release);
             self.global.not_before.store(not_before, Ordering::Release);
-            let expires = started_ms.saturating_add(self.ttl_ms());
+            let expires = stamp_ms(stamp).saturating_add(self.ttl_ms());
             self.global.expires_ms.store(expires, Ordering::Release);
             not_before
         } else if self.global.epoch.load(Ordering::Acquire) != epoch {
@@ -964,5 +1054,149 @@ fn enforce_bound<V>(
                 true
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::FakeClock;
+
+    const T0_MS: i64 = 1_700_000_000_000;
+
+    fn cache(clock: &FakeClock) -> CutoffCache {
+        let cfg = CacheConfig {
+            ttl_ms: 60_000,
+            negative_ttl_ms: 5_000,
+            stale_if_error_ms: Some(300_000),
+            max_entries: 1_000,
+            max_negative_entries: 1_000,
+        };
+        CutoffCache::new(cfg, Arc::new(clock.clone()))
+    }
+
+    async fn load(c: &CutoffCache, key: SubjectKey, cutoff: Cutoff) -> Option<Cutoff> {
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        c.load(
+            key,
+            Join::Fresh,
+            deadline,
+            std::time::Duration::from_secs(5),
+            || async move { Ok(Some(cutoff)) },
+        )
+        .await
+        .expect("load")
+    }
+
+    fn cutoff(version: u64, not_before: i64) -> Cutoff {
+        Cutoff {
+            version,
+            not_before,
+        }
+    }
+
+    /// What `examples/memory` measures per subject: the key and the slot,
+    /// packed without padding.
+    #[test]
+    fn an_entry_is_36_bytes() {
+        // The table stores `(key, value)` pairs, the value in a
+        // `#[repr(transparent)]` cell.
+        assert_eq!(std::mem::size_of::<(SubjectKey, Slot)>(), 36);
+    }
+
+    #[test]
+    fn packed_words_round_trip_every_value() {
+        for v in [
+            0,
+            1,
+            -1,
+            i64::MIN,
+            i64::MAX,
+            T0_MS,
+            -T0_MS,
+            1 << 32,
+            (1 << 32) - 1,
+        ] {
+            assert_eq!(Packed::new(v).get(), v);
+        }
+        let c = cutoff(u64::MAX, i64::MIN);
+        assert_eq!(Slot::new(c, 7).cutoff(), c);
+        let c = cutoff(u64::MAX - 1, i64::MAX);
+        assert_eq!(Slot::new(c, 7).cutoff(), c);
+    }
+
+    #[test]
+    fn stamps_keep_increasing_when_the_clock_steps_back() {
+        let clock = FakeClock::from_millis(T0_MS);
+        let c = cache(&clock);
+        let a = c.stamp();
+        let b = c.stamp();
+        assert!(b > a);
+        assert_eq!(stamp_ms(a), T0_MS, "the time part is the clock's");
+        clock.set(T0_MS / 1000 - 3_600); // an hour back
+        let d = c.stamp();
+        assert!(d > b, "a later stamp is larger even after a step back");
+        assert_eq!(stamp_ms(d), T0_MS, "its time part waits for the clock");
+        clock.set(T0_MS / 1000 + 10);
+        let e = c.stamp();
+        assert_eq!(stamp_ms(e), T0_MS + 10_000);
+        assert_ne!(e, FLOOR);
+    }
+
+    /// A read made after the wall clock stepped back still replaces the
+    /// entry of a read made before the step (a clock-ordered stamp would
+    /// refuse it until the clock caught up, and keep serving the older read).
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_read_after_a_clock_step_back_replaces_the_older_entry() {
+        let clock = FakeClock::from_millis(T0_MS);
+        let c = cache(&clock);
+        let key = c.key("alice");
+        load(&c, key, cutoff(1, 0)).await;
+        assert_eq!(c.lookup(key, T0_MS), Lookup::Fresh(cutoff(1, 0)));
+        clock.set(T0_MS / 1000 - 30);
+        // The operator lowered the version in the store (a repair).
+        load(&c, key, cutoff(0, 0)).await;
+        assert_eq!(c.current(key), Some(cutoff(0, 0)));
+    }
+
+    /// Marking the cache stale moves entries' stamps back; a read that
+    /// started before the mark must still not cache, and one after it must.
+    #[tokio::test(flavor = "current_thread")]
+    async fn mark_stale_expires_entries_and_later_reads_replace_them() {
+        let clock = FakeClock::from_millis(T0_MS);
+        let c = cache(&clock);
+        let key = c.key("alice");
+        load(&c, key, cutoff(3, 0)).await;
+        c.mark_stale();
+        assert_eq!(c.lookup(key, T0_MS), Lookup::Miss, "no longer fresh");
+        assert_eq!(
+            c.stale(key, T0_MS),
+            Some(cutoff(3, 0)),
+            "kept for stale-if-error"
+        );
+        assert_eq!(
+            c.stale(key, T0_MS + 300_000),
+            None,
+            "the stale window counts from the mark"
+        );
+        load(&c, key, cutoff(2, 0)).await;
+        assert_eq!(c.lookup(key, T0_MS), Lookup::Fresh(cutoff(2, 0)));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_floor_is_never_fresh_and_any_read_replaces_it() {
+        let clock = FakeClock::from_millis(0); // stamps with a time part of 0
+        let c = cache(&clock);
+        let key = c.key("alice");
+        c.floor(key, cutoff(5, 0), Origin::Local);
+        assert_eq!(c.lookup(key, 0), Lookup::Miss);
+        assert_eq!(c.stale(key, 0), None, "a floor is no stale answer either");
+        load(&c, key, cutoff(5, 0)).await;
+        assert_eq!(c.lookup(key, 0), Lookup::Fresh(cutoff(5, 0)));
+        assert_eq!(
+            c.lookup(key, 60_000),
+            Lookup::Miss,
+            "fresh for the TTL only"
+        );
     }
 }

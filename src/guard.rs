@@ -622,11 +622,10 @@ impl<S: CutoffStore> Guard<S> {
                 .ok_or(Error::UnknownSubject)
         };
         let epoch = inner.cache.global_epoch();
-        let started_ms = inner.clock.now_millis();
-        let ticket = inner.cache.ticket();
+        let stamp = inner.cache.stamp();
         let global = self.store_call_until(deadline, inner.store.load_global());
         let (cutoff, global) = futures_util::future::try_join(subject, global).await?;
-        let global = inner.cache.loaded_global(epoch, started_ms, ticket, global);
+        let global = inner.cache.loaded_global(epoch, stamp, global);
 
         let now = inner.clock.now_seconds();
         // A global cutoff for the current second (`revoke_all_before(now)`

@@ -1,6 +1,6 @@
 //! Schedules against the README's promises on revocation ordering, caching,
 //! cancellation, timeouts and the same-second rule that combine mechanisms
-//! the other schedule tests exercise one at a time: read tickets with
+//! the other schedule tests exercise one at a time: read stamps with
 //! eviction, a single flight whose only waiter is parked, a global refresh
 //! joined by requests with more time left than the one that started it,
 //! foreign tokens across a second boundary, the counters of
@@ -136,7 +136,7 @@ async fn a_global_refresh_only_a_parked_request_waits_on_answers_a_request_minut
 }
 
 // ---------------------------------------------------------------------------
-// Read tickets do not survive eviction: an older read caches over a newer
+// Read stamps do not survive eviction: an older read caches over a newer
 // one once the newer entry was evicted (`max_entries` tiny).
 
 #[tokio::test]
@@ -187,7 +187,7 @@ async fn an_older_read_caches_over_a_newer_one_once_the_newer_entry_was_evicted(
         r,
         RevokedReason::Version,
         &format!(
-            "Cutoffs only move forward / How the cache stays right (\"every read takes a ticket \
+            "Cutoffs only move forward / How the cache stays right (\"every read takes a stamp \
              when it starts; a later read always wins\") / Design decisions (\"An evicted entry \
              only costs a reload\"): this instance rejected the old token after reading v1, then \
              an older read of v0 was cached over the evicted entry and the token was accepted \
