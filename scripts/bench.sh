@@ -3,7 +3,8 @@
 # 127.0.0.1 only and are stopped by PID on exit.
 #
 #   bash scripts/bench.sh            # all: criterion, then end to end over HTTP
-#   bash scripts/bench.sh criterion  # the criterion benches, propagation, memory
+#   bash scripts/bench.sh criterion  # the criterion benches (validate, denylist,
+#                                    # propagation, sessions), then memory
 #   bash scripts/bench.sh http       # end to end over HTTP only
 #
 # `http`: the same axum app (package jwt-revoke-bench-http, bench-http/) as
@@ -43,7 +44,8 @@ criterion() {
   cargo bench --bench validate
   cargo bench --features sqlite,postgres,redis --bench denylist
   cargo bench --features postgres,redis --bench propagation
-  cargo run --release --example memory -- 1000000
+  cargo bench --features sqlite,postgres,redis --bench sessions
+  cargo run --release --example memory -- 1000000 100000
 }
 
 SERVER_PID=""
