@@ -136,23 +136,32 @@ impl Packed {
 
 /// A read stamp: orders reads and records when each started.
 ///
-/// `(start in Unix ms) << 16 | sequence`, taken from a hybrid logical
-/// clock: a new stamp is above every earlier one even when the wall clock
-/// steps back (its time part then runs ahead of the clock until the clock
-/// catches up, which keeps such reads fresh longer by at most the step, as
-/// for entries read before the step). A later read therefore always has a
-/// larger stamp, and an entry's freshness is a TTL from its stamp's time.
-/// [`FLOOR`] marks an entry that no fresh read confirmed.
+/// `(start in Unix ms) << 12 | sequence`, taken from a hybrid logical
+/// clock. Its time part is the latest clock reading seen so far: when the
+/// wall clock steps back, it stays where it was until the clock catches up
+/// (so a read made meanwhile is fresh longer by at most the step, like the
+/// entries read before the step), and it is never ahead of every clock
+/// reading. The sequence counts reads within one time part; a new stamp is
+/// above every earlier one until the sequence is used up (4 096 reads
+/// within one millisecond, or within a step back), after which stamps of
+/// the same time part are equal. Equal stamps never let one read replace
+/// the other: their cutoffs are merged (maximum), and an "unknown subject"
+/// answer prevails over a cutoff (see [`CutoffCache::insert_loaded`]), so
+/// a tie only ever rejects more. An entry is fresh for a TTL from its
+/// stamp's time. [`FLOOR`] marks an entry that no fresh read confirmed.
 pub(crate) type Stamp = i64;
 
 /// The stamp of a floor: older than every read, never fresh, never within
 /// a stale window.
 const FLOOR: Stamp = i64::MIN;
 
-const SEQ_BITS: u32 = 16;
-/// Time parts of stamps stay within ±2⁴⁷ ms (±4 400 years), so a stamp
-/// never overflows and never equals [`FLOOR`].
-const MAX_STAMP_MS: i64 = (1 << 47) - 1;
+const SEQ_BITS: u32 = 12;
+const SEQ_MASK: i64 = (1 << SEQ_BITS) - 1;
+/// Time parts of stamps stay within ±2⁵¹ ms (±71 000 years), so a stamp
+/// never overflows and never equals [`FLOOR`]. A clock beyond that range
+/// fails closed: every read then counts as a TTL old when it returns
+/// (`store_unavailable`).
+const MAX_STAMP_MS: i64 = (1 << 51) - 1;
 
 /// When the read of `stamp` started (Unix ms).
 fn stamp_ms(stamp: Stamp) -> i64 {
@@ -161,7 +170,7 @@ fn stamp_ms(stamp: Stamp) -> i64 {
 
 /// A stamp for a read that started at `start_ms`, with `stamp`'s sequence.
 fn restamp(stamp: Stamp, start_ms: i64) -> Stamp {
-    (start_ms.clamp(-MAX_STAMP_MS, MAX_STAMP_MS) << SEQ_BITS) | (stamp & ((1 << SEQ_BITS) - 1))
+    (start_ms.clamp(-MAX_STAMP_MS, MAX_STAMP_MS) << SEQ_BITS) | (stamp & SEQ_MASK)
 }
 
 /// `expires_ms` of a floor: never fresh, never within a stale window.
@@ -473,11 +482,21 @@ impl CutoffCache {
         &self.epochs[key.stripe()]
     }
 
-    /// A new read stamp: above every stamp handed out before, with the
-    /// clock's time unless that would not be (see [`Stamp`]).
+    /// A new read stamp: the clock's time if it is past every stamp handed
+    /// out before, otherwise the last stamp's time with the next sequence
+    /// number, or the last stamp itself once the sequence is used up (see
+    /// [`Stamp`]).
     pub(crate) fn stamp(&self) -> Stamp {
         let now = restamp(0, self.clock.now_millis());
-        let next = |prev: Stamp| prev.saturating_add(1).max(now);
+        let next = |prev: Stamp| {
+            if now > prev {
+                now
+            } else if prev & SEQ_MASK != SEQ_MASK {
+                prev + 1
+            } else {
+                prev
+            }
+        };
         match self
             .last_stamp
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |prev| Some(next(prev)))
@@ -624,20 +643,29 @@ impl CutoffCache {
     /// its epoch was read and no later read was cached: the read is then
     /// the subject's current cutoff and replaces the entry. Runs under the
     /// entry's shard lock (positive and negative answers alike, so the two
-    /// maps agree on which read came last).
+    /// maps agree on which read came last). A read whose stamp equals the
+    /// entry's (see [`Stamp`]) cannot be told apart from it in time: the
+    /// answer that rejects more is kept (the maximum of two cutoffs, or
+    /// "unknown subject" over a cutoff).
     fn insert_loaded(&self, key: SubjectKey, flight: &Flight, found: Option<Cutoff>) {
         let now = self.clock.now_millis();
         let stamp = flight.stamp;
         let unchanged = || self.epoch(key).load(Ordering::Acquire) == flight.epoch;
-        let newer_unknown = || self.negative.get(&key).is_some_and(|u| u.stamp > stamp);
+        let newer_unknown = || self.negative.get(&key).is_some_and(|u| u.stamp >= stamp);
         match found {
             Some(cutoff) => {
                 self.make_room(now);
                 let fresh = Slot::new(cutoff, stamp);
                 match self.entries.entry(key) {
                     Entry::Occupied(mut o) => {
-                        if unchanged() && stamp > o.get().stamp() && !newer_unknown() {
-                            *o.get_mut() = fresh;
+                        let current = o.get().stamp();
+                        if unchanged() && stamp >= current && !newer_unknown() {
+                            if stamp == current {
+                                let merged = o.get().cutoff().merge(cutoff);
+                                o.get_mut().set_cutoff(merged);
+                            } else {
+                                *o.get_mut() = fresh;
+                            }
                             self.forget_unknown(key);
                         }
                     }
@@ -658,7 +686,7 @@ impl CutoffCache {
                 // entry, nor an earlier read a later one.
                 match self.entries.entry(key) {
                     Entry::Occupied(o) => {
-                        if unchanged() && stamp > o.get().stamp() {
+                        if unchanged() && stamp >= o.get().stamp() {
                             o.remove();
                             self.len.fetch_sub(1, Ordering::Relaxed);
                             self.remember_unknown(key, unknown);
@@ -982,15 +1010,18 @@ impl CutoffCache {
     /// changes nothing.
     pub(crate) fn loaded_global(&self, epoch: u64, stamp: Stamp, not_before: i64) -> i64 {
         let _w = self.global_write();
-        if self.global.epoch.load(Ordering::Acquire) == epoch
-            && stamp >= self.global.stamp.load(Ordering::Acquire)
-        {
+        let same_epoch = self.global.epoch.load(Ordering::Acquire) == epoch;
+        let current = self.global.stamp.load(Ordering::Acquire);
+        if same_epoch && stamp > current {
             self.global.stamp.store(stamp, Ordering::Release);
             self.global.not_before.store(not_before, Ordering::Release);
             let expires = stamp_ms(stamp).saturating_add(self.ttl_ms());
             self.global.expires_ms.store(expires, Ordering::Release);
             not_before
-        } else if self.global.epoch.load(Ordering::Acquire) != epoch {
+        } else if !same_epoch || stamp == current {
+            // Overtaken by a floor: merged as one. Or the same stamp again
+            // (another waiter of this refresh, or a read stamped alike):
+            // never lowers the value.
             let prev = self
                 .global
                 .not_before
@@ -1198,5 +1229,49 @@ mod tests {
             Lookup::Miss,
             "fresh for the TTL only"
         );
+    }
+
+    /// Once the sequence of a millisecond is used up, stamps are equal and
+    /// a tie keeps the answer that rejects more, whichever lands last.
+    #[tokio::test(flavor = "current_thread")]
+    async fn equal_stamps_keep_the_answer_that_rejects_more() {
+        let clock = FakeClock::from_millis(T0_MS);
+        let c = cache(&clock);
+        for _ in 0..=SEQ_MASK {
+            c.stamp();
+        }
+        let (a, b) = (c.stamp(), c.stamp());
+        assert_eq!(a, b, "a used-up sequence gives equal stamps");
+        assert_eq!(stamp_ms(a), T0_MS, "and never moves the time part ahead");
+
+        let key = c.key("alice");
+        load(&c, key, cutoff(4, 0)).await;
+        load(&c, key, cutoff(2, 9)).await; // equal stamp, lower version
+        assert_eq!(c.current(key), Some(cutoff(4, 9)), "merged, not replaced");
+
+        let other = c.key("bob");
+        load(&c, other, cutoff(1, 0)).await;
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        let gone = c
+            .load(
+                other,
+                Join::Fresh,
+                deadline,
+                std::time::Duration::from_secs(5),
+                || async { Ok(None) },
+            )
+            .await
+            .unwrap();
+        assert_eq!(gone, None);
+        assert_eq!(c.lookup(other, T0_MS), Lookup::Unknown, "unknown prevails");
+        load(&c, other, cutoff(1, 0)).await;
+        assert_eq!(
+            c.lookup(other, T0_MS),
+            Lookup::Unknown,
+            "a cutoff stamped alike does not undo it"
+        );
+        clock.advance(std::time::Duration::from_millis(1));
+        load(&c, other, cutoff(1, 0)).await;
+        assert_eq!(c.lookup(other, T0_MS + 1), Lookup::Fresh(cutoff(1, 0)));
     }
 }

@@ -118,6 +118,11 @@ pub(crate) fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
+/// The longest cache TTL the builder accepts: long enough for "trust the
+/// bus", short enough that every time the cache derives from a read stamp
+/// (see `cache::Stamp`) stays in range.
+const MAX_CACHE_TTL: Duration = Duration::from_secs(10 * 366 * 86_400);
+
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
@@ -131,8 +136,10 @@ impl<S: CutoffStore> GuardBuilder<S> {
     }
 
     /// How long a cached cutoff is trusted before the store is asked again
-    /// (default 30 s). Without an invalidation bus this is the bound on how
-    /// long another instance keeps accepting a token revoked elsewhere.
+    /// (default 30 s; at least 1 ms and at most 10 years, or
+    /// [`build`](Self::build) fails). Without an invalidation bus this is
+    /// the bound on how long another instance keeps accepting a token
+    /// revoked elsewhere.
     pub fn cache_ttl(mut self, ttl: Duration) -> Self {
         self.ttl = ttl;
         self
@@ -289,8 +296,10 @@ impl<S: CutoffStore> GuardBuilder<S> {
 
     /// Builds the guard, checking the settings.
     pub fn build(self) -> Result<Guard<S>, Error> {
-        if self.ttl.is_zero() {
-            return Err(Error::Config("cache_ttl must be positive".into()));
+        if self.ttl < Duration::from_millis(1) || self.ttl > MAX_CACHE_TTL {
+            return Err(Error::Config(
+                "cache_ttl must be between 1 ms and 10 years".into(),
+            ));
         }
         if self.max_entries == 0 || self.max_negative_entries == 0 {
             return Err(Error::Config("cache bounds must be positive".into()));
