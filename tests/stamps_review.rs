@@ -236,21 +236,27 @@ async fn f2_mark_cache_stale_works_at_the_longest_accepted_ttl() {
 // ===========================================================================
 // F3. A clock beyond the stamps' range.
 
-/// Unix time 2^47 ms + 1 000 000 s (year ~6429): every stamp is clamped to
-/// 2^47 - 1 ms, so every read returns "a TTL after it started" and is
-/// refused as too old; nothing is ever fresh.
-#[tokio::test]
-async fn f3_a_clock_past_2_pow_47_ms_still_issues() {
-    let far = (1i64 << 47) / 1000 + 1_000_000;
-    let clock = FakeClock::new(far);
+/// A guard over a store holding alice, its clock at `unix_seconds`.
+fn guard_at(
+    unix_seconds: i64,
+) -> Guard<std::sync::Arc<common::counting::Counting<jwt_revoke::MemoryStore>>> {
     let store = std::sync::Arc::new(common::counting::Counting::new(
         jwt_revoke::MemoryStore::new(),
     ));
     store.inner.insert("alice", Cutoff::default());
-    let g = Guard::builder(keys(), store.clone())
-        .clock(clock.clone())
+    Guard::builder(keys(), store)
+        .clock(FakeClock::new(unix_seconds))
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+/// Unix time 2^47 ms + 1 000 000 s (year ~6429): with 16-bit sequences
+/// every stamp was clamped to 2^47 - 1 ms, so every read returned "a TTL
+/// after it started" and was refused as too old.
+#[tokio::test]
+async fn f3_a_clock_past_2_pow_47_ms_still_issues() {
+    let far = (1i64 << 47) / 1000 + 1_000_000;
+    let g = guard_at(far);
     let r = g.issue("alice", &()).await;
     assert!(
         r.is_ok(),
@@ -267,15 +273,7 @@ async fn f3_a_clock_past_2_pow_47_ms_still_issues() {
 #[tokio::test]
 async fn f3_a_clock_beyond_the_stamps_range_fails_closed() {
     let far = (1i64 << 51) / 1000 + 1_000_000;
-    let clock = FakeClock::new(far);
-    let store = std::sync::Arc::new(common::counting::Counting::new(
-        jwt_revoke::MemoryStore::new(),
-    ));
-    store.inner.insert("alice", Cutoff::default());
-    let g = Guard::builder(keys(), store.clone())
-        .clock(clock.clone())
-        .build()
-        .unwrap();
+    let g = guard_at(far);
     let r = g
         .issue("alice", &())
         .await
