@@ -437,6 +437,14 @@ impl CutoffCache {
         self.cfg.ttl_ms
     }
 
+    /// How old a read may be to decide on or to be joined: the TTL, or the
+    /// reduced age while [`CutoffCache::limit_age`] is in force.
+    fn max_age_ms(&self) -> i64 {
+        self.cfg
+            .ttl_ms
+            .saturating_sub(self.age_margin_ms.load(Ordering::Relaxed))
+    }
+
     /// Looks a subject up without waiting. Never holds a map guard beyond the
     /// copy of the slot.
     pub(crate) fn lookup(&self, key: SubjectKey, now_ms: i64) -> Lookup {
@@ -551,12 +559,13 @@ impl CutoffCache {
             // revocation that returned before we started; a finished one
             // may be arbitrarily old, so it is never joined, nor one that
             // started a TTL ago (only a parked request can keep one that
-            // long, and its read is too old to decide on).
+            // long, and its read is too old to decide on) or, while the age
+            // of entries is limited, longer ago than that age.
             Entry::Occupied(o)
                 if join == Join::Any
                     && o.get().epoch >= epoch
                     && o.get().load.peek().is_none()
-                    && stamp_ms(o.get().stamp).saturating_add(self.ttl_ms()) > now =>
+                    && stamp_ms(o.get().stamp).saturating_add(self.max_age_ms()) > now =>
             {
                 o.get().waiters.fetch_add(1, Ordering::AcqRel);
                 self.counters.flight_joins.incr();
@@ -592,7 +601,9 @@ impl CutoffCache {
         if result.is_ok()
             && stamp_ms(flight.stamp).saturating_add(self.ttl_ms()) <= self.clock.now_millis()
         {
-            // A read that started a TTL ago is too old to decide on.
+            // A read that started a TTL ago is too old to decide on. (Under
+            // a reduced age it was joined only while younger than that age,
+            // so it is at most that old for every request it answers.)
             result = Err(StoreError::timed_out(timeout));
         }
         if let Ok(found) = &result
@@ -806,6 +817,10 @@ impl CutoffCache {
         });
         let _w = self.global_write();
         self.global.epoch.fetch_add(1, Ordering::AcqRel);
+        // Every refresh under way was disturbed (epoch): the next one to
+        // land is the latest read, whatever its stamp (a used-up sequence
+        // would otherwise tie it with the read it must replace).
+        self.global.stamp.store(FLOOR, Ordering::Release);
         let expires = self.global.expires_ms.load(Ordering::Acquire);
         if expires != 0 {
             self.global.expires_ms.store(
@@ -831,6 +846,7 @@ impl CutoffCache {
         });
         let _w = self.global_write();
         self.global.epoch.fetch_add(1, Ordering::AcqRel);
+        self.global.stamp.store(FLOOR, Ordering::Release);
         self.global.expires_ms.store(0, Ordering::Release);
     }
 
@@ -919,7 +935,7 @@ impl CutoffCache {
                 Some(f)
                     if f.load.peek().is_none()
                         && f.epoch >= self.global.epoch.load(Ordering::Acquire)
-                        && stamp_ms(f.stamp).saturating_add(self.ttl_ms()) > joined_at =>
+                        && stamp_ms(f.stamp).saturating_add(self.max_age_ms()) > joined_at =>
                 {
                     f
                 }
@@ -952,7 +968,9 @@ impl CutoffCache {
         };
         let now = self.clock.now_millis();
         if loaded.is_ok() && stamp_ms(flight.stamp).saturating_add(self.ttl_ms()) <= now {
-            // A read that started a TTL ago is too old to decide on.
+            // A read that started a TTL ago is too old to decide on. (Under
+            // a reduced age it was joined only while younger than that age,
+            // so it is at most that old for every request it answers.)
             loaded = Err(StoreError::timed_out(timeout));
         }
         match loaded {

@@ -2,7 +2,8 @@
 //! 12-bit sequence that saturates into EQUAL stamps, ties keeping the
 //! answer that rejects more; `mark_stale` moving stamps back).
 //!
-//! FINDINGS (each test FAILS on 08bca63, its message naming the promise):
+//! FINDINGS (each test failed on 08bca63; all are fixed and kept as
+//! regressions, each message naming the promise it checks):
 //! - `f1_*`: the global cutoff's tie path after `clear_cache`. `clear`
 //!   drops the global's freshness but keeps its stamp (and value). Once the
 //!   sequence is used up (4 096 reads during a clock step back, or within
@@ -12,19 +13,22 @@
 //!   "to follow at once" is not followed, by any read, until the wall
 //!   clock has caught up with the step (minutes/hours), and logins keep
 //!   failing. The subject cache does not have this (a cleared entry is
-//!   vacant; see `held_*`).
+//!   vacant; see `held_*`). Fixed: `clear` and `mark_stale` reset the
+//!   global's stamp, so the next refresh to land is taken as the latest.
 //! - `f2_*`: the same tie after `mark_cache_stale`: `mark_stale` restamps
 //!   subject entries back (so a later read outranks them) but leaves the
 //!   global's stamp, so no global read made during the rest of the step
 //!   back is ever recorded as fresh: every request reads the global cutoff
-//!   from the store again (and a repair is not followed either).
+//!   from the store again (and a repair is not followed either). Fixed
+//!   with the same reset.
 //! - `f3_*`: `limit_cache_age` (bus down) and single flight. The join
 //!   check and the "too old to decide on" check compare the flight's stamp
 //!   with the full TTL, ignoring the age margin, so a request joins (and
 //!   decides from) a load a parked request started 20 s ago while the age
 //!   is limited to 1 s: a token revoked on another instance 20 s earlier
 //!   is accepted, far past `liveness_timeout + degraded_max_age`. Subject
-//!   loads and the global refresh alike.
+//!   loads and the global refresh alike. Fixed: both checks use the
+//!   reduced age while it is in force.
 //!
 //! HELD (attacks tried that the code withstood; these tests pass):
 //! - `held_*` below, each with a comment saying what was tried.
