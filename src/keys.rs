@@ -65,7 +65,15 @@ impl PreKeyed {
         fn check<M: Mac + Clone>(m: &M, message: &[u8], tag: &[u8]) -> bool {
             let mut m = m.clone();
             m.update(message);
-            m.verify_slice(tag).is_ok()
+            let mac = m.finalize().into_bytes();
+            // The length is public (it is the algorithm's); the bytes are
+            // compared without an early exit: every byte's difference is
+            // folded in, and the fold is hidden from the optimizer once,
+            // at the end, instead of per byte.
+            mac.len() == tag.len()
+                && std::hint::black_box(
+                    mac.iter().zip(tag).fold(0u8, |diff, (a, b)| diff | (a ^ b)),
+                ) == 0
         }
         match self {
             PreKeyed::S256(m) => check(m, message, tag),
@@ -449,6 +457,43 @@ mod tests {
             }
             assert_eq!(ours(&key, &good, signed), "valid");
         }
+    }
+
+    /// The comparison of the computed MAC with the presented tag: every
+    /// single-bit change of any byte, and every shorter or longer tag, is
+    /// refused.
+    #[test]
+    fn the_tag_comparison_refuses_every_changed_bit_and_length() {
+        use base64::Engine;
+        let _ = crate::Guard::builder(
+            Keys::hmac(Algorithm::HS256, &[7; 32]).unwrap(),
+            crate::MemoryStore::new(),
+        )
+        .build(); // installs the crypto provider when both backends are on
+        let secret = [9u8; 32];
+        let mac = PreKeyed::new(Algorithm::HS256, &DecodingKey::from_secret(&secret)).unwrap();
+        let message = b"header.payload";
+        let good = jsonwebtoken::crypto::sign(
+            message,
+            &EncodingKey::from_secret(&secret),
+            Algorithm::HS256,
+        )
+        .unwrap();
+        let tag = URL_SAFE_NO_PAD.decode(good).unwrap();
+        assert!(mac.verify(message, &tag));
+        for i in 0..tag.len() {
+            for bit in 0..8 {
+                let mut bad = tag.clone();
+                bad[i] ^= 1 << bit;
+                assert!(!mac.verify(message, &bad), "byte {i} bit {bit}");
+            }
+        }
+        for len in 0..tag.len() {
+            assert!(!mac.verify(message, &tag[..len]), "a {len}-byte prefix");
+        }
+        let mut longer = tag.clone();
+        longer.push(0);
+        assert!(!mac.verify(message, &longer));
     }
 
     #[test]
