@@ -351,72 +351,81 @@ impl<'de> Deserialize<'de> for ClaimField {
     }
 }
 
-impl<'de, V: Deserialize<'de>> Deserialize<'de> for WireClaims<'de, V> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Vis<V>(std::marker::PhantomData<V>);
-        impl<'de, V: Deserialize<'de>> Visitor<'de> for Vis<V> {
-            type Value = WireClaims<'de, V>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JWT claims object")
-            }
-            fn visit_map<A: MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<WireClaims<'de, V>, A::Error> {
-                let mut seen = 0u32;
-                let mut c = WireClaims {
-                    sub: None,
-                    iat: None,
-                    exp: None,
-                    nbf: None,
-                    ver: None,
-                    iss: None,
-                    aud: None,
-                    sid: None,
-                };
-                while let Some(field) = map.next_key::<ClaimField>()? {
-                    match field {
-                        ClaimField::Sub => {
-                            once::<A::Error>(&mut seen, 1, "sub")?;
-                            c.sub = cow(map.next_value()?);
-                        }
-                        ClaimField::Iat => {
-                            once::<A::Error>(&mut seen, 1 << 1, "iat")?;
-                            c.iat = map.next_value()?;
-                        }
-                        ClaimField::Exp => {
-                            once::<A::Error>(&mut seen, 1 << 2, "exp")?;
-                            c.exp = map.next_value()?;
-                        }
-                        ClaimField::Nbf => {
-                            once::<A::Error>(&mut seen, 1 << 3, "nbf")?;
-                            c.nbf = Some(map.next_value()?);
-                        }
-                        ClaimField::Ver => {
-                            once::<A::Error>(&mut seen, 1 << 4, "ver")?;
-                            c.ver = map.next_value()?;
-                        }
-                        ClaimField::Iss => {
-                            once::<A::Error>(&mut seen, 1 << 5, "iss")?;
-                            c.iss = cow(map.next_value()?);
-                        }
-                        ClaimField::Aud => {
-                            once::<A::Error>(&mut seen, 1 << 6, "aud")?;
-                            c.aud = map.next_value()?;
-                        }
-                        ClaimField::Sid => {
-                            once::<A::Error>(&mut seen, 1 << 7, "sid")?;
-                            c.sid = cow(map.next_value()?);
-                        }
-                        ClaimField::Other => {
-                            map.next_value::<Skip>()?;
-                        }
-                    }
+impl<V> WireClaims<'_, V> {
+    /// No claim read yet.
+    pub(crate) fn empty() -> Self {
+        WireClaims {
+            sub: None,
+            iat: None,
+            exp: None,
+            nbf: None,
+            ver: None,
+            iss: None,
+            aud: None,
+            sid: None,
+        }
+    }
+}
+
+/// Reads a claims object into a [`WireClaims`] the caller owns (the
+/// struct is not moved through the deserializer's layers).
+struct Fill<'c, 'de, V>(&'c mut WireClaims<'de, V>);
+
+impl<'de, V: Deserialize<'de>> de::DeserializeSeed<'de> for Fill<'_, 'de, V> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Visitor<'de> for Fill<'_, 'de, V> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JWT claims object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let c = self.0;
+        let mut seen = 0u32;
+        while let Some(field) = map.next_key::<ClaimField>()? {
+            match field {
+                ClaimField::Sub => {
+                    once::<A::Error>(&mut seen, 1, "sub")?;
+                    c.sub = cow(map.next_value()?);
                 }
-                Ok(c)
+                ClaimField::Iat => {
+                    once::<A::Error>(&mut seen, 1 << 1, "iat")?;
+                    c.iat = map.next_value()?;
+                }
+                ClaimField::Exp => {
+                    once::<A::Error>(&mut seen, 1 << 2, "exp")?;
+                    c.exp = map.next_value()?;
+                }
+                ClaimField::Nbf => {
+                    once::<A::Error>(&mut seen, 1 << 3, "nbf")?;
+                    c.nbf = Some(map.next_value()?);
+                }
+                ClaimField::Ver => {
+                    once::<A::Error>(&mut seen, 1 << 4, "ver")?;
+                    c.ver = map.next_value()?;
+                }
+                ClaimField::Iss => {
+                    once::<A::Error>(&mut seen, 1 << 5, "iss")?;
+                    c.iss = cow(map.next_value()?);
+                }
+                ClaimField::Aud => {
+                    once::<A::Error>(&mut seen, 1 << 6, "aud")?;
+                    c.aud = map.next_value()?;
+                }
+                ClaimField::Sid => {
+                    once::<A::Error>(&mut seen, 1 << 7, "sid")?;
+                    c.sid = cow(map.next_value()?);
+                }
+                ClaimField::Other => {
+                    map.next_value::<Skip>()?;
+                }
             }
         }
-        d.deserialize_map(Vis(std::marker::PhantomData))
+        Ok(())
     }
 }
 
@@ -479,17 +488,24 @@ pub(crate) fn parse_header(bytes: &[u8]) -> Result<WireHeader<'_>, Error> {
     serde_json::from_slice(bytes).map_err(|_| Error::Malformed("header is not a valid JSON object"))
 }
 
+/// Reads the claims of `bytes` into `claims` (which must be
+/// [`WireClaims::empty`]): the same rules as `serde_json::from_slice`,
+/// trailing characters included.
 pub(crate) fn parse_claims<'a, V: Deserialize<'a>>(
     bytes: &'a [u8],
-) -> Result<WireClaims<'a, V>, Error> {
+    claims: &mut WireClaims<'a, V>,
+) -> Result<(), Error> {
+    use serde::de::DeserializeSeed;
+    let malformed =
+        || Error::Malformed("claims are not a JSON object with correctly typed registered claims");
     if !is_object(bytes) {
-        return Err(Error::Malformed(
-            "claims are not a JSON object with correctly typed registered claims",
-        ));
+        return Err(malformed());
     }
-    serde_json::from_slice(bytes).map_err(|_| {
-        Error::Malformed("claims are not a JSON object with correctly typed registered claims")
-    })
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    Fill(claims)
+        .deserialize(&mut de)
+        .and_then(|()| de.end())
+        .map_err(|_| malformed())
 }
 
 /// Converts a non-negative time claim to `i64` (values beyond `i64::MAX`

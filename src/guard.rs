@@ -870,7 +870,8 @@ impl<S: CutoffStore> Guard<S> {
     {
         let settings = &self.inner.settings;
         let now = now_ms.div_euclid(1000);
-        let wire: WireClaims<'p, V> = parse_claims(payload)?;
+        let mut wire: WireClaims<'p, V> = WireClaims::empty();
+        parse_claims(payload, &mut wire)?;
         let sub = wire.sub.ok_or(Error::MissingClaim("sub"))?;
         if sub.is_empty() {
             return Err(Error::Malformed("empty `sub`"));
