@@ -474,11 +474,15 @@ pub(crate) fn b64(segment: &str) -> Result<Vec<u8>, Error> {
 /// below accept only maps as well (derived structs would also take a JSON
 /// array, fields by position).
 fn is_object(bytes: &[u8]) -> bool {
-    std::str::from_utf8(bytes).is_ok()
-        && bytes
-            .iter()
-            .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
-            .is_some_and(|b| *b == b'{')
+    std::str::from_utf8(bytes).is_ok() && opens_object(bytes)
+}
+
+/// `true` when the first byte after JSON white space opens an object.
+fn opens_object(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        .is_some_and(|b| *b == b'{')
 }
 
 pub(crate) fn parse_header(bytes: &[u8]) -> Result<WireHeader<'_>, Error> {
@@ -498,7 +502,12 @@ pub(crate) fn parse_claims<'a, V: Deserialize<'a>>(
     use serde::de::DeserializeSeed;
     let malformed =
         || Error::Malformed("claims are not a JSON object with correctly typed registered claims");
-    if !is_object(bytes) {
+    // No separate UTF-8 pass over the claims (unlike the header): the
+    // parser validates every string it reads, and reads every one (keys,
+    // values, and skipped members walked with `Skip`), a number or literal
+    // given a string fails on its own, and bytes outside strings must be
+    // JSON syntax, which is ASCII. Invalid UTF-8 anywhere is still refused.
+    if !opens_object(bytes) {
         return Err(malformed());
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
@@ -506,6 +515,103 @@ pub(crate) fn parse_claims<'a, V: Deserialize<'a>>(
         .deserialize(&mut de)
         .and_then(|()| de.end())
         .map_err(|_| malformed())
+}
+
+/// The claims as this library writes them, read without the general
+/// parser: an object of the members `sub`, `sid` (strings of printable
+/// ASCII without escapes), `iat`, `exp`, `ver` (integers in canonical
+/// decimal that fit a `u64`), each at most once, in any order, with no
+/// white space. `ver` becomes `version(n)`. On anything else (another
+/// member, white space, an escape, a sign, a fraction, an overflow ...) it
+/// answers `false` and leaves `claims` as it was, and the caller takes the
+/// general path. Every payload it reads, the general path reads to the
+/// same values (tested against it), so it changes speed, never answers.
+pub(crate) fn parse_canonical<'a, V>(
+    bytes: &'a [u8],
+    version: impl Fn(u64) -> V,
+    claims: &mut WireClaims<'a, V>,
+) -> bool {
+    let mut c = WireClaims::empty();
+    let mut seen = 0u8;
+    let mut i = 1;
+    if bytes.first() != Some(&b'{') {
+        return false;
+    }
+    loop {
+        let Some(rest) = bytes.get(i..) else {
+            return false;
+        };
+        let (bit, key) = match rest.get(..6) {
+            Some(b"\"sub\":") => (1, 0),
+            Some(b"\"sid\":") => (2, 1),
+            Some(b"\"iat\":") => (4, 2),
+            Some(b"\"exp\":") => (8, 3),
+            Some(b"\"ver\":") => (16, 4),
+            _ => return false,
+        };
+        if seen & bit != 0 {
+            return false;
+        }
+        seen |= bit;
+        i += 6;
+        if key < 2 {
+            // A string of printable ASCII, no escapes.
+            if bytes.get(i) != Some(&b'"') {
+                return false;
+            }
+            let start = i + 1;
+            let Some(len) = bytes[start..]
+                .iter()
+                .position(|b| !matches!(b, 0x20..=0x7e) || *b == b'"' || *b == b'\\')
+            else {
+                return false;
+            };
+            let end = start + len;
+            if bytes[end] != b'"' {
+                return false;
+            }
+            let Ok(text) = std::str::from_utf8(&bytes[start..end]) else {
+                return false;
+            };
+            let text = Some(Cow::Borrowed(text));
+            if key == 0 {
+                c.sub = text;
+            } else {
+                c.sid = text;
+            }
+            i = end + 1;
+        } else {
+            // Canonical decimal: no sign, no leading zero, fits a u64.
+            let digits = bytes[i..].iter().take_while(|b| b.is_ascii_digit()).count();
+            if digits == 0 || (digits > 1 && bytes[i] == b'0') {
+                return false;
+            }
+            let mut n: u64 = 0;
+            for d in &bytes[i..i + digits] {
+                let Some(next) = n
+                    .checked_mul(10)
+                    .and_then(|n| n.checked_add(u64::from(d - b'0')))
+                else {
+                    return false;
+                };
+                n = next;
+            }
+            match key {
+                2 => c.iat = Some(n),
+                3 => c.exp = Some(n),
+                _ => c.ver = Some(version(n)),
+            }
+            i += digits;
+        }
+        match bytes.get(i) {
+            Some(b',') => i += 1,
+            Some(b'}') if i + 1 == bytes.len() => {
+                *claims = c;
+                return true;
+            }
+            _ => return false,
+        }
+    }
 }
 
 /// Converts a non-negative time claim to `i64` (values beyond `i64::MAX`
@@ -593,5 +699,147 @@ impl<C> Verified<C> {
     /// Consumes the result, returning the caller's own claims.
     pub fn into_claims(self) -> C {
         self.claims
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    type Seen<'a> = (
+        Option<&'a str>,
+        Option<&'a str>,
+        Option<u64>,
+        Option<u64>,
+        Option<u64>,
+    );
+
+    fn fields<'a>(c: &'a WireClaims<'a, u64>) -> Seen<'a> {
+        assert!(c.iss.is_none() && c.aud.is_none() && c.nbf.is_none());
+        (c.sub.as_deref(), c.sid.as_deref(), c.iat, c.exp, c.ver)
+    }
+
+    /// `parse_canonical` either declines or reads exactly what the general
+    /// parser reads.
+    fn agrees(bytes: &[u8]) -> bool {
+        let mut fast = WireClaims::<u64>::empty();
+        if !parse_canonical(bytes, |n| n, &mut fast) {
+            return false;
+        }
+        let mut full = WireClaims::<u64>::empty();
+        parse_claims(bytes, &mut full).expect("the general parser accepts it too");
+        assert_eq!(fields(&fast), fields(&full), "{}", String::from_utf8_lossy(bytes));
+        true
+    }
+
+    #[test]
+    fn what_issue_writes_takes_the_short_path() {
+        for payload in [
+            &br#"{"exp":1700000900,"iat":1700000000,"sub":"user-1","ver":0}"#[..],
+            br#"{"exp":1,"iat":0,"sid":"QVswmHKfNkTA7Dx4YA86hA","sub":"a b~!","ver":18446744073709551615}"#,
+            br#"{"sub":"x"}"#,
+        ] {
+            assert!(agrees(payload), "{}", String::from_utf8_lossy(payload));
+        }
+    }
+
+    #[test]
+    fn anything_else_takes_the_general_path() {
+        for payload in [
+            &br#"{}"#[..],
+            br#" {"sub":"x"}"#,
+            br#"{"sub":"x"} "#,
+            br#"{"sub": "x"}"#,
+            br#"{"sub":"x","sub":"y"}"#,
+            br#"{"sub":"x\u0041"}"#,
+            br#"{"sub":"x\"y"}"#,
+            "{\"sub\":\"é\"}".as_bytes(),
+            b"{\"sub\":\"x\x7f\"}",
+            b"{\"sub\":\"x\x1f\"}",
+            br#"{"iat":01}"#,
+            br#"{"iat":-1}"#,
+            br#"{"iat":1.0}"#,
+            br#"{"iat":1e3}"#,
+            br#"{"iat":18446744073709551616}"#,
+            br#"{"iat":"1"}"#,
+            br#"{"ver":null}"#,
+            br#"{"nbf":1}"#,
+            br#"{"iss":"x"}"#,
+            br#"{"aud":"x"}"#,
+            br#"{"x":1}"#,
+            br#"{"sub":"x",}"#,
+            br#"{"sub":"x""#,
+            br#"{"sub":"x"}}"#,
+            br#"{"sub":"x"},"#,
+            br#"{"sub""#,
+            br#"{"#,
+            br#"{"sub":"#,
+        ] {
+            assert!(!agrees(payload), "{}", String::from_utf8_lossy(payload));
+        }
+    }
+
+    fn member() -> impl Strategy<Value = (u8, String)> {
+        prop_oneof![
+            "[ -~]{0,12}".prop_map(|s| (0, s)),
+            "[ -~]{0,12}".prop_map(|s| (1, s)),
+            any::<u64>().prop_map(|n| (2, n.to_string())),
+            any::<u64>().prop_map(|n| (3, n.to_string())),
+            any::<u64>().prop_map(|n| (4, n.to_string())),
+        ]
+    }
+
+    fn payload(members: &[(u8, String)]) -> Vec<u8> {
+        let parts: Vec<String> = members
+            .iter()
+            .map(|(k, v)| match k {
+                0 => format!("\"sub\":{}", serde_json::to_string(v).unwrap()),
+                1 => format!("\"sid\":{}", serde_json::to_string(v).unwrap()),
+                2 => format!("\"iat\":{v}"),
+                3 => format!("\"exp\":{v}"),
+                _ => format!("\"ver\":{v}"),
+            })
+            .collect();
+        format!("{{{}}}", parts.join(",")).into_bytes()
+    }
+
+    proptest! {
+        /// Random members in random order: whenever the short path reads a
+        /// payload, it reads what the general parser reads; without
+        /// duplicates or escapes it always reads it.
+        #[test]
+        fn the_short_path_agrees_with_the_general_one(
+            members in proptest::collection::vec(member(), 1..7),
+        ) {
+            let bytes = payload(&members);
+            let read = agrees(&bytes);
+            let mut kinds: Vec<u8> = members.iter().map(|(k, _)| *k).collect();
+            kinds.sort_unstable();
+            kinds.dedup();
+            let plain = members.iter().all(|(k, v)| *k > 1 || !v.contains(['"', '\\']));
+            if kinds.len() == members.len() && plain {
+                prop_assert!(read, "{}", String::from_utf8_lossy(&bytes));
+            }
+        }
+
+        /// Any byte changed, inserted or removed: the short path declines
+        /// or agrees.
+        #[test]
+        fn a_mutated_payload_never_reads_differently(
+            members in proptest::collection::vec(member(), 1..6),
+            at in any::<prop::sample::Index>(),
+            byte in any::<u8>(),
+            how in 0u8..3,
+        ) {
+            let mut bytes = payload(&members);
+            let i = at.index(bytes.len());
+            match how {
+                0 => bytes[i] = byte,
+                1 => bytes.insert(i, byte),
+                _ => { bytes.remove(i); }
+            }
+            agrees(&bytes);
+        }
     }
 }

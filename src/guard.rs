@@ -10,8 +10,8 @@ use serde::de::{Deserialize, DeserializeOwned};
 use crate::bus::{CutoffEvent, Publisher};
 use crate::cache::{CacheConfig, CutoffCache, Join, Lookup, Origin, SubjectKey};
 use crate::claims::{
-    RESERVED, Segments, Skip, Verified, WireClaims, b64, parse_claims, parse_extra, parse_header,
-    time_claim,
+    RESERVED, Segments, Skip, Verified, WireClaims, b64, parse_canonical, parse_claims,
+    parse_extra, parse_header, time_claim,
 };
 use crate::clock::{Clock, SystemClock};
 use crate::cutoff::{Cutoff, RevokedReason};
@@ -440,17 +440,25 @@ fn install_crypto_provider() {
 /// JSON, see `claims::Skip`) for foreign ones.
 trait VersionClaim: Sized {
     fn version(v: Option<Self>) -> Result<Option<u64>, Error>;
+    /// What the general parser makes of a `ver` that is a `u64`.
+    fn from_number(n: u64) -> Self;
 }
 
 impl VersionClaim for u64 {
     fn version(v: Option<Self>) -> Result<Option<u64>, Error> {
         v.map(Some).ok_or(Error::MissingClaim("ver"))
     }
+    fn from_number(n: u64) -> Self {
+        n
+    }
 }
 
 impl VersionClaim for Skip {
     fn version(_: Option<Self>) -> Result<Option<u64>, Error> {
         Ok(None)
+    }
+    fn from_number(_: u64) -> Self {
+        Skip
     }
 }
 
@@ -871,7 +879,11 @@ impl<S: CutoffStore> Guard<S> {
         let settings = &self.inner.settings;
         let now = now_ms.div_euclid(1000);
         let mut wire: WireClaims<'p, V> = WireClaims::empty();
-        parse_claims(payload, &mut wire)?;
+        // The claims as `issue` writes them take a short path; anything
+        // else, the general one (same answers, see `parse_canonical`).
+        if !parse_canonical(payload, V::from_number, &mut wire) {
+            parse_claims(payload, &mut wire)?;
+        }
         let sub = wire.sub.ok_or(Error::MissingClaim("sub"))?;
         if sub.is_empty() {
             return Err(Error::Malformed("empty `sub`"));

@@ -638,6 +638,26 @@ async fn header_and_claims_must_be_json_objects() {
         g.validate::<()>(&token).await.unwrap_err().code(),
         "malformed"
     );
+    // Wherever it stands: a key, a nested key, an array element, `aud`, a
+    // string where a number belongs, deep inside a skipped value.
+    let open = &claims(json!({}))[..claims(json!({})).len() - 1];
+    for tail in [
+        &b",\"\xff\":1}"[..],
+        b",\"x\":{\"\xc3\x28\":1}}",
+        b",\"x\":[1,\"\xed\xa0\x80\"]}",
+        b",\"aud\":[\"a\",\"\xff\"]}",
+        b",\"nbf\":\"\xff\"}",
+        b",\"x\":[[{\"y\":[\"\xf0\x28\x8c\xbc\"]}]]}",
+        b",\"x\":\"ok\xc0\xaf\"}",
+    ] {
+        let token = signed(HS, &[open, tail].concat());
+        assert_eq!(
+            g.validate::<()>(&token).await.unwrap_err().code(),
+            "malformed",
+            "{}",
+            String::from_utf8_lossy(tail)
+        );
+    }
     let token = signed(b"{\"alg\":\"HS256\",\"x\":\"\xff\"}", &claims(json!({})));
     assert_eq!(
         g.validate::<()>(&token).await.unwrap_err().code(),
