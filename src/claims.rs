@@ -729,7 +729,12 @@ mod tests {
         }
         let mut full = WireClaims::<u64>::empty();
         parse_claims(bytes, &mut full).expect("the general parser accepts it too");
-        assert_eq!(fields(&fast), fields(&full), "{}", String::from_utf8_lossy(bytes));
+        assert_eq!(
+            fields(&fast),
+            fields(&full),
+            "{}",
+            String::from_utf8_lossy(bytes)
+        );
         true
     }
 

@@ -142,10 +142,26 @@ async fn judge(payload: &[u8]) -> Result<Answer, String> {
         }
         // The same token read with no custom claims and with a struct:
         // only `invalid_claims` may tell them apart.
-        let unit = off.validate::<()>(&token).await.map(|_| ()).map_err(|e| e.code());
-        let mine = on.validate::<Mine>(&token).await.map(|_| ()).map_err(|e| e.code());
-        let mine_hit = on.validate::<Mine>(&token).await.map(|_| ()).map_err(|e| e.code());
-        let mine_off = off.validate::<Mine>(&token).await.map(|_| ()).map_err(|e| e.code());
+        let unit = off
+            .validate::<()>(&token)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.code());
+        let mine = on
+            .validate::<Mine>(&token)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.code());
+        let mine_hit = on
+            .validate::<Mine>(&token)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.code());
+        let mine_off = off
+            .validate::<Mine>(&token)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.code());
         let expected = match &miss {
             Answer::Ok { .. } => Ok(()),
             Answer::Err(c) => Err(*c),
@@ -156,7 +172,9 @@ async fn judge(payload: &[u8]) -> Result<Answer, String> {
             ));
         }
         if mine_off.is_err() && mine_off != Err("invalid_claims") && mine_off != expected {
-            return Err(format!("custom claims changed the code: {shown:?}: {mine_off:?} vs {expected:?}"));
+            return Err(format!(
+                "custom claims changed the code: {shown:?}: {mine_off:?} vs {expected:?}"
+            ));
         }
         let first = answer(&on, &token).await;
         let hit = answer(&on, &token).await;
@@ -167,7 +185,9 @@ async fn judge(payload: &[u8]) -> Result<Answer, String> {
         }
         if let Answer::Ok { claims, .. } = &miss {
             if std::str::from_utf8(payload).is_err() {
-                return Err(format!("accepted invalid UTF-8 (foreign={foreign}): {shown:?}"));
+                return Err(format!(
+                    "accepted invalid UTF-8 (foreign={foreign}): {shown:?}"
+                ));
             }
             if !reference_accepts(&token) {
                 return Err(format!(
@@ -196,7 +216,10 @@ struct Mine {
 }
 
 fn canonical(members: &[(&str, String)]) -> Vec<u8> {
-    let body: Vec<String> = members.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+    let body: Vec<String> = members
+        .iter()
+        .map(|(k, v)| format!("\"{k}\":{v}"))
+        .collect();
     format!("{{{}}}", body.join(",")).into_bytes()
 }
 
@@ -272,7 +295,10 @@ fn held_short_path_edge_values_answer_as_the_general_path() {
         }
         // A member missing, and none at all.
         for drop in ["sub", "iat", "exp", "ver"] {
-            let m: Vec<_> = base_members().into_iter().filter(|(k, _)| *k != drop).collect();
+            let m: Vec<_> = base_members()
+                .into_iter()
+                .filter(|(k, _)| *k != drop)
+                .collect();
             judge(&canonical(&m)).await.unwrap();
         }
         judge(b"{}").await.unwrap();
