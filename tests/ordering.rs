@@ -5,14 +5,13 @@
 
 mod common;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::fixture::{T0, keys, setup};
+use common::repairable::Repairable;
 use jwt_revoke::{
     Cutoff, CutoffEvent, CutoffStore, Error, FakeClock, Guard, MemoryStore, RevokedReason,
-    StoreError,
 };
 
 fn subject_event(sub: &str, cutoff: Cutoff) -> CutoffEvent {
@@ -462,48 +461,6 @@ async fn an_absurdly_far_future_cutoff_is_an_error_not_a_lock_out() {
     g.validate::<()>(&t).await.unwrap();
     // A lock within the horizon is fine.
     g.revoke_before("alice", T0 + 30 * 86_400).await.unwrap();
-}
-
-/// A store an operator can repair: values can be lowered by hand.
-#[derive(Default)]
-struct Repairable {
-    rows: Mutex<HashMap<String, Cutoff>>,
-    global: Mutex<i64>,
-}
-
-impl Repairable {
-    fn set(&self, sub: &str, c: Cutoff) {
-        self.rows.lock().unwrap().insert(sub.to_owned(), c);
-    }
-    fn set_global(&self, nb: i64) {
-        *self.global.lock().unwrap() = nb;
-    }
-}
-
-impl CutoffStore for Repairable {
-    async fn load(&self, sub: &str) -> Result<Option<Cutoff>, StoreError> {
-        Ok(self.rows.lock().unwrap().get(sub).copied())
-    }
-    async fn bump_version(&self, sub: &str) -> Result<Cutoff, StoreError> {
-        let mut rows = self.rows.lock().unwrap();
-        let c = rows.entry(sub.to_owned()).or_default();
-        *c = c.bumped();
-        Ok(*c)
-    }
-    async fn revoke_before(&self, sub: &str, at: i64) -> Result<Cutoff, StoreError> {
-        let mut rows = self.rows.lock().unwrap();
-        let c = rows.entry(sub.to_owned()).or_default();
-        *c = c.revoked_before(at);
-        Ok(*c)
-    }
-    async fn load_global(&self) -> Result<i64, StoreError> {
-        Ok(*self.global.lock().unwrap())
-    }
-    async fn revoke_all_before(&self, at: i64) -> Result<i64, StoreError> {
-        let mut g = self.global.lock().unwrap();
-        *g = (*g).max(at + 1);
-        Ok(*g)
-    }
 }
 
 #[tokio::test]

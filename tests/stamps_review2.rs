@@ -35,15 +35,14 @@
 
 mod common;
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::fixture::{Store, T0, assert_revoked, keys, setup};
+use common::repairable::Repairable;
 use jwt_revoke::{
     Cutoff, CutoffStore, Error, FakeClock, Guard, RefreshKey, RevokedReason, SessionConfig,
-    StoreError,
 };
 
 /// 4 096: a full 12-bit sequence.
@@ -69,54 +68,6 @@ fn burn_stamps<S: CutoffStore>(g: &Guard<S>, n: usize) {
 async fn advance(clock: &FakeClock, by: Duration) {
     clock.advance(by);
     tokio::time::advance(by).await;
-}
-
-/// A store an operator can repair by hand (values can be lowered), that
-/// counts its global reads.
-#[derive(Default)]
-struct Repairable {
-    rows: Mutex<HashMap<String, Cutoff>>,
-    global: Mutex<i64>,
-    global_loads: AtomicUsize,
-}
-
-impl Repairable {
-    fn set(&self, sub: &str, c: Cutoff) {
-        self.rows.lock().unwrap().insert(sub.to_owned(), c);
-    }
-    fn set_global(&self, nb: i64) {
-        *self.global.lock().unwrap() = nb;
-    }
-    fn global_loads(&self) -> usize {
-        self.global_loads.load(Ordering::SeqCst)
-    }
-}
-
-impl CutoffStore for Repairable {
-    async fn load(&self, sub: &str) -> Result<Option<Cutoff>, StoreError> {
-        Ok(self.rows.lock().unwrap().get(sub).copied())
-    }
-    async fn bump_version(&self, sub: &str) -> Result<Cutoff, StoreError> {
-        let mut rows = self.rows.lock().unwrap();
-        let c = rows.entry(sub.to_owned()).or_default();
-        *c = c.bumped();
-        Ok(*c)
-    }
-    async fn revoke_before(&self, sub: &str, at: i64) -> Result<Cutoff, StoreError> {
-        let mut rows = self.rows.lock().unwrap();
-        let c = rows.entry(sub.to_owned()).or_default();
-        *c = c.revoked_before(at);
-        Ok(*c)
-    }
-    async fn load_global(&self) -> Result<i64, StoreError> {
-        self.global_loads.fetch_add(1, Ordering::SeqCst);
-        Ok(*self.global.lock().unwrap())
-    }
-    async fn revoke_all_before(&self, at: i64) -> Result<i64, StoreError> {
-        let mut g = self.global.lock().unwrap();
-        *g = (*g).max(at + 1);
-        Ok(*g)
-    }
 }
 
 /// A guard over a repairable store, its clock stepped back by 10 minutes

@@ -9,6 +9,7 @@ pub mod conformance;
 pub mod http_cases;
 pub mod proxy;
 pub mod redis_server;
+pub mod repairable;
 pub mod session_conformance;
 pub mod session_probe;
 
