@@ -437,8 +437,9 @@ impl CutoffCache {
         self.cfg.ttl_ms
     }
 
-    /// How old a read may be to decide on or to be joined: the TTL, or the
-    /// reduced age while [`CutoffCache::limit_age`] is in force.
+    /// How long an entry is fresh after its read started, and how old a
+    /// load may be to be joined: the TTL, or the reduced age while
+    /// [`CutoffCache::limit_age`] is in force.
     fn max_age_ms(&self) -> i64 {
         self.cfg
             .ttl_ms
@@ -448,9 +449,8 @@ impl CutoffCache {
     /// Looks a subject up without waiting. Never holds a map guard beyond the
     /// copy of the slot.
     pub(crate) fn lookup(&self, key: SubjectKey, now_ms: i64) -> Lookup {
-        let margin = self.age_margin_ms.load(Ordering::Relaxed);
         if let Some(slot) = self.entries.get(&key).map(|s| *s)
-            && slot.expires_ms(self.ttl_ms()).saturating_sub(margin) > now_ms
+            && slot.expires_ms(self.max_age_ms()) > now_ms
         {
             return Lookup::Fresh(slot.cutoff());
         }
@@ -468,12 +468,7 @@ impl CutoffCache {
         let slot = self.entries.get(&key).map(|s| *s)?;
         // The stale window counts from the entry's expiry as the reduced
         // age (a disconnected bus) sees it.
-        let margin = self.age_margin_ms.load(Ordering::Relaxed);
-        let usable = slot
-            .expires_ms(self.ttl_ms())
-            .saturating_sub(margin)
-            .saturating_add(window)
-            > now_ms;
+        let usable = slot.expires_ms(self.max_age_ms()).saturating_add(window) > now_ms;
         usable.then(|| slot.cutoff())
     }
 
@@ -495,7 +490,13 @@ impl CutoffCache {
     /// number, or the last stamp itself once the sequence is used up (see
     /// [`Stamp`]).
     pub(crate) fn stamp(&self) -> Stamp {
-        let now = restamp(0, self.clock.now_millis());
+        self.stamp_at(self.clock.now_millis())
+    }
+
+    /// [`CutoffCache::stamp`] for a read starting at `now_ms` (the clock's
+    /// reading, taken once by the caller).
+    fn stamp_at(&self, now_ms: i64) -> Stamp {
+        let now = restamp(0, now_ms);
         let next = |prev: Stamp| {
             if now > prev {
                 now
@@ -539,7 +540,7 @@ impl CutoffCache {
         let epoch = self.epoch(key).load(Ordering::Acquire);
         let now = self.clock.now_millis();
         let new_flight = || {
-            let stamp = self.stamp();
+            let stamp = self.stamp_at(now);
             self.counters.store_loads.incr();
             self.live_flights.fetch_add(1, Ordering::AcqRel);
             // No timer inside the shared load: each waiter bounds its own
@@ -802,14 +803,14 @@ impl CutoffCache {
         // stale-if-error window does not restart for reads made while
         // events may have been missed.
         let margin = self.age_margin_ms.load(Ordering::Relaxed);
-        let ttl = self.ttl_ms();
+        let (ttl, max_age) = (self.ttl_ms(), self.max_age_ms());
         self.entries.alter_all(|_, mut slot| {
             // The entry keeps its place among reads only relative to reads
             // that can no longer cache (every epoch was bumped above), so
             // moving its stamp back is safe: every later read's is larger.
             let stamp = slot.stamp();
             if stamp != FLOOR {
-                let expires = slot.expires_ms(ttl).saturating_sub(margin).min(now);
+                let expires = slot.expires_ms(max_age).min(now);
                 let moved = restamp(stamp, expires.saturating_sub(ttl)).min(stamp);
                 slot.stamp = Packed::new(moved);
             }
@@ -889,7 +890,7 @@ impl CutoffCache {
             self.cfg.max_entries,
             &self.counters.evictions,
             &self.epochs,
-            |slot| slot.expires_ms(self.cfg.ttl_ms) > keep_after,
+            |slot| slot.expires_ms(self.ttl_ms()) > keep_after,
         );
     }
 
