@@ -531,87 +531,96 @@ pub(crate) fn parse_canonical<'a, V>(
     version: impl Fn(u64) -> V,
     claims: &mut WireClaims<'a, V>,
 ) -> bool {
-    let mut c = WireClaims::empty();
-    let mut seen = 0u8;
-    let mut i = 1;
     if bytes.first() != Some(&b'{') {
         return false;
     }
+    let mut c = WireClaims::empty();
+    let mut seen = 0u32;
+    let mut i = 1;
     loop {
-        let Some(rest) = bytes.get(i..) else {
-            return false;
-        };
-        let (bit, key) = match rest.get(..6) {
-            Some(b"\"sub\":") => (1, 0),
-            Some(b"\"sid\":") => (2, 1),
-            Some(b"\"iat\":") => (4, 2),
-            Some(b"\"exp\":") => (8, 3),
-            Some(b"\"ver\":") => (16, 4),
+        let field = match bytes.get(i..i + 6) {
+            Some(b"\"sub\":") => ClaimField::Sub,
+            Some(b"\"sid\":") => ClaimField::Sid,
+            Some(b"\"iat\":") => ClaimField::Iat,
+            Some(b"\"exp\":") => ClaimField::Exp,
+            Some(b"\"ver\":") => ClaimField::Ver,
             _ => return false,
         };
+        // The same bit per member as the general parser's `once`.
+        let bit = 1u32 << field as u32;
         if seen & bit != 0 {
             return false;
         }
         seen |= bit;
         i += 6;
-        if key < 2 {
-            // A string of printable ASCII, no escapes.
-            if bytes.get(i) != Some(&b'"') {
-                return false;
-            }
-            let start = i + 1;
-            let Some(len) = bytes[start..]
-                .iter()
-                .position(|b| !matches!(b, 0x20..=0x7e) || *b == b'"' || *b == b'\\')
-            else {
-                return false;
-            };
-            let end = start + len;
-            if bytes[end] != b'"' {
-                return false;
-            }
-            let Ok(text) = std::str::from_utf8(&bytes[start..end]) else {
-                return false;
-            };
-            let text = Some(Cow::Borrowed(text));
-            if key == 0 {
-                c.sub = text;
-            } else {
-                c.sid = text;
-            }
-            i = end + 1;
-        } else {
-            // Canonical decimal: no sign, no leading zero, fits a u64.
-            let digits = bytes[i..].iter().take_while(|b| b.is_ascii_digit()).count();
-            if digits == 0 || (digits > 1 && bytes[i] == b'0') {
-                return false;
-            }
-            let mut n: u64 = 0;
-            for d in &bytes[i..i + digits] {
-                let Some(next) = n
-                    .checked_mul(10)
-                    .and_then(|n| n.checked_add(u64::from(d - b'0')))
-                else {
+        let end = match field {
+            ClaimField::Sub | ClaimField::Sid => {
+                let Some((text, end)) = canonical_str(bytes, i) else {
                     return false;
                 };
-                n = next;
+                let text = Some(Cow::Borrowed(text));
+                if matches!(field, ClaimField::Sub) {
+                    c.sub = text;
+                } else {
+                    c.sid = text;
+                }
+                end
             }
-            match key {
-                2 => c.iat = Some(n),
-                3 => c.exp = Some(n),
-                _ => c.ver = Some(version(n)),
+            _ => {
+                let Some((n, end)) = canonical_u64(bytes, i) else {
+                    return false;
+                };
+                match field {
+                    ClaimField::Iat => c.iat = Some(n),
+                    ClaimField::Exp => c.exp = Some(n),
+                    _ => c.ver = Some(version(n)),
+                }
+                end
             }
-            i += digits;
-        }
-        match bytes.get(i) {
-            Some(b',') => i += 1,
-            Some(b'}') if i + 1 == bytes.len() => {
+        };
+        match bytes.get(end) {
+            Some(b',') => i = end + 1,
+            Some(b'}') if end + 1 == bytes.len() => {
                 *claims = c;
                 return true;
             }
             _ => return false,
         }
     }
+}
+
+/// A string of printable ASCII without escapes at `bytes[i]`: the text and
+/// the index after its closing quote.
+fn canonical_str(bytes: &[u8], i: usize) -> Option<(&str, usize)> {
+    if bytes.get(i) != Some(&b'"') {
+        return None;
+    }
+    let start = i + 1;
+    let len = bytes
+        .get(start..)?
+        .iter()
+        .position(|b| !matches!(b, 0x20..=0x7e) || *b == b'"' || *b == b'\\')?;
+    let end = start + len;
+    if bytes[end] != b'"' {
+        return None;
+    }
+    let text = std::str::from_utf8(&bytes[start..end]).ok()?;
+    Some((text, end + 1))
+}
+
+/// An integer in canonical decimal (no sign, no leading zero) that fits a
+/// `u64` at `bytes[i]`: the value and the index after its last digit.
+fn canonical_u64(bytes: &[u8], i: usize) -> Option<(u64, usize)> {
+    let digits = bytes.get(i..)?;
+    let len = digits.iter().take_while(|b| b.is_ascii_digit()).count();
+    if len == 0 || (len > 1 && digits[0] == b'0') {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for d in &digits[..len] {
+        n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+    }
+    Some((n, i + len))
 }
 
 /// Converts a non-negative time claim to `i64` (values beyond `i64::MAX`
