@@ -408,13 +408,19 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_pre_keyed_hmac_answers_as_jsonwebtoken_does() {
+    /// Building a guard installs the crypto provider (needed when both
+    /// backends are on) before the tests call jsonwebtoken directly.
+    fn install_provider() {
         let _ = crate::Guard::builder(
             Keys::hmac(Algorithm::HS256, &[7; 32]).unwrap(),
             crate::MemoryStore::new(),
         )
-        .build(); // installs the crypto provider when both backends are on
+        .build();
+    }
+
+    #[test]
+    fn the_pre_keyed_hmac_answers_as_jsonwebtoken_does() {
+        install_provider();
         let signed = b"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0";
         for (alg, len) in [
             (Algorithm::HS256, 32),
@@ -465,11 +471,7 @@ mod tests {
     #[test]
     fn the_tag_comparison_refuses_every_changed_bit_and_length() {
         use base64::Engine;
-        let _ = crate::Guard::builder(
-            Keys::hmac(Algorithm::HS256, &[7; 32]).unwrap(),
-            crate::MemoryStore::new(),
-        )
-        .build(); // installs the crypto provider when both backends are on
+        install_provider();
         let secret = [9u8; 32];
         let mac = PreKeyed::new(Algorithm::HS256, &DecodingKey::from_secret(&secret)).unwrap();
         let message = b"header.payload";
@@ -498,11 +500,7 @@ mod tests {
 
     #[test]
     fn the_own_header_is_what_issue_writes() {
-        let _ = crate::Guard::builder(
-            Keys::hmac(Algorithm::HS256, &[7; 32]).unwrap(),
-            crate::MemoryStore::new(),
-        )
-        .build(); // installs the crypto provider when both backends are on
+        install_provider();
         let keys = Keys::hmac(Algorithm::HS384, &[1; 48])
             .unwrap()
             .with_kid("k1");
