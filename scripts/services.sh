@@ -50,8 +50,12 @@ services_start() {
   _jr_install || return 1
   rm -rf "$JR_STATE" && mkdir -p "$JR_STATE" || return 1
 
-  # Redis: no persistence, loopback only.
-  redis-server --bind 127.0.0.1 --port "$JR_REDIS_PORT" --save '' --appendonly no \
+  # Redis: loopback only, with the append-only file on (in the throwaway
+  # state directory) and no eviction, as RedisStore::connect requires of a
+  # server that keeps revocations (a server without persistence, or one
+  # that may evict keys, is refused unless the store is told to accept it).
+  redis-server --bind 127.0.0.1 --port "$JR_REDIS_PORT" --save '' --appendonly yes \
+    --appendfsync everysec --maxmemory-policy noeviction \
     --dir "$JR_STATE" --daemonize no >"$JR_STATE/redis.log" 2>&1 &
   echo $! >"$JR_STATE/redis.pid"
   if ! _jr_wait redis-cli -h 127.0.0.1 -p "$JR_REDIS_PORT" ping; then
