@@ -102,6 +102,25 @@ impl Cutoff {
         }
     }
 
+    /// This cutoff as the first state of a subject's record created at `now`
+    /// (Unix seconds, the store's clock): `not_before` is raised to at least
+    /// `now + 1`, as if `revoke_before(now)` had run. A record that was
+    /// deleted or lost and is created again therefore rejects every token
+    /// issued up to its creation, whatever version it starts from: no
+    /// earlier state's revoked token comes back (see the crate's rule on
+    /// lost rows).
+    ///
+    /// ```
+    /// use jwt_revoke::Cutoff;
+    ///
+    /// assert_eq!(Cutoff::default().created(1_000), Cutoff::new(0, 1_001));
+    /// assert_eq!(Cutoff::new(2, 5_000).created(1_000), Cutoff::new(2, 5_000));
+    /// ```
+    #[must_use]
+    pub fn created(self, now: i64) -> Cutoff {
+        self.revoked_before(now)
+    }
+
     /// The cutoff after `bump_version`: the version plus one (saturating).
     #[must_use]
     pub fn bumped(self) -> Cutoff {

@@ -15,7 +15,8 @@
 //! ```text
 //! token.ver >= user.version  AND  token.iat >= user.not_before  AND  token.iat >= global.not_before
 //!   AND (token has no sid  OR  (session sid of token.sub exists, is not revoked,
-//!        and session.created_at >= user.not_before AND session.created_at >= global.not_before))
+//!        and session.not_before_seen >= user.not_before
+//!        AND session.not_before_seen >= global.not_before))
 //! ```
 //!
 //! So `bump_version`, `revoke_before` and `revoke_all_before` still end every
@@ -61,8 +62,27 @@
 //! behind afterwards.
 //!
 //! A session whose subject was logged out everywhere, changed password or
-//! was revoked by a timestamp after the login (its version or login time is
-//! below the subject's cutoffs) is refused with [`Error::SessionRevoked`].
+//! was revoked by a timestamp after the login (its version, or the
+//! timestamp cutoffs its login saw, are below the subject's cutoffs now) is
+//! refused with [`Error::SessionRevoked`].
+//!
+//! # No clock decides a session's fate
+//!
+//! A session lives for weeks (sliding), so it must not be compared with a
+//! timestamp cutoff through two servers' clocks: a login on an instance
+//! whose clock runs a few seconds ahead, just before `revoke_all_before(now)`
+//! on another, would be stamped after the cutoff and survive it for good.
+//! Instead a session records [`Session::not_before_seen`]: the highest
+//! `not_before` (the subject's or the global) in force when it began, as
+//! the login read it from the store. The login reads the store before it
+//! writes the session, so a timestamp revocation that the login did not see
+//! landed after that read and raises a cutoff above what the session
+//! recorded: the session ends, whatever any clock says. A revocation the
+//! login did see is at or below it: the session began after it. The
+//! comparison is between two values read from the store, like versions.
+//! (A revocation with an `at` in the past that still raises the cutoff
+//! therefore ends every session that began before the call, not only those
+//! that began before `at`.)
 //!
 //! ```
 //! use jwt_revoke::{Algorithm, Cutoff, Error, Guard, Keys, MemoryStore, RefreshKey, SessionConfig};
@@ -128,8 +148,9 @@ pub struct Session {
     /// below the subject's current version was ended by a `bump_version`.
     pub version: u64,
     /// When the session was created, Unix seconds, stamped like a token's
-    /// `iat` (`max(now, not_before)`): compared with the subject's and the
-    /// global `not_before`.
+    /// `iat` (`max(now, not_before)`) by the clock of the instance that
+    /// logged it in. Shown and used for ordering, never compared with a
+    /// cutoff (see [`Session::not_before_seen`]).
     pub created_at: i64,
     /// The last login or rotation, Unix seconds.
     pub last_used_at: i64,
@@ -138,6 +159,12 @@ pub struct Session {
     pub expires_at: i64,
     /// When the session was revoked, if it was.
     pub revoked_at: Option<i64>,
+    /// The highest timestamp cutoff in force when the session began: the
+    /// maximum of the subject's and the global `not_before` that the login
+    /// read from the store. A subject or global `not_before` above it ends
+    /// the session (see the [module documentation](crate::session)): no
+    /// clock takes part in the comparison.
+    pub not_before_seen: i64,
 }
 
 impl Session {
@@ -237,6 +264,33 @@ pub trait SessionStore: CutoffStore {
         at: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// Revokes every session of `sub` that is not revoked yet, at `at`
+    /// (Unix seconds): a deleted user's, or "log out every device" without
+    /// touching the subject's cutoffs. Returns the ids of the subject's
+    /// sessions that are revoked and not expired (`expires_at > at`) after
+    /// the call, those revoked before it included, so that a call retried
+    /// after a lost reply still names every session it ended.
+    ///
+    /// The default lists the active sessions and revokes each one (a
+    /// session created meanwhile may be missed, and a retry names only the
+    /// sessions it revoked itself); the shipped stores do it in one
+    /// statement or script.
+    fn revoke_sessions(
+        &self,
+        sub: &str,
+        at: i64,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send {
+        async move {
+            let mut revoked = Vec::new();
+            for session in self.list_sessions(sub, at).await? {
+                if self.revoke_session(sub, &session.id, at).await? {
+                    revoked.push(session.id);
+                }
+            }
+            Ok(revoked)
+        }
+    }
+
     /// The sessions of `sub` that are active at `now` (not revoked, not
     /// expired), oldest first.
     fn list_sessions(
@@ -279,6 +333,13 @@ impl<S: SessionStore> SessionStore for Arc<S> {
         at: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
         (**self).revoke_session(sub, sid, at)
+    }
+    fn revoke_sessions(
+        &self,
+        sub: &str,
+        at: i64,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send {
+        (**self).revoke_sessions(sub, at)
     }
     fn list_sessions(
         &self,
@@ -372,14 +433,15 @@ impl SessionConfig {
 
 /// A session's state in the cutoff cache: `version` 1 when revoked, 0 when
 /// live (the cache's maximum merge makes a revocation stick), `not_before`
-/// the session's `created_at` (constant per session, so the merge keeps
-/// it). A revocation's floor carries `(1, 0)`.
+/// the session's `not_before_seen` (constant per session, so the merge
+/// keeps it). A revocation's floor carries `(1, 0)`.
 const REVOKED: Cutoff = Cutoff::new(1, 0);
 
-/// `true` when a session that began at `created_at` is ended by a
-/// timestamp revocation: the subject's `not_before` or the global one.
-fn begun_before_cutoffs(created_at: i64, cutoff: Cutoff, global: i64) -> bool {
-    created_at < cutoff.not_before || created_at < global
+/// `true` when a session whose login saw the timestamp cutoffs up to
+/// `seen` is ended by a timestamp revocation since: the subject's
+/// `not_before` or the global one is above it.
+fn begun_before_cutoffs(seen: i64, cutoff: Cutoff, global: i64) -> bool {
+    seen < cutoff.not_before || seen < global
 }
 
 /// `true` when a session in `state` (cached) is ended for a subject with
@@ -393,11 +455,15 @@ pub(crate) fn is_ended(state: Cutoff, cutoff: Cutoff, global: i64) -> bool {
 /// `true` when the subject's cutoffs ended `session`: a version bump since
 /// its login, or a timestamp revocation after it began.
 fn ended_by_cutoffs(session: &Session, cutoff: Cutoff, global: i64) -> bool {
-    session.version < cutoff.version || begun_before_cutoffs(session.created_at, cutoff, global)
+    session.version < cutoff.version
+        || begun_before_cutoffs(session.not_before_seen, cutoff, global)
 }
 
 fn state_of(session: &Session) -> Cutoff {
-    Cutoff::new(u64::from(session.revoked_at.is_some()), session.created_at)
+    Cutoff::new(
+        u64::from(session.revoked_at.is_some()),
+        session.not_before_seen,
+    )
 }
 
 /// Longest subject a session takes: its refresh token carries it.
@@ -586,6 +652,7 @@ impl<S: SessionStore> Guard<S> {
             last_used_at: now,
             expires_at: now.saturating_add(support.refresh_ttl),
             revoked_at: None,
+            not_before_seen: stamp.cutoff.not_before.max(stamp.global),
         };
         let access_token = self.sign(sub, claims, &stamp, Some(&sid))?;
         let refresh_token = refresh::encode(&support.key, sub, &sid, 0)?;
@@ -666,7 +733,11 @@ impl<S: SessionStore> Guard<S> {
                 Err(Error::RefreshReused)
             }
             Rotation::Revoked => {
-                self.session_revoked(support, sub, sid, false).await;
+                // Perhaps revoked by this very refresh, retried after its
+                // reply was lost (reuse detected, the answer never came
+                // back): publish again, so other instances learn it even
+                // then. Events are floors; a duplicate changes nothing.
+                self.session_revoked(support, sub, sid, true).await;
                 Err(Error::SessionRevoked)
             }
             Rotation::Expired | Rotation::Unknown => Err(Error::RefreshInvalid),
@@ -715,10 +786,36 @@ impl<S: SessionStore> Guard<S> {
         if revoked {
             self.inner.cache.counters.sessions_revoked.incr();
         }
-        // Also when it was revoked already (perhaps by another instance
-        // whose event this one missed): this guard knows at once.
-        self.session_revoked(support, sub, sid, revoked).await;
+        // Also when it was revoked already: perhaps by another instance
+        // whose event this one missed, or by this very call, retried after
+        // its reply was lost. This guard knows at once, and the event goes
+        // out again (a floor: a duplicate changes nothing), so a retry
+        // does everything the first call would have done after the write.
+        self.session_revoked(support, sub, sid, true).await;
         Ok(revoked)
+    }
+
+    /// Revokes every session of `sub` (log out every device, or the first
+    /// step of deleting a user): their refresh tokens stop rotating and
+    /// their access tokens are rejected by this guard as soon as this
+    /// returns, by other instances through the bus or within their cache
+    /// TTL. Returns how many of the subject's sessions are revoked and not
+    /// expired after the call (those revoked earlier included). The
+    /// subject's cutoffs are untouched (tokens without a session stay
+    /// valid: use [`Guard::bump_version`] to end those too).
+    ///
+    /// Retrying after an error is safe: every session the store names is
+    /// recorded and announced again (events are floors).
+    pub async fn revoke_sessions(&self, sub: &str) -> Result<usize, Error> {
+        let support = self.session_support()?;
+        let now = self.inner.clock.now_seconds();
+        let ended = self
+            .store_call_until(self.deadline(), self.inner.store.revoke_sessions(sub, now))
+            .await?;
+        for sid in &ended {
+            self.session_revoked(support, sub, sid, true).await;
+        }
+        Ok(ended.len())
     }
 
     /// Revokes the session of a validated token ("log out this device").

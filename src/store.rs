@@ -9,6 +9,21 @@
 //! `HINCRBY`, a lock) and must never move a cutoff backwards: `bump_version`
 //! adds one, `revoke_before` takes the maximum.
 //!
+//! # Lost rows
+//!
+//! A row can disappear: a user is deleted and later created again with the
+//! same `sub`, an operator runs `DELETE`, Redis evicts a key or restarts
+//! without its data. Versions restart from zero then, so a store must
+//! never *create* a subject's record in a state that accepts a token an
+//! earlier state rejected: every record it creates (a registration, or a
+//! revocation of a subject it does not hold) starts with `not_before` at
+//! least its own clock's now plus one second ([`Cutoff::created`]), which
+//! rejects every token issued before the record existed, whatever its
+//! version. The shipped stores take that time from the database (SQL
+//! `now`, Redis `TIME`) or, for [`MemoryStore`](crate::MemoryStore), from
+//! its clock. A missing record otherwise reads as unknown (`None`), and
+//! the guard rejects the subject's tokens: a loss fails closed.
+//!
 //! # A custom store
 //!
 //! ```
@@ -34,22 +49,29 @@
 //!     }
 //!     async fn bump_version(&self, sub: &str) -> Result<Cutoff, StoreError> {
 //!         let mut rows = self.rows()?;
-//!         let row = rows.entry(sub.to_owned()).or_default();
+//!         // A record created now rejects every token issued before it.
+//!         let row = rows.entry(sub.to_owned()).or_insert_with(|| Cutoff::default().created(now()));
 //!         *row = row.bumped();
 //!         Ok(*row)
 //!     }
 //!     async fn revoke_before(&self, sub: &str, at: i64) -> Result<Cutoff, StoreError> {
 //!         let mut rows = self.rows()?;
-//!         let row = rows.entry(sub.to_owned()).or_default();
+//!         let row = rows.entry(sub.to_owned()).or_insert_with(|| Cutoff::default().created(now()));
 //!         *row = row.revoked_before(at);
 //!         Ok(*row)
 //!     }
 //! }
 //!
+//! /// The store's clock, Unix seconds.
+//! fn now() -> i64 {
+//!     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+//! }
+//!
 //! # tokio_test_block_on(async {
 //! let store = MyStore::default();
 //! assert_eq!(store.bump_version("alice").await.unwrap().version, 1);
-//! assert_eq!(store.load("alice").await.unwrap(), Some(Cutoff::new(1, 0)));
+//! let created = store.load("alice").await.unwrap().unwrap();
+//! assert!(created.version == 1 && created.not_before > now() - 5);
 //! assert_eq!(store.load("bob").await.unwrap(), None);
 //! # });
 //! # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
@@ -261,6 +283,11 @@ trait ErasedSessions: Send + Sync + 'static {
         sid: &'a str,
         at: i64,
     ) -> BoxFuture<'a, Result<bool, StoreError>>;
+    fn revoke_sessions<'a>(
+        &'a self,
+        sub: &'a str,
+        at: i64,
+    ) -> BoxFuture<'a, Result<Vec<String>, StoreError>>;
     fn list_sessions<'a>(
         &'a self,
         sub: &'a str,
@@ -295,6 +322,13 @@ impl<S: SessionStore> ErasedSessions for S {
         at: i64,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(SessionStore::revoke_session(self, sub, sid, at))
+    }
+    fn revoke_sessions<'a>(
+        &'a self,
+        sub: &'a str,
+        at: i64,
+    ) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
+        Box::pin(SessionStore::revoke_sessions(self, sub, at))
     }
     fn list_sessions<'a>(
         &'a self,
@@ -413,6 +447,11 @@ impl SessionStore for DynStore {
     async fn revoke_session(&self, sub: &str, sid: &str, at: i64) -> Result<bool, StoreError> {
         self.sessions("revoke_session")?
             .revoke_session(sub, sid, at)
+            .await
+    }
+    async fn revoke_sessions(&self, sub: &str, at: i64) -> Result<Vec<String>, StoreError> {
+        self.sessions("revoke_sessions")?
+            .revoke_sessions(sub, at)
             .await
     }
     async fn list_sessions(&self, sub: &str, now: i64) -> Result<Vec<Session>, StoreError> {

@@ -57,7 +57,7 @@ async fn revocation_on_the_same_guard_needs_no_reload_and_has_no_window() {
 async fn another_instance_sees_a_revocation_within_the_ttl() {
     // Two guards over one store, no bus: the bound is the cache TTL.
     let clock = FakeClock::new(T0);
-    let store = Arc::new(MemoryStore::new());
+    let store = Arc::new(MemoryStore::with_clock(jwt_revoke::FakeClock::new(0)));
     store.insert("alice", Cutoff::default());
     let mk = || {
         Guard::builder(

@@ -31,7 +31,7 @@ fn guard(store: MemoryStore, max_entries: usize, clock: &FakeClock) -> Guard<Mem
 }
 
 fn subjects() -> MemoryStore {
-    let store = MemoryStore::new();
+    let store = MemoryStore::with_clock(jwt_revoke::FakeClock::new(0));
     store.insert("bob", Cutoff::default());
     for i in 0..50 {
         store.insert(format!("filler-{i}"), Cutoff::default());

@@ -441,7 +441,7 @@ async fn tokens_for_unknown_users_or_other_keys_are_rejected() {
     // Correctly signed with the server's secret, but for a user id that
     // the server's database does not hold.
     let forge = |secret: &'static [u8]| {
-        let store = MemoryStore::new();
+        let store = MemoryStore::with_clock(jwt_revoke::FakeClock::new(0));
         store.insert("424242", Cutoff::default());
         Guard::builder(Keys::hmac(Algorithm::HS256, secret).unwrap(), store)
             .build()
@@ -836,10 +836,13 @@ async fn a_token_with_only_standard_claims_from_another_implementation_works() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
+    // `iat` one second ahead, as `issue` stamps a login in the second of
+    // the registration: a new user's record rejects tokens issued up to
+    // its creation.
     let mint = |ver: u64| {
         jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
-            &json!({"sub": sub, "iat": now, "exp": now + 600, "ver": ver}),
+            &json!({"sub": sub, "iat": now + 1, "exp": now + 600, "ver": ver}),
             &EncodingKey::from_secret(SECRET.as_bytes()),
         )
         .unwrap()
@@ -1087,7 +1090,7 @@ async fn garbage_tampered_and_misplaced_refresh_tokens_are_refused() {
     // Refresh tokens made elsewhere: under another key, and under the
     // server's own secret for a session its database does not hold.
     let forge = |secret: &'static [u8]| {
-        let store = MemoryStore::new();
+        let store = MemoryStore::with_clock(jwt_revoke::FakeClock::new(0));
         store.insert(&sub, Cutoff::default());
         Guard::builder(Keys::hmac(Algorithm::HS256, secret).unwrap(), store)
             .sessions(SessionConfig::new(RefreshKey::new(secret).unwrap()))

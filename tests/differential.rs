@@ -86,7 +86,7 @@ struct Judge {
 }
 
 fn judge(config: Config, now: i64) -> Judge {
-    let store = MemoryStore::new();
+    let store = MemoryStore::with_clock(jwt_revoke::FakeClock::new(0));
     store.insert("alice", Cutoff::default());
     let keys = Keys::hmac(Algorithm::HS256, common::SECRET)
         .unwrap()
@@ -822,7 +822,7 @@ async fn accept_any_audience_is_an_explicit_opt_out() {
     let token = signed(r#"{"alg":"HS256"}"#, &claims);
     assert!(strict.guard.validate::<()>(&token).await.is_ok());
     // A configured audience and the opt-out contradict each other.
-    let store = MemoryStore::new();
+    let store = MemoryStore::with_clock(jwt_revoke::FakeClock::new(0));
     let err = Guard::builder(Keys::hmac(Algorithm::HS256, common::SECRET).unwrap(), store)
         .audience(AUD)
         .accept_any_audience(true)

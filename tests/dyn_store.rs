@@ -43,6 +43,9 @@ impl common::conformance::TestStore for Erased {
     async fn put(&self, sub: &str, cutoff: Cutoff) {
         self.memory.insert(sub, cutoff);
     }
+    async fn lose(&self, sub: &str) -> bool {
+        self.memory.remove(sub).is_some()
+    }
 }
 
 mod conformance {

@@ -18,7 +18,9 @@ fn setup(
     Guard<Arc<Counting<MemoryStore>>>,
     Arc<Counting<MemoryStore>>,
 ) {
-    let store = Arc::new(Counting::new(MemoryStore::new()));
+    let store = Arc::new(Counting::new(MemoryStore::with_clock(
+        jwt_revoke::FakeClock::new(0),
+    )));
     for u in ["alice", "bob"] {
         store.inner.insert(u, Cutoff::default());
     }

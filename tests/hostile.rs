@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 const T0: i64 = 1_800_000_000;
 
 fn store() -> MemoryStore {
-    let s = MemoryStore::new();
+    let s = MemoryStore::with_clock(jwt_revoke::FakeClock::new(0));
     s.insert("alice", Cutoff::default());
     s.insert("bob", Cutoff::new(1, 0));
     s

@@ -49,7 +49,7 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 fn store() -> MemoryStore {
-    let s = MemoryStore::new();
+    let s = MemoryStore::with_clock(jwt_revoke::FakeClock::new(0));
     s.insert("alice", Cutoff::default());
     s.insert("bob", Cutoff::default());
     s

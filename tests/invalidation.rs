@@ -159,7 +159,9 @@ async fn session_propagation(
 ) {
     use jwt_revoke::{RefreshKey, SessionConfig};
     let clock = FakeClock::new(T0);
-    let store = std::sync::Arc::new(jwt_revoke::MemoryStore::new());
+    let store = std::sync::Arc::new(jwt_revoke::MemoryStore::with_clock(
+        jwt_revoke::FakeClock::new(0),
+    ));
     store.insert("alice", Cutoff::default());
     let with_sessions = |p: Option<_>| {
         let b = Guard::builder(
@@ -650,7 +652,7 @@ mod redis_bus {
     async fn bad_setups_are_refused() {
         let client = redis::Client::open(common::server_url("REDIS_URL").as_str()).unwrap();
         let g = guard(
-            jwt_revoke::MemoryStore::new(),
+            jwt_revoke::MemoryStore::with_clock(jwt_revoke::FakeClock::new(0)),
             &FakeClock::new(T0),
             None::<RedisPublisher>,
         );
@@ -1141,7 +1143,9 @@ mod redis_hostile {
         let client = redis::Client::open(url.as_str()).unwrap();
         let channel = common::unique("hostile-hits");
         let clock = FakeClock::new(T0);
-        let store = Arc::new(common::counting::Counting::new(MemoryStore::new()));
+        let store = Arc::new(common::counting::Counting::new(MemoryStore::with_clock(
+            jwt_revoke::FakeClock::new(0),
+        )));
         let sub = common::unique("carol");
         store.inner.insert(sub.clone(), Cutoff::default());
 
@@ -1212,7 +1216,7 @@ mod redis_hostile {
         let client = redis::Client::open(url.as_str()).unwrap();
         let channel = common::unique("hostile-age");
         let clock = FakeClock::new(T0);
-        let store = MemoryStore::new();
+        let store = MemoryStore::with_clock(jwt_revoke::FakeClock::new(0));
         let sub = common::unique("gina");
         store.insert(sub.clone(), Cutoff::default());
         let two = guard(store, &clock, None);
@@ -1263,7 +1267,11 @@ mod redis_hostile {
     async fn backoffs_below_one_ms_or_inverted_and_tiny_event_ages_are_refused_at_setup() {
         let client = redis::Client::open(common::server_url("REDIS_URL").as_str()).unwrap();
         let clock = FakeClock::new(T0);
-        let g = guard(MemoryStore::new(), &clock, None);
+        let g = guard(
+            MemoryStore::with_clock(jwt_revoke::FakeClock::new(0)),
+            &clock,
+            None,
+        );
         let bad = [
             SubscriberConfig {
                 initial_backoff: Duration::ZERO,
@@ -1315,7 +1323,7 @@ mod redis_hostile {
         let client = redis::Client::open(url.as_str()).unwrap();
         let channel = common::unique("hostile-large");
         let clock = FakeClock::new(T0);
-        let store = MemoryStore::new();
+        let store = MemoryStore::with_clock(jwt_revoke::FakeClock::new(0));
         let sub = common::unique("frank");
         store.insert(sub.clone(), Cutoff::default());
         let two = guard(store, &clock, None);
@@ -1367,7 +1375,7 @@ mod redis_hostile {
         let client = redis::Client::open(url.as_str()).unwrap();
         let channel = common::unique("hostile-edge");
         let clock = FakeClock::new(T0);
-        let store = Arc::new(MemoryStore::new());
+        let store = Arc::new(MemoryStore::with_clock(jwt_revoke::FakeClock::new(0)));
         // `jr2.` + 43-character MAC + `.` + the JSON body, which starts with
         // the send time (`"at":` and 13 digits of Unix milliseconds, then `,`).
         let sized = |total: usize| {
@@ -1453,7 +1461,9 @@ mod redis_hostile {
         .await;
 
         let clock = FakeClock::new(T0);
-        let store = Arc::new(common::counting::Counting::new(MemoryStore::new()));
+        let store = Arc::new(common::counting::Counting::new(MemoryStore::with_clock(
+            jwt_revoke::FakeClock::new(0),
+        )));
         let sub = common::unique("dave");
         store.inner.insert(sub.clone(), Cutoff::default());
         let keys = || Keys::hmac(Algorithm::HS256, common::SECRET).unwrap();
@@ -1509,7 +1519,9 @@ mod redis_hostile {
         .await;
 
         let clock = FakeClock::new(T0);
-        let store = Arc::new(common::counting::Counting::new(MemoryStore::new()));
+        let store = Arc::new(common::counting::Counting::new(MemoryStore::with_clock(
+            jwt_revoke::FakeClock::new(0),
+        )));
         let sub = common::unique("erin");
         store.inner.insert(sub.clone(), Cutoff::default());
         let keys = || Keys::hmac(Algorithm::HS256, common::SECRET).unwrap();

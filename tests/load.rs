@@ -23,7 +23,9 @@ fn forged_by_key_holder(sub: &str) -> String {
 
 #[tokio::test]
 async fn a_flood_of_unknown_subjects_is_bounded_and_cached_negatively() {
-    let store = Arc::new(Counting::new(MemoryStore::new()));
+    let store = Arc::new(Counting::new(MemoryStore::with_clock(
+        jwt_revoke::FakeClock::new(0),
+    )));
     store.inner.insert("alice", Cutoff::default());
     let g = Guard::builder(
         Keys::hmac(Algorithm::HS256, common::SECRET).unwrap(),
@@ -87,7 +89,7 @@ fn rss_kib() -> u64 {
 
 #[tokio::test]
 async fn long_runs_of_validations_do_not_grow_memory() {
-    let store = MemoryStore::new();
+    let store = MemoryStore::with_clock(jwt_revoke::FakeClock::new(0));
     for i in 0..200 {
         store.insert(format!("user-{i}"), Cutoff::default());
     }
@@ -131,7 +133,9 @@ async fn long_runs_of_validations_do_not_grow_memory() {
 /// whatever the pattern of cancellation.
 #[tokio::test]
 async fn cancelled_validations_of_distinct_subjects_leave_nothing_behind() {
-    let store = Arc::new(Counting::new(MemoryStore::new()));
+    let store = Arc::new(Counting::new(MemoryStore::with_clock(
+        jwt_revoke::FakeClock::new(0),
+    )));
     let g = Guard::builder(
         Keys::hmac(Algorithm::HS256, common::SECRET).unwrap(),
         store.clone(),

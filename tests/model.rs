@@ -313,7 +313,7 @@ fn check(log: &Log, seed: u64) {
 async fn run(seed: u64) -> (usize, usize, usize) {
     let clock = FakeClock::new(T0);
     let store = Arc::new(Chaos {
-        inner: MemoryStore::new(),
+        inner: MemoryStore::with_clock(jwt_revoke::FakeClock::new(0)),
         rng: Mutex::new(StdRng::seed_from_u64(seed ^ 0x5eed)),
         failing: AtomicBool::new(false),
     });

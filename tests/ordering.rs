@@ -99,7 +99,7 @@ async fn an_old_event_never_overrides_a_newer_cutoff_in_the_store() {
     // Instance B holds no entry for alice; the store already has v2 when
     // B receives the v1 event.
     let clock = FakeClock::new(T0);
-    let store = Arc::new(MemoryStore::new());
+    let store = Arc::new(MemoryStore::with_clock(jwt_revoke::FakeClock::new(0)));
     store.insert("alice", Cutoff::default());
     let a = Guard::builder(keys(), store.clone())
         .clock(clock.clone())
@@ -124,7 +124,7 @@ async fn remote_events_never_create_remove_or_evict_entries() {
     g.validate::<()>(&t).await.unwrap();
     // A subject the store does not know is cached negatively.
     let ghost = {
-        let ghost_store = MemoryStore::new();
+        let ghost_store = MemoryStore::with_clock(jwt_revoke::FakeClock::new(0));
         ghost_store.insert("ghost", Cutoff::default());
         let minter = Guard::builder(keys(), ghost_store)
             .clock(FakeClock::new(T0))
@@ -203,7 +203,7 @@ async fn revoke_issue_revoke_in_one_second_kills_the_token_in_between() {
 #[tokio::test]
 async fn revoke_issue_revoke_in_one_second_is_seen_by_another_instance() {
     let clock = FakeClock::new(T0);
-    let store = Arc::new(MemoryStore::new());
+    let store = Arc::new(MemoryStore::with_clock(jwt_revoke::FakeClock::new(0)));
     store.insert("alice", Cutoff::default());
     let a = Guard::builder(keys(), store.clone())
         .clock(clock.clone())
@@ -286,7 +286,7 @@ async fn clear_cache_disturbs_a_global_refresh_already_in_flight() {
 async fn cancelled_validations_release_their_pending_loads() {
     let (clock, store, b) = setup(&[]);
     let minter = {
-        let s = MemoryStore::new();
+        let s = MemoryStore::with_clock(jwt_revoke::FakeClock::new(0));
         for i in 0..2_000 {
             s.insert(format!("user-{i}"), Cutoff::default());
             store.inner.insert(format!("user-{i}"), Cutoff::default());

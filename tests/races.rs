@@ -245,7 +245,7 @@ impl CutoffStore for HangBumps {
 async fn revoke_before_dropped_between_its_writes_then_retried_kills_the_same_second_login() {
     let clock = FakeClock::new(T0);
     let store = Arc::new(HangBumps {
-        inner: MemoryStore::new(),
+        inner: MemoryStore::with_clock(jwt_revoke::FakeClock::new(0)),
         hang_bumps: AtomicBool::new(false),
     });
     store.inner.insert("alice", Cutoff::default());
@@ -475,7 +475,7 @@ async fn an_older_unknown_answer_overtaken_by_a_login_read_rejects_the_fresh_log
     let (clock, store, b) = setup(&[]);
     let g = b.build().unwrap();
     let minter = {
-        let s = MemoryStore::new();
+        let s = MemoryStore::with_clock(jwt_revoke::FakeClock::new(0));
         s.insert("bob", Cutoff::default());
         Guard::builder(keys(), s)
             .clock(clock.clone())

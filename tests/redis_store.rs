@@ -17,6 +17,9 @@ impl common::conformance::TestStore for RedisStore {
     async fn put(&self, sub: &str, cutoff: Cutoff) {
         self.insert(sub, cutoff).await.unwrap();
     }
+    async fn lose(&self, sub: &str) -> bool {
+        self.remove(sub).await.unwrap()
+    }
 }
 
 mod conformance {
@@ -34,9 +37,10 @@ async fn a_new_connection_sees_the_same_cutoffs_and_remove_forgets() {
     let url = common::server_url("REDIS_URL");
     let a = RedisStore::connect(&url).await.unwrap();
     let sub = common::unique("redis-conn");
-    a.bump_version(&sub).await.unwrap();
+    let bumped = a.bump_version(&sub).await.unwrap();
     let b = RedisStore::connect(&url).await.unwrap();
-    assert_eq!(b.load(&sub).await.unwrap(), Some(Cutoff::new(1, 0)));
+    assert_eq!(bumped.version, 1);
+    assert_eq!(b.load(&sub).await.unwrap(), Some(bumped));
     assert!(b.remove(&sub).await.unwrap());
     assert_eq!(b.load(&sub).await.unwrap(), None);
 }
@@ -59,7 +63,7 @@ async fn versions_are_exact_up_to_u64_max_and_overflow_is_an_error() {
     );
     assert_eq!(s.bump_version(&sub).await.unwrap().version, big + 1);
     let max = common::unique("redis-i64max");
-    s.insert(&max, Cutoff::new(i64::MAX as u64, 0))
+    s.insert(&max, Cutoff::new(i64::MAX as u64, 4_000_000_000))
         .await
         .unwrap();
     assert!(
@@ -68,7 +72,7 @@ async fn versions_are_exact_up_to_u64_max_and_overflow_is_an_error() {
     );
     assert_eq!(
         s.load(&max).await.unwrap(),
-        Some(Cutoff::new(i64::MAX as u64, 0))
+        Some(Cutoff::new(i64::MAX as u64, 4_000_000_000))
     );
 }
 
@@ -116,8 +120,8 @@ async fn an_outage_fails_closed_with_503_and_recovers_without_restart() {
     let err = guard.validate::<()>(&token).await.unwrap_err();
     assert_eq!((err.code(), err.status()), ("store_unavailable", 503));
 
-    // It comes back empty (no persistence): the subject is unknown until
-    // re-registered; the guard reconnects by itself.
+    // It comes back with its append-only file: the guard reconnects by
+    // itself and the token is accepted again.
     let server = OwnRedis::start(port);
     let mut recovered = None;
     for _ in 0..100 {
@@ -131,10 +135,7 @@ async fn an_outage_fails_closed_with_503_and_recovers_without_restart() {
             }
         }
     }
-    assert_eq!(
-        recovered.expect("reconnected").unwrap_err().code(),
-        "unknown_subject"
-    );
+    assert_eq!(recovered.expect("reconnected").unwrap().sub(), "alice");
     drop(server);
 }
 
@@ -191,10 +192,11 @@ async fn fields(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> Vec<
 async fn a_partial_or_non_canonical_row_fails_closed_and_is_never_overwritten() {
     let url = common::server_url("REDIS_URL");
     let prefix = common::unique("corrupt:");
-    let s = RedisStore::connect(&url)
+    let s = RedisStore::builder(url.clone())
+        .prefix(prefix.clone())
+        .connect()
         .await
-        .unwrap()
-        .with_prefix(prefix.clone());
+        .unwrap();
     let mut conn = raw(&url).await;
 
     // (field, value): None deletes the field (HDEL), Some sets it raw.
@@ -331,8 +333,21 @@ async fn timestamps_are_exact_over_the_whole_i64_range() {
         Cutoff::new(0, i64::MAX)
     );
     // Negative timestamps compare as numbers, not strings.
+    // (A record is created after now, so the negative one is written by
+    // hand, as another tool could.)
     let neg = common::unique("redis-nb-neg");
-    s.revoke_before(&neg, -100).await.unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg(format!("jwt-revoke:sub:{neg}"))
+        .arg(&["v", "0", "nb", "-99"])
+        .query_async(
+            &mut redis::Client::open(common::server_url("REDIS_URL").as_str())
+                .unwrap()
+                .get_multiplexed_async_connection()
+                .await
+                .unwrap(),
+        )
+        .await
+        .unwrap();
     assert_eq!(s.revoke_before(&neg, -5).await.unwrap(), Cutoff::new(0, -4));
     assert_eq!(
         s.revoke_before(&neg, -1_000).await.unwrap(),
@@ -470,6 +485,7 @@ fn redis_session(sub: &str) -> jwt_revoke::Session {
         last_used_at: 1_000,
         expires_at: 5_000,
         revoked_at: None,
+        not_before_seen: 0,
     }
 }
 
@@ -647,4 +663,90 @@ async fn purge_is_exact_beyond_double_precision_and_over_many_batches() {
     }
     assert_eq!(s.purge_sessions(101).await.unwrap(), n as u64);
     assert_eq!(s.purge_sessions(101).await.unwrap(), 0);
+}
+
+/// A Redis that may lose what the store writes (no persistence, or an
+/// eviction policy that may drop keys without an expiry) is refused by
+/// `connect`, with an error naming the setting; `accept_data_loss(true)`
+/// is the explicit opt-out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_may_lose_revocations_is_refused_unless_accepted() {
+    use common::redis_server::{OwnRedis, free_port};
+    let dir = std::env::temp_dir().join(format!("jr-evicting-redis-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dir = dir.to_str().unwrap().to_owned();
+    let cases: [(&[&str], &str); 2] = [
+        (&["--save", "", "--appendonly", "no"], "no persistence"),
+        (
+            &[
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--dir",
+                &dir,
+                "--maxmemory-policy",
+                "allkeys-lru",
+            ],
+            "maxmemory-policy is allkeys-lru",
+        ),
+    ];
+    for (settings, says) in cases {
+        let server = OwnRedis::start_with(free_port(), settings);
+        let accepting = || {
+            RedisStore::builder(server.url())
+                .prefix(common::unique("lossy"))
+                .accept_data_loss(true)
+                .connect()
+        };
+        let mut up = false;
+        for _ in 0..200 {
+            if accepting().await.is_ok() {
+                up = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert!(up, "redis-server with {settings:?} came up");
+        let err = RedisStore::connect(&server.url()).await.unwrap_err();
+        assert!(err.to_string().contains(says), "{says}: {err}");
+    }
+}
+
+/// The global key written at setup and lost later (evicted, deleted, a
+/// restart without its data) is a global revocation when found missing,
+/// never "no global cutoff": a token revoked by `revoke_all_before` stays
+/// revoked, and so does every token issued before the loss was found.
+#[tokio::test]
+async fn a_lost_global_key_is_a_global_revocation_not_none() {
+    let url = common::server_url("REDIS_URL");
+    let prefix = common::unique("lost-global");
+    let store = RedisStore::builder(url.clone())
+        .prefix(prefix.clone())
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(store.load_global().await.unwrap(), 0, "set up at 0");
+    store.insert("alice", Cutoff::default()).await.unwrap();
+    let guard = Guard::builder(Keys::hmac(Algorithm::HS256, common::SECRET).unwrap(), store)
+        .build()
+        .unwrap();
+    let revoked = common::signed_token("alice", 0);
+    let now = common::conformance::wall_now();
+    guard.revoke_all_before(now - 5).await.unwrap();
+    let mut conn = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("DEL")
+        .arg(format!("{prefix}global"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    guard.clear_cache();
+    let global = guard.store().load_global().await.unwrap();
+    assert!(global > now, "recreated after now, not 0: {global}");
+    let err = guard.validate::<()>(&revoked).await.unwrap_err();
+    assert_eq!(err.code(), "token_revoked");
 }

@@ -23,7 +23,7 @@ fn keys() -> Keys {
 #[tokio::test]
 async fn issue_refuses_logins_during_a_lock_shorter_than_the_leeway() {
     let clock = FakeClock::new(T0);
-    let store = MemoryStore::new();
+    let store = MemoryStore::with_clock(jwt_revoke::FakeClock::new(0));
     store.insert("alice", Cutoff::default());
     let g = Guard::builder(keys(), store)
         .clock(clock.clone())
@@ -72,7 +72,7 @@ impl CutoffStore for SlowGlobal {
 #[tokio::test(start_paused = true)]
 async fn a_failed_global_refresh_is_shared_not_repeated_by_every_waiter() {
     let clock = FakeClock::new(T0);
-    let inner = MemoryStore::new();
+    let inner = MemoryStore::with_clock(jwt_revoke::FakeClock::new(0));
     inner.insert("alice", Cutoff::default());
     let store = Arc::new(SlowGlobal {
         inner,
@@ -111,7 +111,9 @@ async fn a_failed_global_refresh_is_shared_not_repeated_by_every_waiter() {
 #[tokio::test]
 async fn an_unknown_subject_load_racing_a_revocation_keeps_its_entry() {
     let clock = FakeClock::new(T0);
-    let store = Arc::new(Counting::new(MemoryStore::new()));
+    let store = Arc::new(Counting::new(MemoryStore::with_clock(
+        jwt_revoke::FakeClock::new(0),
+    )));
     store.inner.insert("alice", Cutoff::default());
     let g = Guard::builder(keys(), store.clone())
         .clock(clock.clone())
@@ -148,7 +150,7 @@ async fn an_unknown_subject_load_racing_a_revocation_keeps_its_entry() {
 /// stores, not report success while changing nothing.
 #[tokio::test]
 async fn memory_store_bump_at_the_maximum_is_an_error() {
-    let store = MemoryStore::new();
+    let store = MemoryStore::with_clock(jwt_revoke::FakeClock::new(0));
     store.insert("alice", Cutoff::new(u64::MAX, 0));
     assert!(
         store.bump_version("alice").await.is_err(),
@@ -162,7 +164,9 @@ async fn memory_store_bump_at_the_maximum_is_an_error() {
 /// logged out again moments later.
 #[tokio::test]
 async fn issue_never_joins_a_load_that_started_before_it() {
-    let store = Arc::new(Counting::new(MemoryStore::new()));
+    let store = Arc::new(Counting::new(MemoryStore::with_clock(
+        jwt_revoke::FakeClock::new(0),
+    )));
     store.inner.insert("alice", Cutoff::default());
     let g = Guard::builder(keys(), store.clone())
         .clock(FakeClock::new(T0))

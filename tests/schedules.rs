@@ -203,7 +203,7 @@ async fn an_older_unknown_answer_caches_over_a_login_read_once_the_login_entry_w
     let other = other_instance(&clock, &store);
     let carol = other.issue("carol", &()).await.unwrap();
     let minter = {
-        let s = MemoryStore::new();
+        let s = MemoryStore::with_clock(jwt_revoke::FakeClock::new(0));
         s.insert("bob", Cutoff::default());
         Guard::builder(keys(), s)
             .clock(clock.clone())
@@ -323,7 +323,7 @@ async fn revoke_before_now_read_just_before_a_second_boundary_misses_a_foreign_t
  {
     let idp_secret = b"identity-provider-secret-32bytes";
     let clock = FakeClock::from_millis(T0 * 1000 + 999);
-    let store = MemoryStore::new();
+    let store = MemoryStore::with_clock(jwt_revoke::FakeClock::new(0));
     store.insert("ext-user", Cutoff::default());
     let g = Guard::builder(
         Keys::verify_only(Algorithm::HS256, DecodingKey::from_secret(idp_secret)).unwrap(),
@@ -453,7 +453,7 @@ impl CutoffStore for FailBumps {
 async fn a_revoke_before_that_fails_between_its_writes_is_counted_as_a_successful_revocation() {
     let clock = FakeClock::new(T0);
     let store = Arc::new(FailBumps {
-        inner: MemoryStore::new(),
+        inner: MemoryStore::with_clock(jwt_revoke::FakeClock::new(0)),
         fail_bumps: AtomicBool::new(true),
     });
     store.inner.insert("alice", Cutoff::default());

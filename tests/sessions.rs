@@ -721,6 +721,8 @@ mod combined_rule {
                         id: sid.into(), sub: "u".into(), generation: 0, version: 0,
                         created_at: T0 + created, last_used_at: T0, expires_at: T0 + 1000,
                         revoked_at: (session == 2).then_some(T0),
+                        // The rule compares the cutoffs the login saw.
+                        not_before_seen: T0 + created,
                     }).await.unwrap();
                 }
                 let clock = FakeClock::new(T0 + 3);

@@ -136,6 +136,7 @@ fn rotation_at_generation_u64_max_never_wraps() {
         last_used_at: T0,
         expires_at: T0 + 1000,
         revoked_at: None,
+        not_before_seen: 0,
     };
     let r = |generation| Rotate {
         generation,

@@ -65,6 +65,9 @@ impl common::conformance::TestStore for SqliteStore {
     async fn put(&self, sub: &str, cutoff: Cutoff) {
         self.insert(sub, cutoff).await.unwrap();
     }
+    async fn lose(&self, sub: &str) -> bool {
+        self.remove(sub).await.unwrap()
+    }
 }
 
 mod conformance {
@@ -82,19 +85,18 @@ mod session_conformance {
 #[tokio::test]
 async fn migrate_is_idempotent_and_revocations_survive_a_restart() {
     let db = TempDb::new();
-    {
+    let bumped = {
         let store = SqliteStore::connect(&db.url()).await.unwrap();
         store.migrate().await.unwrap();
         store.insert("alice", Cutoff::default()).await.unwrap();
-        store.bump_version("alice").await.unwrap();
+        let bumped = store.bump_version("alice").await.unwrap();
+        assert_eq!(bumped.version, 1);
         store.revoke_all_before(1_000).await.unwrap();
         store.pool().close().await;
-    }
+        bumped
+    };
     let reopened = SqliteStore::connect(&db.url()).await.unwrap();
-    assert_eq!(
-        reopened.load("alice").await.unwrap(),
-        Some(Cutoff::new(1, 0))
-    );
+    assert_eq!(reopened.load("alice").await.unwrap(), Some(bumped));
     assert_eq!(reopened.load_global().await.unwrap(), 1_001);
 }
 
@@ -119,13 +121,13 @@ async fn a_corrupt_row_is_a_store_error_not_a_panic() {
 async fn version_at_the_maximum_is_reported_not_wrapped() {
     let store = SqliteStore::connect("sqlite::memory:").await.unwrap();
     store
-        .insert("max", Cutoff::new(i64::MAX as u64, 0))
+        .insert("max", Cutoff::new(i64::MAX as u64, 4_000_000_000))
         .await
         .unwrap();
     assert!(store.bump_version("max").await.is_err());
     assert_eq!(
         store.load("max").await.unwrap(),
-        Some(Cutoff::new(i64::MAX as u64, 0))
+        Some(Cutoff::new(i64::MAX as u64, 4_000_000_000))
     );
     assert!(
         store
@@ -144,8 +146,9 @@ async fn an_in_memory_database_keeps_its_only_connection() {
     assert_eq!(options.get_max_connections(), 1);
     assert_eq!(options.get_idle_timeout(), None);
     assert_eq!(options.get_max_lifetime(), None);
-    store.insert("alice", Cutoff::new(2, 0)).await.unwrap();
-    assert_eq!(store.load("alice").await.unwrap(), Some(Cutoff::new(2, 0)));
+    let alice = store.insert("alice", Cutoff::new(2, 0)).await.unwrap();
+    assert_eq!(alice.version, 2);
+    assert_eq!(store.load("alice").await.unwrap(), Some(alice));
     // Each in-memory store is its own database.
     let other = SqliteStore::connect("sqlite::memory:").await.unwrap();
     assert_eq!(other.load("alice").await.unwrap(), None);

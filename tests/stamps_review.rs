@@ -241,7 +241,7 @@ fn guard_at(
     unix_seconds: i64,
 ) -> Guard<std::sync::Arc<common::counting::Counting<jwt_revoke::MemoryStore>>> {
     let store = std::sync::Arc::new(common::counting::Counting::new(
-        jwt_revoke::MemoryStore::new(),
+        jwt_revoke::MemoryStore::with_clock(jwt_revoke::FakeClock::new(0)),
     ));
     store.inner.insert("alice", Cutoff::default());
     Guard::builder(keys(), store)
@@ -412,7 +412,7 @@ async fn held_extreme_versions_and_not_before_round_trip() {
 async fn held_a_floor_at_time_zero_is_never_fresh() {
     let clock = FakeClock::new(0);
     let store = std::sync::Arc::new(common::counting::Counting::new(
-        jwt_revoke::MemoryStore::new(),
+        jwt_revoke::MemoryStore::with_clock(jwt_revoke::FakeClock::new(0)),
     ));
     store.inner.insert("alice", Cutoff::default());
     let g = Guard::builder(keys(), store.clone())

@@ -26,7 +26,9 @@ fn guard(
 #[tokio::test]
 async fn stats_count_every_outcome() {
     let clock = FakeClock::new(T0);
-    let store = Arc::new(Counting::new(MemoryStore::new()));
+    let store = Arc::new(Counting::new(MemoryStore::with_clock(
+        jwt_revoke::FakeClock::new(0),
+    )));
     for i in 0..20 {
         store.inner.insert(format!("user-{i}"), Cutoff::default());
     }
@@ -84,7 +86,9 @@ async fn stats_count_every_outcome() {
 #[tokio::test]
 async fn concurrent_misses_count_one_load_and_the_joins() {
     let clock = FakeClock::new(T0);
-    let store = Arc::new(Counting::new(MemoryStore::new()));
+    let store = Arc::new(Counting::new(MemoryStore::with_clock(
+        jwt_revoke::FakeClock::new(0),
+    )));
     store.inner.insert("alice", Cutoff::default());
     let g = guard(store.clone(), &clock);
     let t = g.issue("alice", &()).await.unwrap();
@@ -121,7 +125,9 @@ async fn counters_reach_the_metrics_facade() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     let clock = FakeClock::new(T0);
-    let store = Arc::new(Counting::new(MemoryStore::new()));
+    let store = Arc::new(Counting::new(MemoryStore::with_clock(
+        jwt_revoke::FakeClock::new(0),
+    )));
     store.inner.insert("alice", Cutoff::default());
     // The guard registers its counters when built: with the recorder installed.
     let g = metrics::with_local_recorder(&recorder, || guard(store.clone(), &clock));

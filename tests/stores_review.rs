@@ -124,6 +124,7 @@ fn session(id: &str, sub: &str, generation: u64, last_used_at: i64, expires_at: 
         last_used_at,
         expires_at,
         revoked_at: None,
+        not_before_seen: 0,
     }
 }
 
@@ -142,7 +143,7 @@ async fn differential<S: SessionStore>(store: &S, name: &str, seeds: u64) {
     let base = -3 * micros() - 10_000_000;
     let mut kinds: HashMap<String, usize> = HashMap::new();
     for seed in 0..seeds {
-        let mem = MemoryStore::new();
+        let mem = MemoryStore::with_clock(jwt_revoke::FakeClock::new(0));
         let mut rng = Rng(seed.wrapping_mul(0xA24B_AED4_963E_E407) ^ 0x5EED);
         let t0 = base - (seed as i64) * 1_000;
         let subs = [
@@ -182,6 +183,7 @@ async fn differential<S: SessionStore>(store: &S, name: &str, seeds: u64) {
                         last_used_at: now - rng.range(0, 5),
                         expires_at: now + rng.range(-2, 10),
                         revoked_at: if rng.below(8) == 0 { Some(now) } else { None },
+                        not_before_seen: now - rng.range(0, 5),
                     };
                     let op = format!("create {s:?}");
                     (
@@ -914,7 +916,7 @@ async fn redis_every_key_written_stays_inside_the_prefix() {
 async fn every_store_refuses_a_session_id_with_a_nul_byte_alike() {
     let id = format!("{}\0tail", unique("nul"));
     let s = session(&id, "alice", 0, 0, i64::MAX);
-    let memory = MemoryStore::new();
+    let memory = MemoryStore::with_clock(jwt_revoke::FakeClock::new(0));
     let sqlite = SqliteStore::connect("sqlite::memory:").await.unwrap();
     let (pg, redis) = (pg().await, redis().await);
     let answers = [

@@ -472,7 +472,7 @@ mod sqlite {
         let store = SqliteStore::connect(&format!("sqlite://{}", db.0.display()))
             .await
             .unwrap();
-        store.insert("alice", Cutoff::default()).await.unwrap();
+        let registered = store.insert("alice", Cutoff::default()).await.unwrap();
         let guard = Guard::builder(keys(), store).build().unwrap();
         let token = guard.issue("alice", &()).await.unwrap();
 
@@ -488,10 +488,7 @@ mod sqlite {
             .await
             .unwrap();
         tx.rollback().await.unwrap();
-        assert_eq!(
-            guard.store().load("alice").await.unwrap(),
-            Some(Cutoff::default())
-        );
+        assert_eq!(guard.store().load("alice").await.unwrap(), Some(registered));
 
         let mut tx = guard.store().pool().begin().await.unwrap();
         let cutoff = guard
@@ -748,15 +745,18 @@ mod postgres {
             .await
             .unwrap();
         let sub = common::unique("pg-cutoff-tx");
-        store.insert(&sub, Cutoff::default()).await.unwrap();
+        let registered = store.insert(&sub, Cutoff::default()).await.unwrap();
         let mut tx = store.pool().begin().await.unwrap();
         store.bump_version_in(&mut tx, &sub).await.unwrap();
         tx.rollback().await.unwrap();
-        assert_eq!(store.load(&sub).await.unwrap(), Some(Cutoff::default()));
+        assert_eq!(store.load(&sub).await.unwrap(), Some(registered));
         let mut tx = store.pool().begin().await.unwrap();
-        let cutoff = store.revoke_before_in(&mut tx, &sub, 41).await.unwrap();
+        let cutoff = store
+            .revoke_before_in(&mut tx, &sub, 4_000_000_041)
+            .await
+            .unwrap();
         tx.commit().await.unwrap();
-        assert_eq!(cutoff, Cutoff::new(0, 42));
+        assert_eq!(cutoff, Cutoff::new(0, 4_000_000_042));
         assert_eq!(store.load(&sub).await.unwrap(), Some(cutoff));
     }
 }

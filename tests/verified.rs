@@ -80,7 +80,7 @@ async fn a_token_that_differs_in_one_byte_never_hits() {
 #[tokio::test]
 async fn a_flood_of_distinct_valid_tokens_stays_within_the_bounds() {
     let clock = FakeClock::new(T0);
-    let store = MemoryStore::new();
+    let store = MemoryStore::with_clock(jwt_revoke::FakeClock::new(0));
     for i in 0..3_000 {
         store.insert(format!("user-{i}"), Cutoff::default());
     }

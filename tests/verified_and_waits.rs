@@ -50,7 +50,9 @@ fn live() -> i64 {
 async fn a_hit_after_the_clock_steps_back_rejects_a_future_iat_like_a_miss() {
     let (clock, _store, b) = setup(&["alice"]);
     let cached = b.build().unwrap(); // default leeway 60 s, cache on
-    let store = Arc::new(Counting::new(MemoryStore::new()));
+    let store = Arc::new(Counting::new(MemoryStore::with_clock(
+        jwt_revoke::FakeClock::new(0),
+    )));
     store.inner.insert("alice", Cutoff::default());
     let uncached = Guard::builder(keys(), store)
         .clock(clock.clone())
@@ -88,7 +90,9 @@ async fn a_hit_after_the_clock_steps_back_still_refuses_before_nbf() {
     use jsonwebtoken::{EncodingKey, Header, encode};
     let clock = FakeClock::new(T0);
     let mk = |cache: usize| {
-        let store = Arc::new(Counting::new(MemoryStore::new()));
+        let store = Arc::new(Counting::new(MemoryStore::with_clock(
+            jwt_revoke::FakeClock::new(0),
+        )));
         store.inner.insert("alice", Cutoff::default());
         Guard::builder(keys(), store)
             .clock(clock.clone())

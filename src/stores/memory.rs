@@ -1,9 +1,11 @@
 //! An in-process [`CutoffStore`] for tests, demos and single-process apps.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use dashmap::DashMap;
 
+use crate::clock::{Clock, SystemClock};
 use crate::cutoff::Cutoff;
 use crate::session::{Rotate, Rotation, Session, SessionStore, apply_rotation};
 use crate::store::{CutoffStore, StoreError};
@@ -21,32 +23,71 @@ use crate::stores::{check_storable, storable};
 /// (PostgreSQL cannot): such a subject loads as unknown, and writing it is
 /// an error, so behaviour does not change when the backend does.
 ///
+/// A subject's record is created (by [`MemoryStore::insert`], or by a
+/// revocation of a subject it does not hold) with `not_before` at least
+/// the store's clock plus one second ([`Cutoff::created`]): a subject
+/// removed and created again, or registered again after a restart, never
+/// accepts a token issued before. The clock is the system's by default;
+/// [`MemoryStore::with_clock`] shares a test's fake clock.
+///
 /// ```
-/// use jwt_revoke::{Cutoff, CutoffStore, MemoryStore};
+/// use jwt_revoke::{Cutoff, CutoffStore, FakeClock, MemoryStore};
 ///
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// let store = MemoryStore::new();
+/// let store = MemoryStore::with_clock(FakeClock::new(1_000));
 /// store.insert("alice", Cutoff::default());
-/// assert_eq!(store.bump_version("alice").await.unwrap(), Cutoff::new(1, 0));
+/// assert_eq!(store.bump_version("alice").await.unwrap(), Cutoff::new(1, 1_001));
 /// assert_eq!(store.load("nobody").await.unwrap(), None);
 /// # });
 /// ```
-#[derive(Debug, Default)]
 pub struct MemoryStore {
     subjects: DashMap<String, Cutoff>,
     global_not_before: AtomicI64,
     /// Sessions by id ([`SessionStore`]).
     sessions: DashMap<String, Session>,
+    /// Stamps the creation of records.
+    clock: Arc<dyn Clock>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::with_clock(SystemClock)
+    }
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("subjects", &self.subjects.len())
+            .field("sessions", &self.sessions.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl MemoryStore {
     /// An empty store: every subject is unknown until inserted or written.
+    /// Records are stamped with the system clock.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Adds a subject (a registered user). If the subject exists, the cutoffs
-    /// are merged by maximum: a cutoff never moves backwards.
+    /// An empty store whose records are stamped with `clock` (a
+    /// [`FakeClock`](crate::FakeClock) in tests, the same as the guard's).
+    pub fn with_clock(clock: impl Clock) -> Self {
+        MemoryStore {
+            subjects: DashMap::new(),
+            global_not_before: AtomicI64::new(0),
+            sessions: DashMap::new(),
+            clock: Arc::new(clock),
+        }
+    }
+
+    /// Adds a subject (a registered user). A new record starts at `cutoff`
+    /// with `not_before` raised to at least now + 1 s
+    /// ([`Cutoff::created`]), so a subject registered again after a
+    /// [`remove`](Self::remove) never inherits the old one's tokens. If the
+    /// subject exists, the cutoffs are merged by maximum: a cutoff never
+    /// moves backwards.
     ///
     /// A subject containing a NUL byte is not stored (no store holds one;
     /// its tokens stay unknown).
@@ -55,15 +96,19 @@ impl MemoryStore {
         if !storable(&sub) {
             return;
         }
+        let now = self.clock.now_seconds();
         self.subjects
             .entry(sub)
             .and_modify(|c| *c = c.merge(cutoff))
-            .or_insert(cutoff);
+            .or_insert_with(|| cutoff.created(now));
     }
 
     /// Forgets a subject (a deleted user): its tokens are then rejected as
     /// [`Error::UnknownSubject`](crate::Error::UnknownSubject) once the guard's
-    /// cache entry expires. Returns the cutoff it had.
+    /// cache entry expires. Returns the cutoff it had. The subject's
+    /// sessions stay: end them first with
+    /// [`Guard::revoke_sessions`](crate::Guard::revoke_sessions). A subject
+    /// created again later starts after now (see [`MemoryStore::insert`]).
     pub fn remove(&self, sub: &str) -> Option<Cutoff> {
         self.subjects.remove(sub).map(|(_, c)| c)
     }
@@ -84,7 +129,11 @@ impl MemoryStore {
             *c = f(*c);
             return *c;
         }
-        let mut entry = self.subjects.entry(sub.to_owned()).or_default();
+        let now = self.clock.now_seconds();
+        let mut entry = self
+            .subjects
+            .entry(sub.to_owned())
+            .or_insert_with(|| Cutoff::default().created(now));
         *entry = f(*entry);
         *entry
     }
@@ -169,6 +218,17 @@ impl SessionStore for MemoryStore {
             }
             _ => false,
         })
+    }
+
+    async fn revoke_sessions(&self, sub: &str, at: i64) -> Result<Vec<String>, StoreError> {
+        let mut ended = Vec::new();
+        for mut s in self.sessions.iter_mut() {
+            if s.sub == sub && s.expires_at > at {
+                s.revoked_at.get_or_insert(at);
+                ended.push(s.id.clone());
+            }
+        }
+        Ok(ended)
     }
 
     async fn list_sessions(&self, sub: &str, now: i64) -> Result<Vec<Session>, StoreError> {

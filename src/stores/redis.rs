@@ -85,6 +85,13 @@ local function gt(a, b)
   if #a ~= #b then return #a > #b end
   return a > b
 end
+-- A record created now starts after now: Redis's clock plus one second,
+-- and at least `nb` (a decimal string).
+local function born(nb)
+  local t = tostring(tonumber(redis.call('TIME')[1]) + 1)
+  if nb and gt(nb, t) then return nb end
+  return t
+end
 local function row(key)
   local r = redis.call('HMGET', key, 'v', 'nb')
   local v, nb = r[1], r[2]
@@ -97,8 +104,11 @@ end
 const BUMP: &str = r"
 local v, nb, err = row(KEYS[1])
 if err then return redis.error_reply(err) end
-redis.call('HINCRBY', KEYS[1], 'v', 1)
-if not nb then redis.call('HSET', KEYS[1], 'nb', '0') end
+if not v then
+  redis.call('HSET', KEYS[1], 'v', '1', 'nb', born(nil))
+else
+  redis.call('HINCRBY', KEYS[1], 'v', 1)
+end
 return redis.call('HMGET', KEYS[1], 'v', 'nb')
 ";
 
@@ -106,7 +116,7 @@ const REVOKE_BEFORE: &str = r"
 local v, nb, err = row(KEYS[1])
 if err then return redis.error_reply(err) end
 if not v then
-  redis.call('HSET', KEYS[1], 'v', '0', 'nb', ARGV[1])
+  redis.call('HSET', KEYS[1], 'v', '0', 'nb', born(ARGV[1]))
 elseif gt(ARGV[1], nb) then
   redis.call('HSET', KEYS[1], 'nb', ARGV[1])
 end
@@ -118,12 +128,26 @@ const MERGE: &str = r"
 local v, nb, err = row(KEYS[1])
 if err then return redis.error_reply(err) end
 if not v then
-  redis.call('HSET', KEYS[1], 'v', ARGV[1], 'nb', ARGV[2])
+  redis.call('HSET', KEYS[1], 'v', ARGV[1], 'nb', born(ARGV[2]))
 else
   if gt(ARGV[1], v) then redis.call('HSET', KEYS[1], 'v', ARGV[1]) end
   if gt(ARGV[2], nb) then redis.call('HSET', KEYS[1], 'nb', ARGV[2]) end
 end
 return redis.call('HMGET', KEYS[1], 'v', 'nb')
+";
+
+/// The global cutoff, created when missing: `ARGV[1]` is `0` for the
+/// setup of [`RedisStore::connect`] on a Redis that does not hold it yet;
+/// empty for a read, which finds the key gone after the setup wrote it
+/// (evicted, deleted, lost in a restart) and creates it as a global
+/// revocation at this moment, never reading it as "no global cutoff".
+const GLOBAL: &str = r"
+local cur = redis.call('GET', KEYS[1])
+if cur then return cur end
+local nb = ARGV[1]
+if nb == '' then nb = born(nil) end
+redis.call('SET', KEYS[1], nb)
+return nb
 ";
 
 const REVOKE_ALL: &str = r"
@@ -139,15 +163,15 @@ return redis.call('GET', KEYS[1])
 /// read that refuses a partial or corrupt hash, and exact increment.
 const SESSION_PRELUDE: &str = r"
 local function session(key)
-  local s = redis.call('HMGET', key, 'sub', 'g', 'v', 'c', 'u', 'e', 'r')
+  local s = redis.call('HMGET', key, 'sub', 'g', 'v', 'c', 'u', 'e', 'r', 's')
   local any = false
-  for i = 1, 7 do
+  for i = 1, 8 do
     if s[i] then any = true end
   end
   if not any then return nil, nil end
   local ok = type(s[1]) == 'string' and canon(s[2], false) and canon(s[3], false)
     and canon(s[4], true) and canon(s[5], true) and canon(s[6], true)
-    and (s[7] == '' or canon(s[7], true))
+    and (s[7] == '' or canon(s[7], true)) and canon(s[8], true)
   if not ok then
     return nil, 'jwt-revoke: partial or non-canonical session row, not overwritten'
   end
@@ -165,13 +189,13 @@ end
 ";
 
 /// `KEYS`: session, subject set, expiry index. `ARGV`: sid, sub, g, v, c,
-/// u, e, r.
+/// u, e, r, s.
 const CREATE_SESSION: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return redis.error_reply('jwt-revoke: a session with this id exists')
 end
 redis.call('HSET', KEYS[1], 'sub', ARGV[2], 'g', ARGV[3], 'v', ARGV[4], 'c', ARGV[5],
-  'u', ARGV[6], 'e', ARGV[7], 'r', ARGV[8])
+  'u', ARGV[6], 'e', ARGV[7], 'r', ARGV[8], 's', ARGV[9])
 redis.call('SADD', KEYS[2], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[7], ARGV[1])
 return 1
@@ -207,7 +231,7 @@ else
   redis.call('HSET', KEYS[1], 'r', ARGV[5])
   outcome = 'reused'
 end
-local out = redis.call('HMGET', KEYS[1], 'sub', 'g', 'v', 'c', 'u', 'e', 'r')
+local out = redis.call('HMGET', KEYS[1], 'sub', 'g', 'v', 'c', 'u', 'e', 'r', 's')
 table.insert(out, 1, outcome)
 return out
 ";
@@ -227,9 +251,31 @@ return 1
 const LIST_SESSIONS: &str = r"
 local out = {}
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local s = redis.call('HMGET', ARGV[1] .. id, 'sub', 'g', 'v', 'c', 'u', 'e', 'r')
+  local s = redis.call('HMGET', ARGV[1] .. id, 'sub', 'g', 'v', 'c', 'u', 'e', 'r', 's')
   table.insert(out, id)
-  for i = 1, 7 do table.insert(out, s[i]) end
+  for i = 1, 8 do table.insert(out, s[i]) end
+end
+return out
+";
+
+/// `KEYS`: subject set. `ARGV`: the session key prefix, sub, revoked_at
+/// (now). Revokes every unexpired, live session of the subject and answers
+/// the ids of all its unexpired sessions, revoked before or now (a retry
+/// after a lost reply names them again). A session hash this store does not
+/// understand is an error, and nothing is written.
+const REVOKE_SESSIONS: &str = r"
+local found = {}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local s, err = session(ARGV[1] .. id)
+  if err then return redis.error_reply(err) end
+  if s and s[1] == ARGV[2] and gt(s[6], ARGV[3]) then
+    table.insert(found, {id, s[7]})
+  end
+end
+local out = {}
+for _, f in ipairs(found) do
+  if f[2] == '' then redis.call('HSET', ARGV[1] .. f[1], 'r', ARGV[3]) end
+  table.insert(out, f[1])
 end
 return out
 ";
@@ -312,8 +358,12 @@ fn parse_i64(s: &str) -> Option<i64> {
 /// as in every shipped store: it loads as unknown and writing it is an error.
 ///
 /// Persistence is Redis's: without AOF or RDB snapshots, a Redis restart
-/// forgets every cutoff (and, since unknown subjects are rejected, every
-/// token). Configure persistence accordingly, or use a SQL store.
+/// forgets every cutoff. [`RedisStore::connect`] therefore refuses a Redis
+/// without persistence or with an `allkeys-*` eviction policy (see
+/// [`RedisStore::check_durability`]). A lost key still fails closed: a
+/// subject's record reads as unknown (its tokens are rejected) and is
+/// created again after now; a lost global key is created again as a global
+/// revocation at the moment it is found missing.
 ///
 /// ```no_run
 /// use jwt_revoke::{CutoffStore, RedisStore};
@@ -331,9 +381,11 @@ pub struct RedisStore {
     revoke_before: Script,
     merge: Script,
     revoke_all: Script,
+    global: Script,
     create_session: Script,
     rotate: Script,
     revoke_session: Script,
+    revoke_sessions: Script,
     list_sessions: Script,
     purge_sessions: Script,
 }
@@ -384,6 +436,7 @@ pub struct RedisStoreBuilder {
     retry_delay: Duration,
     connection_timeout: Duration,
     response_timeout: Duration,
+    accept_data_loss: bool,
 }
 
 impl RedisStoreBuilder {
@@ -434,6 +487,19 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// Connects to a Redis that may lose what this store writes (no
+    /// persistence, an `allkeys-*` eviction policy) or whose settings
+    /// cannot be read (`CONFIG` disabled): skips
+    /// [`RedisStore::check_durability`]. Off by default. What a loss costs:
+    /// a lost subject key fails closed (its tokens are `unknown_subject`
+    /// until a write or a registration creates it again, after now); a
+    /// lost global key is taken as a global revocation when found missing.
+    #[must_use]
+    pub fn accept_data_loss(mut self, accept: bool) -> Self {
+        self.accept_data_loss = accept;
+        self
+    }
+
     /// The connection manager configuration these settings make, for hosts
     /// that build their own [`ConnectionManager`] and pass it to
     /// [`RedisStore::new`].
@@ -446,14 +512,22 @@ impl RedisStoreBuilder {
             .set_response_timeout(Some(self.response_timeout))
     }
 
-    /// Connects (once, now, within the bounds above) and returns the store.
+    /// Connects (once, now, within the bounds above), checks that Redis
+    /// keeps what the store writes ([`RedisStore::check_durability`],
+    /// unless [`accept_data_loss`](Self::accept_data_loss)), runs
+    /// [`RedisStore::setup`] and returns the store.
     pub async fn connect(self) -> Result<RedisStore, StoreError> {
         let client = redis::Client::open(self.url.as_str()).map_err(StoreError::new)?;
         let conn = client
             .get_connection_manager_with_config(self.manager_config())
             .await
             .map_err(StoreError::new)?;
-        Ok(RedisStore::new(conn).with_prefix(self.prefix))
+        let store = RedisStore::new(conn).with_prefix(self.prefix);
+        if !self.accept_data_loss {
+            store.check_durability().await?;
+        }
+        store.setup().await?;
+        Ok(store)
     }
 }
 
@@ -479,7 +553,7 @@ fn written(row: Vec<Option<String>>) -> Result<Cutoff, StoreError> {
     parse_row(row)?.ok_or_else(|| StoreError::msg("redis write returned no cutoff"))
 }
 
-/// A session hash's fields (`sub g v c u e r`, as the scripts read them) as
+/// A session hash's fields (`sub g v c u e r s`, as the scripts read them) as
 /// the session `id`: all absent is no session; all present and canonical
 /// (`r` empty or a timestamp) is a session; anything else is an error.
 fn parse_session(id: &str, fields: &[Option<String>]) -> Result<Option<Session>, StoreError> {
@@ -492,7 +566,7 @@ fn parse_session(id: &str, fields: &[Option<String>]) -> Result<Option<Session>,
     fn field(f: &Option<String>) -> Result<&str, StoreError> {
         f.as_deref().ok_or_else(corrupt)
     }
-    let [sub, g, v, c, u, e, r] = fields else {
+    let [sub, g, v, c, u, e, r, seen] = fields else {
         return Err(StoreError::msg("unexpected reply shape from redis"));
     };
     let int = |f: &Option<String>| parse_i64(field(f)?).ok_or_else(corrupt);
@@ -509,6 +583,7 @@ fn parse_session(id: &str, fields: &[Option<String>]) -> Result<Option<Session>,
         last_used_at: int(u)?,
         expires_at: int(e)?,
         revoked_at,
+        not_before_seen: int(seen)?,
     }))
 }
 
@@ -524,6 +599,11 @@ impl RedisStore {
     /// out several seconds of reconnection backoff on every call during an
     /// outage. Build it with [`RedisStoreBuilder::manager_config`] (or use
     /// [`RedisStore::connect`] / [`RedisStore::builder`]) to fail fast.
+    ///
+    /// Call [`RedisStore::check_durability`] and [`RedisStore::setup`]
+    /// (with the final prefix) once before use, as `connect` does: without
+    /// the setup, the first read of the global cutoff finds no key and
+    /// takes it as lost (a global revocation at that moment).
     pub fn new(conn: ConnectionManager) -> Self {
         RedisStore {
             conn,
@@ -532,9 +612,11 @@ impl RedisStore {
             revoke_before: script(REVOKE_BEFORE),
             merge: script(MERGE),
             revoke_all: script(REVOKE_ALL),
+            global: script(GLOBAL),
             create_session: session_script(CREATE_SESSION),
             rotate: session_script(ROTATE),
             revoke_session: session_script(REVOKE_SESSION),
+            revoke_sessions: session_script(REVOKE_SESSIONS),
             list_sessions: session_script(LIST_SESSIONS),
             purge_sessions: session_script(PURGE_SESSIONS),
         }
@@ -550,6 +632,7 @@ impl RedisStore {
             retry_delay: RedisStoreBuilder::DEFAULT_RETRY_DELAY,
             connection_timeout: RedisStoreBuilder::DEFAULT_CONNECTION_TIMEOUT,
             response_timeout: RedisStoreBuilder::DEFAULT_RESPONSE_TIMEOUT,
+            accept_data_loss: false,
         }
     }
 
@@ -612,7 +695,75 @@ impl RedisStore {
         written(row)
     }
 
-    /// Forgets a subject (a deleted user). Returns whether it existed.
+    /// Prepares a Redis for this store: writes the global cutoff key (at
+    /// 0, "none") when Redis does not hold it yet, so that a key missing
+    /// later is known to be lost. [`RedisStore::connect`] runs it.
+    pub async fn setup(&self) -> Result<(), StoreError> {
+        self.global_or("0").await.map(|_| ())
+    }
+
+    async fn global_or(&self, missing: &str) -> Result<i64, StoreError> {
+        let nb: Option<String> = self
+            .global
+            .key(self.global_key())
+            .arg(missing)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(StoreError::new)?;
+        let nb = nb.ok_or_else(|| StoreError::msg("redis returned no global cutoff"))?;
+        parse_i64(&nb).ok_or_else(|| {
+            StoreError::msg(format!("redis global cutoff is not canonical ({nb:?})"))
+        })
+    }
+
+    /// Checks that Redis keeps what this store writes: persistence on (an
+    /// append-only file or RDB snapshots) and an eviction policy that never
+    /// evicts keys without an expiry (`noeviction` or a `volatile-*`
+    /// policy; this store sets no expiry). A server that fails the check,
+    /// or that refuses `CONFIG GET` (a managed Redis may), is an error
+    /// naming what to change. [`RedisStore::connect`] runs it unless
+    /// [`RedisStoreBuilder::accept_data_loss`] says otherwise.
+    pub async fn check_durability(&self) -> Result<(), StoreError> {
+        let config = |name: &'static str| {
+            let mut conn = self.conn.clone();
+            async move {
+                let pairs: Vec<String> = redis::cmd("CONFIG")
+                    .arg("GET")
+                    .arg(name)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(|e| {
+                        StoreError::msg(format!(
+                            "cannot read Redis's {name} setting ({e}); check persistence and \
+                             eviction by hand, then build the store with accept_data_loss(true)"
+                        ))
+                    })?;
+                Ok::<String, StoreError>(pairs.get(1).cloned().unwrap_or_default())
+            }
+        };
+        let policy = config("maxmemory-policy").await?;
+        if policy.starts_with("allkeys-") {
+            return Err(StoreError::msg(format!(
+                "Redis's maxmemory-policy is {policy}: it may evict cutoffs and sessions, \
+                 which revives revoked tokens; set maxmemory-policy noeviction"
+            )));
+        }
+        let aof = config("appendonly").await?;
+        let save = config("save").await?;
+        if aof != "yes" && save.trim().is_empty() {
+            return Err(StoreError::msg(
+                "Redis has no persistence (appendonly no, save \"\"): a restart forgets every \
+                 revocation; set appendonly yes (or RDB snapshots), or build the store with \
+                 accept_data_loss(true)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Forgets a subject (a deleted user). Returns whether it existed. Its
+    /// sessions stay: end them first with
+    /// [`Guard::revoke_sessions`](crate::Guard::revoke_sessions). A record
+    /// created again later starts after now.
     pub async fn remove(&self, sub: &str) -> Result<bool, StoreError> {
         if !storable(sub) {
             return Ok(false);
@@ -665,19 +816,13 @@ impl CutoffStore for RedisStore {
         written(row)
     }
 
+    /// [`RedisStore::setup`] (run by [`RedisStore::connect`]) writes the
+    /// global key; a key missing later was lost (evicted, deleted, gone in
+    /// a restart without persistence), so it is created again as a global
+    /// revocation at this moment (Redis's `TIME` plus one second): a lost
+    /// `revoke_all_before` is never read as "no global cutoff".
     async fn load_global(&self) -> Result<i64, StoreError> {
-        let nb: Option<String> = self
-            .conn
-            .clone()
-            .get(self.global_key())
-            .await
-            .map_err(StoreError::new)?;
-        match nb {
-            None => Ok(0),
-            Some(nb) => parse_i64(&nb).ok_or_else(|| {
-                StoreError::msg(format!("redis global cutoff is not canonical ({nb:?})"))
-            }),
-        }
+        self.global_or("").await
     }
 
     async fn revoke_all_before(&self, at: i64) -> Result<i64, StoreError> {
@@ -716,6 +861,7 @@ impl SessionStore for RedisStore {
                     .revoked_at
                     .map_or_else(String::new, |r| r.to_string()),
             )
+            .arg(session.not_before_seen.to_string())
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(StoreError::new)?;
@@ -728,7 +874,7 @@ impl SessionStore for RedisStore {
         }
         let fields: Vec<Option<String>> = redis::cmd("HMGET")
             .arg(self.session_key(sid))
-            .arg(&["sub", "g", "v", "c", "u", "e", "r"])
+            .arg(&["sub", "g", "v", "c", "u", "e", "r", "s"])
             .query_async(&mut self.conn.clone())
             .await
             .map_err(StoreError::new)?;
@@ -804,6 +950,20 @@ impl SessionStore for RedisStore {
         Ok(revoked == 1)
     }
 
+    async fn revoke_sessions(&self, sub: &str, at: i64) -> Result<Vec<String>, StoreError> {
+        if !storable(sub) {
+            return Ok(Vec::new());
+        }
+        self.revoke_sessions
+            .key(self.subject_sessions_key(sub))
+            .arg(self.session_prefix())
+            .arg(sub)
+            .arg(at.to_string())
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(StoreError::new)
+    }
+
     async fn list_sessions(&self, sub: &str, now: i64) -> Result<Vec<Session>, StoreError> {
         if !storable(sub) {
             return Ok(Vec::new());
@@ -816,7 +976,7 @@ impl SessionStore for RedisStore {
             .await
             .map_err(StoreError::new)?;
         let mut sessions = Vec::new();
-        for entry in reply.chunks(8) {
+        for entry in reply.chunks(9) {
             let Some((Some(id), fields)) = entry.split_first() else {
                 return Err(StoreError::msg("unexpected reply shape from redis"));
             };

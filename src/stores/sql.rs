@@ -40,7 +40,7 @@ fn unsigned(column: &str, value: i64) -> Result<u64, StoreError> {
 /// The columns of `jwt_revoke_sessions`, in the order of [`SessionRow`].
 macro_rules! session_columns {
     () => {
-        "id, sub, generation, version, created_at, last_used_at, expires_at, revoked_at"
+        "id, sub, generation, version, created_at, last_used_at, expires_at, revoked_at, not_before_seen"
     };
 }
 
@@ -51,6 +51,7 @@ macro_rules! session_columns {
 pub(crate) type SessionRow = (
     Option<String>,
     Option<String>,
+    Option<i64>,
     Option<i64>,
     Option<i64>,
     Option<i64>,
@@ -68,7 +69,17 @@ fn required<T>(column: &str, value: Option<T>) -> Result<T, StoreError> {
 /// a negative generation or version, fails closed (an error, so the guard
 /// answers `store_unavailable`), never a default.
 pub(crate) fn session_from_row(row: SessionRow) -> Result<Session, StoreError> {
-    let (id, sub, generation, version, created_at, last_used_at, expires_at, revoked_at) = row;
+    let (
+        id,
+        sub,
+        generation,
+        version,
+        created_at,
+        last_used_at,
+        expires_at,
+        revoked_at,
+        not_before_seen,
+    ) = row;
     Ok(Session {
         id: required("id", id)?,
         sub: required("sub", sub)?,
@@ -78,6 +89,7 @@ pub(crate) fn session_from_row(row: SessionRow) -> Result<Session, StoreError> {
         last_used_at: required("last_used_at", last_used_at)?,
         expires_at: required("expires_at", expires_at)?,
         revoked_at,
+        not_before_seen: required("not_before_seen", not_before_seen)?,
     })
 }
 
@@ -104,7 +116,7 @@ macro_rules! rotate_matches {
 pub(crate) const CREATE_SESSION: &str = concat!(
     "INSERT INTO jwt_revoke_sessions (",
     session_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 );
 
 /// `$1` id, `$2` sub.
@@ -163,6 +175,13 @@ pub(crate) const ROTATE_SESSION: &str = concat!(
 
 /// `$1` id, `$2` sub, `$3` revoked_at.
 pub(crate) const REVOKE_SESSION: &str = "UPDATE jwt_revoke_sessions SET revoked_at = $3 WHERE id = $1 AND sub = $2 AND revoked_at IS NULL";
+
+/// `$1` sub, `$2` revoked_at (now). Revokes the subject's unexpired
+/// sessions that are live and names every unexpired one, revoked before
+/// or now (a retry after a lost reply names them again).
+pub(crate) const REVOKE_SESSIONS: &str = "UPDATE jwt_revoke_sessions \
+     SET revoked_at = COALESCE(revoked_at, $2) \
+     WHERE sub = $1 AND expires_at > $2 RETURNING id";
 
 /// `$1` sub, `$2` now.
 pub(crate) const LIST_SESSIONS: &str = concat!(
@@ -321,6 +340,7 @@ macro_rules! sql_store {
         merge: $merge:expr,
         remove: $remove:expr,
         load_global: $load_global:expr,
+        recreate_global: $recreate_global:expr,
         revoke_all_before: $revoke_all:expr $(,)?
     ) => {
         $(#[$meta])*
@@ -359,8 +379,12 @@ macro_rules! sql_store {
                     .map_err($crate::StoreError::new)
             }
 
-            /// Adds a subject (a registered user). If it exists, the cutoffs
-            /// are merged by maximum: a cutoff never moves backwards.
+            /// Adds a subject (a registered user). A new row starts at
+            /// `cutoff` with `not_before` raised to at least the database's
+            /// clock plus one second ([`Cutoff::created`](crate::Cutoff::created)),
+            /// so a subject deleted and registered again never inherits the
+            /// old one's tokens. If it exists, the cutoffs are merged by
+            /// maximum: a cutoff never moves backwards.
             ///
             /// A subject containing a NUL byte is an error: no store holds
             /// one (PostgreSQL's `TEXT` cannot); so is one the database's
@@ -416,7 +440,9 @@ macro_rules! sql_store {
 
             /// Forgets a subject (a deleted user): its tokens are rejected as
             /// unknown once the guard's cache entry expires. Returns whether it
-            /// existed.
+            /// existed. Its sessions stay: end them first with
+            /// [`Guard::revoke_sessions`](crate::Guard::revoke_sessions). A
+            /// row created again later starts after now.
             pub async fn remove(&self, sub: &str) -> Result<bool, $crate::StoreError> {
                 if !$crate::stores::storable(sub) {
                     return Ok(false);
@@ -461,12 +487,24 @@ macro_rules! sql_store {
                 self.revoke_before_in(&mut conn, sub, at).await
             }
 
+            /// The global row is created at 0 by the first [`migrate`](Self::migrate)
+            /// of an empty database. A row missing later (deleted by hand)
+            /// is created again here as a global revocation at this moment
+            /// (the database's clock plus one second), never read as "no
+            /// global cutoff": a `revoke_all_before` it held is not undone.
             async fn load_global(&self) -> Result<i64, $crate::StoreError> {
                 let row: Option<(i64,)> = sqlx::query_as($load_global)
                     .fetch_optional(&self.pool)
                     .await
                     .map_err($crate::StoreError::new)?;
-                Ok(row.map_or(0, |(nb,)| nb))
+                if let Some((nb,)) = row {
+                    return Ok(nb);
+                }
+                let (nb,): (i64,) = sqlx::query_as($recreate_global)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err($crate::StoreError::new)?;
+                Ok(nb)
             }
 
             async fn revoke_all_before(&self, at: i64) -> Result<i64, $crate::StoreError> {
@@ -504,6 +542,7 @@ macro_rules! sql_store {
                     .bind(session.last_used_at)
                     .bind(session.expires_at)
                     .bind(session.revoked_at)
+                    .bind(session.not_before_seen)
                     .execute(&self.pool)
                     .await
                     .map(|_| ())
@@ -578,6 +617,21 @@ macro_rules! sql_store {
                     || false,
                 )?;
                 Ok(revoked)
+            }
+
+            async fn revoke_sessions(&self, sub: &str, at: i64) -> Result<Vec<String>, $crate::StoreError> {
+                if !$crate::stores::storable(sub) {
+                    return Ok(Vec::new());
+                }
+                let ids: Vec<(String,)> = $crate::stores::sql::or_absent(
+                    sqlx::query_as($crate::stores::sql::REVOKE_SESSIONS)
+                        .bind(sub)
+                        .bind(at)
+                        .fetch_all(&self.pool)
+                        .await,
+                    Vec::new,
+                )?;
+                Ok(ids.into_iter().map(|(id,)| id).collect())
             }
 
             async fn list_sessions(&self, sub: &str, now: i64) -> Result<Vec<$crate::Session>, $crate::StoreError> {

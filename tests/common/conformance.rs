@@ -6,6 +6,20 @@
 
 use jwt_revoke::{Cutoff, CutoffStore};
 
+/// A `not_before` far ahead of any clock the suite runs under (2096), so
+/// that values the tests write are above the "created after now" floor a
+/// store puts on a new record, and come back as written.
+pub const FAR: i64 = 4_000_000_000;
+
+/// Now on the system clock (Unix seconds): the stores' clock in the suite
+/// (a database's `now`, Redis's `TIME`, a memory store's system clock).
+pub fn wall_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
 /// How the suite gets a store and adds a subject (a registered user) to it.
 pub trait TestStore: CutoffStore + Sized {
     /// A store connected to the test backend. Stores may share state
@@ -13,6 +27,13 @@ pub trait TestStore: CutoffStore + Sized {
     fn fresh() -> impl std::future::Future<Output = Self> + Send;
     /// Adds `sub` with `cutoff`, as the host does when a user registers.
     fn put(&self, sub: &str, cutoff: Cutoff) -> impl std::future::Future<Output = ()> + Send;
+    /// Makes the store lose `sub`'s record behind its back, as a `DELETE`,
+    /// an eviction or a deleted user would; `true` when it was there. Only
+    /// the stores that create records (upsert) run the test that uses it.
+    fn lose(&self, sub: &str) -> impl std::future::Future<Output = bool> + Send {
+        let _ = sub;
+        async { false }
+    }
 }
 
 #[macro_export]
@@ -20,6 +41,7 @@ macro_rules! store_conformance {
     (@shared $store:ty) => {
         use jwt_revoke::{Cutoff, CutoffStore};
         use $crate::common::conformance::TestStore as _;
+        use $crate::common::conformance::FAR;
         use $crate::common::unique;
 
         async fn store() -> $store {
@@ -36,23 +58,20 @@ macro_rules! store_conformance {
         async fn put_then_load_round_trips() {
             let s = store().await;
             let sub = unique("alice");
-            s.put(&sub, Cutoff::new(7, 1_700_000_000)).await;
-            assert_eq!(
-                s.load(&sub).await.unwrap(),
-                Some(Cutoff::new(7, 1_700_000_000))
-            );
+            s.put(&sub, Cutoff::new(7, FAR)).await;
+            assert_eq!(s.load(&sub).await.unwrap(), Some(Cutoff::new(7, FAR)));
         }
 
         #[tokio::test]
         async fn bump_increments_by_one_and_returns_the_new_cutoff() {
             let s = store().await;
             let sub = unique("bob");
-            s.put(&sub, Cutoff::new(0, 55)).await;
+            s.put(&sub, Cutoff::new(0, FAR + 55)).await;
             for expected in 1..=3u64 {
                 let c = s.bump_version(&sub).await.unwrap();
-                assert_eq!(c, Cutoff::new(expected, 55));
+                assert_eq!(c, Cutoff::new(expected, FAR + 55));
             }
-            assert_eq!(s.load(&sub).await.unwrap(), Some(Cutoff::new(3, 55)));
+            assert_eq!(s.load(&sub).await.unwrap(), Some(Cutoff::new(3, FAR + 55)));
         }
 
         #[tokio::test]
@@ -61,17 +80,17 @@ macro_rules! store_conformance {
             let sub = unique("carol");
             s.put(&sub, Cutoff::new(4, 0)).await;
             assert_eq!(
-                s.revoke_before(&sub, 1_000).await.unwrap(),
-                Cutoff::new(4, 1_001)
+                s.revoke_before(&sub, FAR + 1_000).await.unwrap(),
+                Cutoff::new(4, FAR + 1_001)
             );
             // An earlier `at` does not lower the cutoff.
             assert_eq!(
                 s.revoke_before(&sub, 10).await.unwrap(),
-                Cutoff::new(4, 1_001)
+                Cutoff::new(4, FAR + 1_001)
             );
-            assert_eq!(s.load(&sub).await.unwrap(), Some(Cutoff::new(4, 1_001)));
+            assert_eq!(s.load(&sub).await.unwrap(), Some(Cutoff::new(4, FAR + 1_001)));
             // Version untouched, and bump keeps not_before.
-            assert_eq!(s.bump_version(&sub).await.unwrap(), Cutoff::new(5, 1_001));
+            assert_eq!(s.bump_version(&sub).await.unwrap(), Cutoff::new(5, FAR + 1_001));
         }
 
         #[tokio::test]
@@ -81,10 +100,11 @@ macro_rules! store_conformance {
             let b = unique("iso-b");
             s.put(&a, Cutoff::default()).await;
             s.put(&b, Cutoff::default()).await;
+            let b0 = s.load(&b).await.unwrap();
             s.bump_version(&a).await.unwrap();
-            s.revoke_before(&a, 500).await.unwrap();
-            assert_eq!(s.load(&b).await.unwrap(), Some(Cutoff::default()));
-            assert_eq!(s.load(&a).await.unwrap(), Some(Cutoff::new(1, 501)));
+            s.revoke_before(&a, FAR + 500).await.unwrap();
+            assert_eq!(s.load(&b).await.unwrap(), b0);
+            assert_eq!(s.load(&a).await.unwrap(), Some(Cutoff::new(1, FAR + 501)));
         }
 
         #[tokio::test]
@@ -100,16 +120,9 @@ macro_rules! store_conformance {
             ] {
                 assert_eq!(s.load(&sub).await.unwrap(), None, "{sub}");
                 register(&s, &sub).await;
-                assert_eq!(
-                    s.bump_version(&sub).await.unwrap(),
-                    Cutoff::new(1, 0),
-                    "{sub}"
-                );
-                assert_eq!(
-                    s.load(&sub).await.unwrap(),
-                    Some(Cutoff::new(1, 0)),
-                    "{sub}"
-                );
+                let bumped = s.bump_version(&sub).await.unwrap();
+                assert_eq!(bumped.version, 1, "{sub}");
+                assert_eq!(s.load(&sub).await.unwrap(), Some(bumped), "{sub}");
             }
         }
 
@@ -150,13 +163,13 @@ macro_rules! store_conformance {
                 let s = s.clone();
                 let sub = sub.clone();
                 tasks.push(tokio::spawn(async move {
-                    s.revoke_before(&sub, at * 100).await.unwrap()
+                    s.revoke_before(&sub, FAR + at * 100).await.unwrap()
                 }));
             }
             for t in tasks {
                 t.await.unwrap();
             }
-            assert_eq!(s.load(&sub).await.unwrap(), Some(Cutoff::new(0, 3_901)));
+            assert_eq!(s.load(&sub).await.unwrap(), Some(Cutoff::new(0, FAR + 3_901)));
         }
 
         #[tokio::test]
@@ -227,23 +240,96 @@ macro_rules! store_conformance {
     ($store:ty) => {
         $crate::store_conformance!(@shared $store);
 
-        #[tokio::test]
-        async fn bump_on_unknown_subject_creates_it() {
-            let s = store().await;
-            let sub = unique("new");
-            assert_eq!(s.bump_version(&sub).await.unwrap(), Cutoff::new(1, 0));
-            assert_eq!(s.load(&sub).await.unwrap(), Some(Cutoff::new(1, 0)));
+        use $crate::common::conformance::wall_now;
+
+        /// `c.not_before` is the creation floor of a record created
+        /// between `before` and `after` (the store's clock, plus one).
+        fn created_between(c: Cutoff, before: i64, after: i64) -> bool {
+            (before + 1..=after + 1).contains(&c.not_before)
         }
 
         #[tokio::test]
-        async fn revoke_before_on_unknown_subject_creates_it() {
+        async fn bump_on_unknown_subject_creates_it_after_now() {
+            let s = store().await;
+            let sub = unique("new");
+            let before = wall_now();
+            let c = s.bump_version(&sub).await.unwrap();
+            let after = wall_now();
+            assert_eq!(c.version, 1);
+            assert!(created_between(c, before, after), "{c:?} {before}..{after}");
+            assert_eq!(s.load(&sub).await.unwrap(), Some(c));
+        }
+
+        #[tokio::test]
+        async fn revoke_before_on_unknown_subject_creates_it_after_now() {
             let s = store().await;
             let sub = unique("lock");
+            let before = wall_now();
+            let c = s.revoke_before(&sub, 99).await.unwrap();
+            let after = wall_now();
+            assert_eq!(c.version, 0);
+            assert!(created_between(c, before, after), "{c:?} {before}..{after}");
+            assert_eq!(s.load(&sub).await.unwrap(), Some(c));
+            // A lock in the future is kept as asked.
+            let locked = unique("lock");
             assert_eq!(
-                s.revoke_before(&sub, 99).await.unwrap(),
-                Cutoff::new(0, 100)
+                s.revoke_before(&locked, FAR).await.unwrap(),
+                Cutoff::new(0, FAR + 1)
             );
-            assert_eq!(s.load(&sub).await.unwrap(), Some(Cutoff::new(0, 100)));
+        }
+
+        #[tokio::test]
+        async fn a_registration_starts_after_now() {
+            let s = store().await;
+            let sub = unique("signup");
+            let before = wall_now();
+            s.put(&sub, Cutoff::default()).await;
+            let after = wall_now();
+            let c = s.load(&sub).await.unwrap().unwrap();
+            assert_eq!(c.version, 0);
+            assert!(created_between(c, before, after), "{c:?} {before}..{after}");
+        }
+
+        /// A row that disappears (a deleted user created again, an SQL
+        /// `DELETE`, a Redis key lost) comes back in a state that rejects
+        /// every token issued before it came back, whatever its version:
+        /// the version restarts, but `not_before` starts after now.
+        #[tokio::test]
+        async fn a_lost_row_never_brings_a_revoked_token_back() {
+            let s = store().await;
+            let sub = unique("lost");
+            s.put(&sub, Cutoff::default()).await;
+            for _ in 0..4 {
+                s.bump_version(&sub).await.unwrap();
+            }
+            let keys = jwt_revoke::Keys::hmac(jwt_revoke::Algorithm::HS256, $crate::common::SECRET)
+                .unwrap();
+            let guard = jwt_revoke::Guard::builder(keys, s).build().unwrap();
+            // Tokens of every version up to far beyond the current one,
+            // issued now, by any instance with the key.
+            let tokens: Vec<String> = [0u64, 1, 2, 3, 4, 5, 1_000]
+                .iter()
+                .map(|&ver| $crate::common::signed_token(&sub, ver))
+                .collect();
+            for recreate in ["bump_version", "revoke_before(0)", "registration"] {
+                assert!(
+                    <$store as $crate::common::conformance::TestStore>::lose(guard.store(), &sub).await,
+                    "{recreate}: the row was there"
+                );
+                match recreate {
+                    "bump_version" => drop(guard.bump_version(&sub).await.unwrap()),
+                    "revoke_before(0)" => drop(guard.store().revoke_before(&sub, 0).await.unwrap()),
+                    _ => guard.store().put(&sub, Cutoff::default()).await,
+                }
+                guard.clear_cache();
+                for (i, t) in tokens.iter().enumerate() {
+                    let err = guard.validate::<()>(t).await.unwrap_err();
+                    assert_eq!(err.code(), "token_revoked", "{recreate}: token {i}");
+                }
+                // A login after it works.
+                let fresh = guard.issue(&sub, &()).await.unwrap();
+                guard.validate::<()>(&fresh).await.unwrap();
+            }
         }
 
         /// Upsert stores create a subject on its first write.

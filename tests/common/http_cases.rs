@@ -38,7 +38,9 @@ pub struct Fixture {
 /// A guard with users alice (valid token), bob (revoked), carol (deleted).
 pub async fn fixture() -> (Fixture, Vec<Case>) {
     let clock = FakeClock::new(T0);
-    let store = Arc::new(Counting::new(MemoryStore::new()));
+    let store = Arc::new(Counting::new(MemoryStore::with_clock(
+        jwt_revoke::FakeClock::new(0),
+    )));
     for u in ["alice", "bob", "carol", "dave"] {
         store.inner.insert(u, Cutoff::default());
     }

@@ -263,7 +263,9 @@ pub mod fixture {
     /// A clock at `T0`, a store holding `subjects`, and a builder over both.
     pub fn setup(subjects: &[&str]) -> (FakeClock, Store, GuardBuilder<Store>) {
         let clock = FakeClock::new(T0);
-        let store = Arc::new(Counting::new(MemoryStore::new()));
+        let store = Arc::new(Counting::new(MemoryStore::with_clock(
+            jwt_revoke::FakeClock::new(0),
+        )));
         for s in subjects {
             store.inner.insert(*s, Cutoff::default());
         }

@@ -16,18 +16,32 @@ pub fn free_port() -> u16 {
 }
 
 impl OwnRedis {
+    /// A server that keeps what it is given, as `RedisStore::connect`
+    /// requires: an append-only file (in a directory of its own, kept
+    /// across a restart on the same port) and no eviction.
     pub fn start(port: u16) -> Self {
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
+        let dir = std::env::temp_dir().join(format!("jr-own-redis-{port}"));
+        std::fs::create_dir_all(&dir).expect("a directory for redis-server");
+        Self::start_with(
+            port,
+            &[
                 "--save",
                 "",
                 "--appendonly",
-                "no",
-            ])
+                "yes",
+                "--dir",
+                dir.to_str().expect("a UTF-8 temp path"),
+            ],
+        )
+    }
+
+    /// A server started with `settings` after the bind address and port.
+    pub fn start_with(port: u16, settings: &[&str]) -> Self {
+        let port_arg = port.to_string();
+        let mut args = vec!["--bind", "127.0.0.1", "--port", &port_arg];
+        args.extend_from_slice(settings);
+        let child = std::process::Command::new("redis-server")
+            .args(&args)
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("redis-server on PATH (scripts/services.sh installs it)");

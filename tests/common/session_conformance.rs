@@ -38,6 +38,7 @@ pub fn new_session(sub: &str, now: i64) -> Session {
         last_used_at: now,
         expires_at: now + TTL,
         revoked_at: None,
+        not_before_seen: now - 1,
     }
 }
 
