@@ -14,9 +14,11 @@
 //! # Correctness under races
 //! Three kinds of information reach the cache:
 //! - a **fresh read**: a store `load` that no revocation overtook. Only such
-//!   a read makes an entry fresh, and it *replaces* the cached cutoff, so an
-//!   operator who repairs (lowers) a cutoff in the store is followed within
-//!   the TTL.
+//!   a read makes an entry fresh, and it *replaces* the cached cutoff rather
+//!   than merging with it: a repair (which never lowers a version, but may
+//!   bring a future `not_before` back to now) and a subject deleted and
+//!   recreated (a lower version, a later `not_before`) are both followed
+//!   within the TTL.
 //! - a **floor**: the store's reply to a revocation, or an event from another
 //!   instance. It says "the cutoff was at least this, some time ago". It
 //!   raises an existing entry by component-wise maximum but never makes it
@@ -1390,9 +1392,11 @@ mod tests {
         load(&c, key, cutoff(1, 0)).await;
         assert_eq!(c.lookup(key, T0_MS), Lookup::Fresh(cutoff(1, 0)));
         clock.set(T0_MS / 1000 - 30);
-        // The operator lowered the version in the store (a repair).
-        load(&c, key, cutoff(0, 0)).await;
-        assert_eq!(c.current(key), Some(cutoff(0, 0)));
+        // alice was deleted and recreated: a lower version, a later
+        // not_before.
+        let recreated = cutoff(0, T0_MS / 1000 + 1);
+        load(&c, key, recreated).await;
+        assert_eq!(c.current(key), Some(recreated));
     }
 
     /// The clock at `unix_ms` (a fake clock is set in whole seconds).
