@@ -14,9 +14,11 @@
 //! # Correctness under races
 //! Three kinds of information reach the cache:
 //! - a **fresh read**: a store `load` that no revocation overtook. Only such
-//!   a read makes an entry fresh, and it *replaces* the cached cutoff, so an
-//!   operator who repairs (lowers) a cutoff in the store is followed within
-//!   the TTL.
+//!   a read makes an entry fresh, and it *replaces* the cached cutoff rather
+//!   than merging with it: a repair (which never lowers a version, but may
+//!   bring a future `not_before` back to now) and a subject deleted and
+//!   recreated (a lower version, a later `not_before`) are both followed
+//!   within the TTL.
 //! - a **floor**: the store's reply to a revocation, or an event from another
 //!   instance. It says "the cutoff was at least this, some time ago". It
 //!   raises an existing entry by component-wise maximum but never makes it
@@ -149,6 +151,18 @@ impl Packed {
 /// answer prevails over a cutoff (see [`CutoffCache::insert_loaded`]), so
 /// a tie only ever rejects more. An entry is fresh for a TTL from its
 /// stamp's time. [`FLOOR`] marks an entry that no fresh read confirmed.
+///
+/// The clock recovers after a glitch: a bad reading fails closed while it
+/// lasts and leaves nothing behind. A reading outside the stamps' range
+/// fails its read and moves no stamp. A stamp whose time is ahead of the
+/// clock by more than the cache's age (the TTL, or the reduced age while
+/// [`CutoffCache::limit_age`] is in force; at least [`MIN_GLITCH_MS`])
+/// came from a reading the clock has stepped back from (a glitch ahead, or
+/// a large step back): such an entry is neither fresh nor stale, such a
+/// load is neither joined nor decided on, and the next stamp sets the time
+/// part back to the clock and drops everything cached (as
+/// [`CutoffCache::clear`]), so that no read made before stays fresh or
+/// keeps a later read from replacing it.
 pub(crate) type Stamp = i64;
 
 /// The stamp of a floor: older than every read, never fresh, never within
@@ -159,9 +173,31 @@ const SEQ_BITS: u32 = 12;
 const SEQ_MASK: i64 = (1 << SEQ_BITS) - 1;
 /// Time parts of stamps stay within ±2⁵¹ ms (±71 000 years), so a stamp
 /// never overflows and never equals [`FLOOR`]. A clock beyond that range
-/// fails closed: every read then counts as a TTL old when it returns
-/// (`store_unavailable`).
+/// fails closed: no read is made or decided on (`store_unavailable`), and
+/// the stamp clock does not move.
 const MAX_STAMP_MS: i64 = (1 << 51) - 1;
+
+/// The least step back taken as the end of a glitch, however short the
+/// cache's age: readings that concurrent requests took a moment apart
+/// must not clear the cache.
+const MIN_GLITCH_MS: i64 = 1_000;
+
+/// Whether a clock reading can be a stamp's time.
+fn in_range(now_ms: i64) -> bool {
+    (-MAX_STAMP_MS..=MAX_STAMP_MS).contains(&now_ms)
+}
+
+/// What a read fails with when the clock reads outside the stamps' range.
+fn clock_out_of_range() -> StoreError {
+    StoreError::msg("the clock reads outside the cache's range (±2^51 ms from 1970)")
+}
+
+/// Whether a read that started at `start_ms` is fresh at `now_ms`: less
+/// than `age_ms` old, and not more than `ahead_ms` ahead (a start further
+/// ahead came from a clock reading the clock has since stepped back from).
+fn fresh_at(start_ms: i64, now_ms: i64, age_ms: i64, ahead_ms: i64) -> bool {
+    start_ms.saturating_add(age_ms) > now_ms && start_ms.saturating_sub(now_ms) <= ahead_ms
+}
 
 /// When the read of `stamp` started (Unix ms).
 fn stamp_ms(stamp: Stamp) -> i64 {
@@ -211,6 +247,16 @@ impl Slot {
 
     fn stamp(&self) -> Stamp {
         self.stamp.get()
+    }
+
+    /// Whether the entry is fresh at `now_ms` for an age of `age_ms`,
+    /// stamped at most `ahead_ms` ahead (see [`fresh_at`]; a floor never
+    /// is).
+    fn fresh(&self, now_ms: i64, age_ms: i64, ahead_ms: i64) -> bool {
+        match self.stamp() {
+            FLOOR => false,
+            s => fresh_at(stamp_ms(s), now_ms, age_ms, ahead_ms),
+        }
     }
 
     /// When the entry stops being fresh (Unix ms), for a cache of `ttl_ms`.
@@ -446,16 +492,35 @@ impl CutoffCache {
             .saturating_sub(self.age_margin_ms.load(Ordering::Relaxed))
     }
 
+    /// How far ahead of the clock a read's start may be: the age, at
+    /// least [`MIN_GLITCH_MS`]. A start further ahead was stamped from a
+    /// reading the clock has since stepped back from (see [`Stamp`]).
+    fn max_ahead_ms(&self) -> i64 {
+        self.max_age_ms().max(MIN_GLITCH_MS)
+    }
+
+    /// Whether a read that started at `start_ms` is further ahead of
+    /// `now_ms` than [`CutoffCache::max_ahead_ms`]: a glitch's.
+    fn glitched(&self, start_ms: i64, now_ms: i64) -> bool {
+        start_ms.saturating_sub(now_ms) > self.max_ahead_ms()
+    }
+
     /// Looks a subject up without waiting. Never holds a map guard beyond the
     /// copy of the slot.
     pub(crate) fn lookup(&self, key: SubjectKey, now_ms: i64) -> Lookup {
+        let ahead = self.max_ahead_ms();
         if let Some(slot) = self.entries.get(&key).map(|s| *s)
-            && slot.expires_ms(self.max_age_ms()) > now_ms
+            && slot.fresh(now_ms, self.max_age_ms(), ahead)
         {
             return Lookup::Fresh(slot.cutoff());
         }
         if let Some(unknown) = self.negative.get(&key).map(|e| *e)
-            && self.unknown_expires_ms(unknown) > now_ms
+            && fresh_at(
+                stamp_ms(unknown.stamp),
+                now_ms,
+                self.cfg.negative_ttl_ms,
+                ahead,
+            )
         {
             return Lookup::Unknown;
         }
@@ -467,8 +532,10 @@ impl CutoffCache {
         let window = self.cfg.stale_if_error_ms?;
         let slot = self.entries.get(&key).map(|s| *s)?;
         // The stale window counts from the entry's expiry as the reduced
-        // age (a disconnected bus) sees it.
-        let usable = slot.expires_ms(self.max_age_ms()).saturating_add(window) > now_ms;
+        // age (a disconnected bus) sees it. An entry stamped from a glitch
+        // ahead is no stale answer: its age is unknown.
+        let usable = slot.expires_ms(self.max_age_ms()).saturating_add(window) > now_ms
+            && !self.glitched(stamp_ms(slot.stamp()), now_ms);
         usable.then(|| slot.cutoff())
     }
 
@@ -488,17 +555,31 @@ impl CutoffCache {
     /// A new read stamp: the clock's time if it is past every stamp handed
     /// out before, otherwise the last stamp's time with the next sequence
     /// number, or the last stamp itself once the sequence is used up (see
-    /// [`Stamp`]).
+    /// [`Stamp`]). After a glitch ahead, the clock's time again.
     pub(crate) fn stamp(&self) -> Stamp {
         self.stamp_at(self.clock.now_millis())
     }
 
     /// [`CutoffCache::stamp`] for a read starting at `now_ms` (the clock's
     /// reading, taken once by the caller).
+    ///
+    /// A reading outside the stamps' range gets [`FLOOR`] (older than every
+    /// read: it never makes anything fresh nor replaces anything) and moves
+    /// nothing; `load` and `global` refuse such a reading before stamping.
+    /// When the last stamp is further ahead of `now_ms` than an entry may
+    /// be fresh for, the stamp clock goes back to `now_ms` and the cache is
+    /// cleared, so that no stamp of the glitch outranks the reads to come.
+    /// Called with a `flights` shard held (by `load`): touches no flight.
     fn stamp_at(&self, now_ms: i64) -> Stamp {
+        if !in_range(now_ms) {
+            return FLOOR;
+        }
         let now = restamp(0, now_ms);
+        // One reading of the bound for every try of the update below.
+        let ahead = self.max_ahead_ms();
+        let behind = |prev: Stamp| stamp_ms(prev).saturating_sub(now_ms) > ahead;
         let next = |prev: Stamp| {
-            if now > prev {
+            if now > prev || behind(prev) {
                 now
             } else if prev & SEQ_MASK != SEQ_MASK {
                 prev + 1
@@ -506,11 +587,34 @@ impl CutoffCache {
                 prev
             }
         };
-        match self
+        let prev = match self
             .last_stamp
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |prev| Some(next(prev)))
         {
-            Ok(prev) | Err(prev) => next(prev),
+            Ok(prev) | Err(prev) => prev,
+        };
+        if behind(prev) {
+            // This call moved the stamp clock back: what was stamped since
+            // the glitch may outrank every later read, and loads under way
+            // may carry such stamps. Drop the one, disturb the other.
+            #[cfg(feature = "tracing")]
+            tracing::warn!(
+                target: "jwt_revoke",
+                ahead_ms = stamp_ms(prev).saturating_sub(now_ms),
+                "the clock stepped back further than the cache age: cache cleared"
+            );
+            self.clear();
+        }
+        next(prev)
+    }
+
+    /// Sets the stamp clock back if a glitch left it ahead of `now_ms` (see
+    /// [`CutoffCache::stamp_at`]). Called before a read's epoch is taken,
+    /// so that the read that ends a glitch may still cache what it reads.
+    fn recover(&self, now_ms: i64) {
+        let last = self.last_stamp.load(Ordering::Acquire);
+        if in_range(now_ms) && self.glitched(stamp_ms(last), now_ms) {
+            self.stamp_at(now_ms);
         }
     }
 
@@ -537,8 +641,13 @@ impl CutoffCache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Option<Cutoff>, StoreError>> + Send + 'static,
     {
-        let epoch = self.epoch(key).load(Ordering::Acquire);
         let now = self.clock.now_millis();
+        if !in_range(now) {
+            // Fails closed: no stamp could say how old the read is.
+            return Err(clock_out_of_range());
+        }
+        self.recover(now);
+        let epoch = self.epoch(key).load(Ordering::Acquire);
         let new_flight = || {
             let stamp = self.stamp_at(now);
             self.counters.store_loads.incr();
@@ -561,12 +670,18 @@ impl CutoffCache {
             // may be arbitrarily old, so it is never joined, nor one that
             // started a TTL ago (only a parked request can keep one that
             // long, and its read is too old to decide on) or, while the age
-            // of entries is limited, longer ago than that age.
+            // of entries is limited, longer ago than that age; nor one
+            // stamped from a glitch ahead (its age is unknown).
             Entry::Occupied(o)
                 if join == Join::Any
                     && o.get().epoch >= epoch
                     && o.get().load.peek().is_none()
-                    && stamp_ms(o.get().stamp).saturating_add(self.max_age_ms()) > now =>
+                    && fresh_at(
+                        stamp_ms(o.get().stamp),
+                        now,
+                        self.max_age_ms(),
+                        self.max_ahead_ms(),
+                    ) =>
             {
                 o.get().waiters.fetch_add(1, Ordering::AcqRel);
                 self.counters.flight_joins.incr();
@@ -599,12 +714,15 @@ impl CutoffCache {
                 Err(StoreError::timed_out(timeout))
             }
         };
+        let now = self.clock.now_millis();
+        let start = stamp_ms(flight.stamp);
         if result.is_ok()
-            && stamp_ms(flight.stamp).saturating_add(self.ttl_ms()) <= self.clock.now_millis()
+            && (start.saturating_add(self.ttl_ms()) <= now || self.glitched(start, now))
         {
             // A read that started a TTL ago is too old to decide on. (Under
             // a reduced age it was joined only while younger than that age,
-            // so it is at most that old for every request it answers.)
+            // so it is at most that old for every request it answers.) Nor
+            // is one stamped from a glitch ahead: its age is unknown.
             result = Err(StoreError::timed_out(timeout));
         }
         if let Ok(found) = &result
@@ -926,6 +1044,12 @@ impl CutoffCache {
         }
         // The request may have waited (on its subject's load) since `now_ms`.
         let joined_at = self.clock.now_millis();
+        if !in_range(joined_at) {
+            // Fails closed, like a subject load.
+            self.counters.store_errors.incr();
+            return self.stale_global(joined_at, clock_out_of_range());
+        }
+        self.recover(joined_at);
         let flight = {
             let mut current = self
                 .global
@@ -936,7 +1060,12 @@ impl CutoffCache {
                 Some(f)
                     if f.load.peek().is_none()
                         && f.epoch >= self.global.epoch.load(Ordering::Acquire)
-                        && stamp_ms(f.stamp).saturating_add(self.max_age_ms()) > joined_at =>
+                        && fresh_at(
+                            stamp_ms(f.stamp),
+                            joined_at,
+                            self.max_age_ms(),
+                            self.max_ahead_ms(),
+                        ) =>
                 {
                     f
                 }
@@ -968,10 +1097,14 @@ impl CutoffCache {
             }
         };
         let now = self.clock.now_millis();
-        if loaded.is_ok() && stamp_ms(flight.stamp).saturating_add(self.ttl_ms()) <= now {
+        let start = stamp_ms(flight.stamp);
+        if loaded.is_ok()
+            && (start.saturating_add(self.ttl_ms()) <= now || self.glitched(start, now))
+        {
             // A read that started a TTL ago is too old to decide on. (Under
             // a reduced age it was joined only while younger than that age,
-            // so it is at most that old for every request it answers.)
+            // so it is at most that old for every request it answers.) Nor
+            // is one stamped from a glitch ahead: its age is unknown.
             loaded = Err(StoreError::timed_out(timeout));
         }
         match loaded {
@@ -987,10 +1120,13 @@ impl CutoffCache {
     pub(crate) fn stale_global(&self, now_ms: i64, e: StoreError) -> Result<i64, StoreError> {
         let loaded_before = self.global.expires_ms.load(Ordering::Acquire);
         let margin = self.age_margin_ms.load(Ordering::Relaxed);
+        // The read's start, to tell one stamped from a glitch ahead.
+        let start = loaded_before.saturating_sub(self.ttl_ms());
         match self.cfg.stale_if_error_ms {
             Some(window)
                 if loaded_before != 0
-                    && loaded_before.saturating_sub(margin).saturating_add(window) > now_ms =>
+                    && loaded_before.saturating_sub(margin).saturating_add(window) > now_ms
+                    && !self.glitched(start, now_ms) =>
             {
                 self.counters.stale_answers.incr();
                 Ok(self.global.not_before.load(Ordering::Acquire))
@@ -999,11 +1135,14 @@ impl CutoffCache {
         }
     }
 
-    /// The cached global `not_before`, if still fresh.
+    /// The cached global `not_before`, if still fresh (as an entry: see
+    /// [`fresh_at`]).
     pub(crate) fn fresh_global(&self, now_ms: i64) -> Option<i64> {
-        let margin = self.age_margin_ms.load(Ordering::Relaxed);
         let expires = self.global.expires_ms.load(Ordering::Acquire);
-        (expires.saturating_sub(margin) > now_ms)
+        // `expires` is the read's start + the TTL (`mark_stale` moves it
+        // back; 0 until the first load, never fresh at or after 1970).
+        let start = expires.saturating_sub(self.ttl_ms());
+        fresh_at(start, now_ms, self.max_age_ms(), self.max_ahead_ms())
             .then(|| self.global.not_before.load(Ordering::Acquire))
     }
 
@@ -1175,6 +1314,8 @@ mod tests {
         assert_eq!(Slot::new(c, 7).cutoff(), c);
     }
 
+    /// Within the cache's age (here a TTL of 60 s), a step back leaves
+    /// the stamps increasing.
     #[test]
     fn stamps_keep_increasing_when_the_clock_steps_back() {
         let clock = FakeClock::from_millis(T0_MS);
@@ -1183,7 +1324,7 @@ mod tests {
         let b = c.stamp();
         assert!(b > a);
         assert_eq!(stamp_ms(a), T0_MS, "the time part is the clock's");
-        clock.set(T0_MS / 1000 - 3_600); // an hour back
+        clock.set(T0_MS / 1000 - 60); // a TTL back
         let d = c.stamp();
         assert!(d > b, "a later stamp is larger even after a step back");
         assert_eq!(stamp_ms(d), T0_MS, "its time part waits for the clock");
@@ -1191,6 +1332,53 @@ mod tests {
         let e = c.stamp();
         assert_eq!(stamp_ms(e), T0_MS + 10_000);
         assert_ne!(e, FLOOR);
+    }
+
+    /// A step back beyond the cache's age (an hour, the TTL is a minute)
+    /// is taken as the end of a glitch ahead: the stamps' time part goes
+    /// back with the clock, and what was cached is dropped. While the age
+    /// is reduced, the bound is the reduced age.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_step_back_beyond_the_age_sets_the_stamps_back_and_clears_the_cache() {
+        let clock = FakeClock::from_millis(T0_MS);
+        let c = cache(&clock);
+        let key = c.key("alice");
+        load(&c, key, cutoff(1, 0)).await;
+        let b = c.stamp();
+        clock.set(T0_MS / 1000 - 3_600); // an hour back
+        let d = c.stamp();
+        assert!(d < b, "the stamp clock went back");
+        assert_eq!(stamp_ms(d), T0_MS - 3_600_000, "to the clock's time");
+        assert_eq!(
+            (c.len(), c.current(key)),
+            (0, None),
+            "the cache was cleared"
+        );
+
+        load(&c, key, cutoff(1, 0)).await;
+        c.limit_age(Some(1_000));
+        clock.set(T0_MS / 1000 - 3_602); // two seconds back, beyond the age
+        assert_eq!(c.lookup(key, clock.now_millis()), Lookup::Miss);
+        let e = c.stamp();
+        assert_eq!(stamp_ms(e), T0_MS - 3_602_000);
+        assert_eq!(c.current(key), None);
+    }
+
+    /// Readings a moment apart (concurrent requests) never count as a
+    /// glitch, however short the age: the stamps keep increasing and the
+    /// cache stays.
+    #[tokio::test(flavor = "current_thread")]
+    async fn readings_a_moment_apart_never_clear_the_cache() {
+        let clock = FakeClock::from_millis(T0_MS);
+        let c = cache(&clock);
+        c.limit_age(Some(1));
+        let key = c.key("alice");
+        load(&c, key, cutoff(1, 0)).await;
+        let a = c.stamp_at(T0_MS + MIN_GLITCH_MS);
+        let b = c.stamp_at(T0_MS);
+        assert!(b > a, "still increasing");
+        assert_eq!(stamp_ms(b), T0_MS + MIN_GLITCH_MS);
+        assert_eq!(c.current(key), Some(cutoff(1, 0)), "nothing cleared");
     }
 
     /// A read made after the wall clock stepped back still replaces the
@@ -1204,9 +1392,137 @@ mod tests {
         load(&c, key, cutoff(1, 0)).await;
         assert_eq!(c.lookup(key, T0_MS), Lookup::Fresh(cutoff(1, 0)));
         clock.set(T0_MS / 1000 - 30);
-        // The operator lowered the version in the store (a repair).
-        load(&c, key, cutoff(0, 0)).await;
-        assert_eq!(c.current(key), Some(cutoff(0, 0)));
+        // alice was deleted and recreated: a lower version, a later
+        // not_before.
+        let recreated = cutoff(0, T0_MS / 1000 + 1);
+        load(&c, key, recreated).await;
+        assert_eq!(c.current(key), Some(recreated));
+    }
+
+    /// The clock at `unix_ms` (a fake clock is set in whole seconds).
+    fn set_ms(clock: &FakeClock, unix_ms: i64) {
+        clock.set(unix_ms.div_euclid(1000));
+    }
+
+    /// A reading outside the stamps' range fails its read closed, serves
+    /// nothing cached as fresh or stale, and moves no stamp: once the
+    /// clock is right again, stamps and entries are as before.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_reading_outside_the_range_fails_closed_and_moves_no_stamp() {
+        let clock = FakeClock::from_millis(T0_MS);
+        let c = cache(&clock);
+        let key = c.key("alice");
+        load(&c, key, cutoff(1, 0)).await;
+        c.loaded_global(c.global_epoch(), c.stamp(), 0);
+        let before = c.stamp();
+        for far in [
+            MAX_STAMP_MS + 1_000,
+            i64::MAX,
+            -MAX_STAMP_MS - 1_000,
+            i64::MIN,
+        ] {
+            set_ms(&clock, far);
+            let now = clock.now_millis();
+            assert_eq!(c.lookup(key, now), Lookup::Miss, "at {now}");
+            assert_eq!(c.stale(key, now), None, "at {now}");
+            assert_eq!(c.fresh_global(now), None, "at {now}");
+            let deadline = Instant::now() + std::time::Duration::from_secs(5);
+            let timeout = std::time::Duration::from_secs(5);
+            let r = c
+                .load(key, Join::Any, deadline, timeout, || async {
+                    Ok(Some(cutoff(0, 0)))
+                })
+                .await;
+            assert!(r.is_err(), "a read at {now} fails closed: {r:?}");
+            let g = c
+                .global(now, deadline, timeout, || async { Ok(i64::MIN) })
+                .await;
+            assert!(g.is_err(), "a global refresh at {now} fails closed: {g:?}");
+            c.forget(c.key("bob"));
+        }
+        set_ms(&clock, T0_MS);
+        let after = c.stamp();
+        assert!(after > before, "stamps still increase");
+        assert_eq!(stamp_ms(after), T0_MS, "the time part is the clock's again");
+        assert_eq!(c.lookup(key, T0_MS), Lookup::Fresh(cutoff(1, 0)));
+        assert_eq!(c.fresh_global(T0_MS), Some(0));
+    }
+
+    /// After a glitch ahead (here an hour, the TTL is a minute), nothing
+    /// read during the glitch is fresh once the clock is back, the next
+    /// stamp takes the clock's time again, and later reads replace what the
+    /// glitch left, fresh for the TTL only.
+    #[tokio::test(flavor = "current_thread")]
+    async fn after_a_glitch_ahead_nothing_read_during_it_stays_fresh_or_blocks_a_later_read() {
+        let clock = FakeClock::from_millis(T0_MS);
+        let c = cache(&clock);
+        let (alice, bob) = (c.key("alice"), c.key("bob"));
+        let glitch = T0_MS + 3_600_000;
+        set_ms(&clock, glitch);
+        load(&c, alice, cutoff(5, 0)).await;
+        c.loaded_global(c.global_epoch(), c.stamp(), 7);
+        c.forget(bob);
+        assert_eq!(c.lookup(alice, glitch), Lookup::Fresh(cutoff(5, 0)));
+        assert_eq!(c.fresh_global(glitch), Some(7));
+
+        let now = T0_MS + 1_000;
+        set_ms(&clock, now);
+        assert_eq!(c.lookup(alice, now), Lookup::Miss, "stamped a glitch ahead");
+        assert_eq!(c.stale(alice, now), None, "no stale answer either");
+        assert_eq!(c.lookup(bob, now), Lookup::Miss, "an unknown answer alike");
+        assert_eq!(c.fresh_global(now), None);
+        assert!(c.stale_global(now, StoreError::msg("down")).is_err());
+
+        let next = c.stamp();
+        assert_eq!(
+            stamp_ms(next),
+            now,
+            "the stamp clock is back with the clock"
+        );
+        load(&c, alice, cutoff(6, 0)).await;
+        assert_eq!(c.lookup(alice, now), Lookup::Fresh(cutoff(6, 0)));
+        assert_eq!(c.lookup(alice, now + 60_000), Lookup::Miss, "TTL only");
+        load(&c, bob, cutoff(1, 0)).await;
+        assert_eq!(c.lookup(bob, now), Lookup::Fresh(cutoff(1, 0)));
+        c.loaded_global(c.global_epoch(), c.stamp(), 3);
+        assert_eq!(c.fresh_global(now), Some(3));
+        assert_eq!(c.fresh_global(now + 60_000), None, "TTL only");
+    }
+
+    /// A load that started during a glitch ahead and lands after the clock
+    /// came back is not joined, not decided on and not cached.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_load_started_during_a_glitch_ahead_is_not_joined_or_cached_afterwards() {
+        let clock = FakeClock::from_millis(T0_MS);
+        let c = cache(&clock);
+        let key = c.key("alice");
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        let timeout = std::time::Duration::from_secs(5);
+        set_ms(&clock, T0_MS + 3_600_000);
+        let (tx, rx) = tokio::sync::oneshot::channel::<Cutoff>();
+        let mut slow = std::pin::pin!(c.load(key, Join::Any, deadline, timeout, || async {
+            rx.await.map(Some).map_err(StoreError::new)
+        }));
+        assert!(futures::poll!(slow.as_mut()).is_pending());
+
+        set_ms(&clock, T0_MS);
+        tx.send(cutoff(1, 0)).expect("the slow load waits");
+        let later = c
+            .load(key, Join::Any, deadline, timeout, || async {
+                Ok(Some(cutoff(2, 0)))
+            })
+            .await
+            .expect("a later read");
+        assert_eq!(
+            later,
+            Some(cutoff(2, 0)),
+            "the glitch's load was not joined"
+        );
+        assert!(
+            slow.await.is_err(),
+            "a read stamped a glitch ahead is refused"
+        );
+        assert_eq!(c.lookup(key, T0_MS), Lookup::Fresh(cutoff(2, 0)));
     }
 
     /// Marking the cache stale moves entries' stamps back; a read that
