@@ -1131,6 +1131,90 @@ mod redis_hostile {
         );
     }
 
+    /// A subscriber remembers a bounded number of events
+    /// (`MAX_REMEMBERED_EVENTS`). An attacker who can cause genuine events
+    /// (its own logouts, each a publish) sends more than that, then replays a
+    /// victim's earlier event, still within `max_event_age`, that the
+    /// subscriber had to forget: it is refused all the same, and the repair
+    /// stands.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_replay_after_a_flood_that_overflows_the_remembered_events_is_refused() {
+        use jwt_revoke::invalidation::MAX_REMEMBERED_EVENTS;
+        let url = common::server_url("REDIS_URL");
+        let client = redis::Client::open(url.as_str()).unwrap();
+        let channel = common::unique("hostile-flood");
+        let (store, prefix) = redis_store(&url).await;
+        let clock = FakeClock::new(T0);
+        let sub = common::unique("victim");
+        store.insert(&sub, Cutoff::default()).await.unwrap();
+
+        let publisher = RedisPublisher::connect(&client, channel.clone(), bus_key())
+            .await
+            .unwrap();
+        let one = guard(store.clone(), &clock, Some(publisher));
+        let two = guard(store.clone(), &clock, None);
+        let h = spawn_subscriber(
+            two.clone(),
+            client.clone(),
+            channel.clone(),
+            bus_key(),
+            config(),
+        )
+        .unwrap();
+        connected(&h).await;
+        let mut attacker = Recorder::start(&client, &channel).await;
+
+        // The mistake (the victim locked for a day), then the repair.
+        one.revoke_before(&sub, T0 + 86_400).await.unwrap();
+        let captured = attacker.next().await;
+        eventually("instance two gets the event", async || {
+            h.events_received() >= 1
+        })
+        .await;
+        let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+        let _: () = redis::cmd("HSET")
+            .arg(format!("{prefix}sub:{sub}"))
+            .arg("nb")
+            .arg("0")
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+        one.clear_cache();
+        two.clear_cache();
+        let token = two.issue(&sub, &()).await.unwrap();
+        assert!(two.validate::<()>(&token).await.is_ok());
+
+        // The flood: genuine events of the attacker's own subject, one more
+        // than the subscriber remembers, all sent after the captured one.
+        let flood = MAX_REMEMBERED_EVENTS + 1;
+        let mut pipe = redis::pipe();
+        for n in 0..flood {
+            let body = format!(
+                r#"{{"kind":"subject","sub":"mallory","cutoff":{{"version":{n},"not_before":0}}}}"#
+            );
+            let m = sealed(BUS_KEY, &channel, &sent_at(now_ms(), &body));
+            pipe.cmd("PUBLISH").arg(&channel).arg(m).ignore();
+        }
+        let _: () = pipe.query_async(&mut admin).await.unwrap();
+        eventually("the flood is applied", async || {
+            h.events_received() == 1 + flood as u64
+        })
+        .await;
+
+        publish_bytes(&client, &channel, &captured).await;
+        eventually("the replay is handled", async || {
+            h.replayed_messages() + h.events_received() > 1 + flood as u64
+        })
+        .await;
+        assert_eq!(
+            (h.replayed_messages(), h.events_received()),
+            (1, 1 + flood as u64),
+            "refused as a replay, not applied"
+        );
+        let verdict = two.validate::<()>(&token).await;
+        assert!(verdict.is_ok(), "the repair stands: {verdict:?}");
+    }
+
     /// A replayed (old, harmless) global event that lands while the global
     /// cutoff is being refreshed is refused as a replay: it does not disturb the
     /// refresh, and the next validation of the just-read subject is a cache hit
