@@ -1231,6 +1231,75 @@ async fn deleting_a_session_by_id_ends_only_that_session_of_the_caller() {
     assert_refused(&c, base, &laptop.access, "session_revoked").await;
 }
 
+/// `DELETE /sessions/{id}` answers 204 only when it ends an active session
+/// of the caller: one already ended by `/logout-all`, by a password change,
+/// or whose refresh token expired is 404, as docs/demo.md says, and stays
+/// so when asked again.
+#[tokio::test]
+async fn deleting_a_session_that_is_no_longer_active_is_404() {
+    let server = start().await;
+    let (c, base) = (reqwest::Client::new(), server.base.as_str());
+    register(&c, base, "alice", "correct horse").await;
+    let not_found = (StatusCode::NOT_FOUND, json!({"error": "not_found"}));
+
+    // Ended by the subject's cutoffs: logged out everywhere, or by a
+    // password change.
+    let before_logout_all = device(&c, base, "alice", "correct horse").await;
+    let (status, _) = post_bearer(&c, base, "/logout-all", &before_logout_all.access).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let before_password = device(&c, base, "alice", "correct horse").await;
+    let r = change_password(
+        &c,
+        base,
+        &before_password.access,
+        "correct horse",
+        "battery staple",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let laptop = device(&c, base, "alice", "battery staple").await;
+    for ended in [&before_logout_all.sid, &before_password.sid] {
+        assert_eq!(
+            delete_session(&c, base, &laptop.access, ended).await,
+            not_found,
+            "{ended}"
+        );
+    }
+
+    // Expired: its refresh token's lifetime is over (moved into the past
+    // in the server's database, which the test owns).
+    let phone = device(&c, base, "alice", "battery staple").await;
+    {
+        use sqlx::ConnectOptions;
+        let mut db = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&server.db)
+            .connect()
+            .await
+            .unwrap();
+        sqlx::query("UPDATE jwt_revoke_sessions SET expires_at = 1 WHERE id = ?1")
+            .bind(&phone.sid)
+            .execute(&mut db)
+            .await
+            .unwrap();
+    }
+    assert_refresh_refused(&c, base, &phone.refresh, "refresh_invalid").await;
+    assert_eq!(
+        delete_session(&c, base, &laptop.access, &phone.sid).await,
+        not_found
+    );
+
+    // An active one: 204 once, then 404.
+    let tablet = device(&c, base, "alice", "battery staple").await;
+    let (status, _) = delete_session(&c, base, &laptop.access, &tablet.sid).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_refused(&c, base, &tablet.access, "session_revoked").await;
+    assert_eq!(
+        delete_session(&c, base, &laptop.access, &tablet.sid).await,
+        not_found
+    );
+    assert_eq!(me(&c, base, &laptop.access).await.0, StatusCode::OK);
+}
+
 #[tokio::test]
 async fn logout_all_ends_every_session_and_refresh_token_of_the_user() {
     let server = start().await;

@@ -100,6 +100,19 @@ fn sent_at(at_ms: i64, body: &str) -> String {
     format!("{{\"at\":{at_ms},{}", &body[1..])
 }
 
+/// A subject whose event after one `bump_version` (cutoff version 1) is a
+/// sealed message of exactly `total` bytes: `jr2.`, the 43-character MAC,
+/// `.`, and the JSON body, which starts with the send time (`"at":`, 13
+/// digits of Unix milliseconds, `,`).
+fn subject_for_message_of(total: usize) -> String {
+    let probe = serde_json::to_string(&jwt_revoke::CutoffEvent::Subject {
+        sub: String::new(),
+        cutoff: Cutoff::new(1, 0),
+    })
+    .unwrap();
+    "s".repeat(total - 48 - 19 - probe.len())
+}
+
 /// The scenario both buses must pass.
 async fn propagation<S: CutoffStore + Clone>(
     store: S,
@@ -856,6 +869,94 @@ mod postgres_bus {
         assert_eq!(one.publish_errors(), 0);
     }
 
+    /// PostgreSQL refuses a `NOTIFY` payload of 8000 bytes or more, under the
+    /// bus's own 8 KiB limit. At the edge, through the real publisher and
+    /// subscriber: a message of 7999 bytes travels and is applied; from 8000
+    /// bytes up to the largest message the bus seals, the publisher refuses
+    /// the event before sending it, with an error that names the limit,
+    /// counted in `publish_errors`: never lost without a trace.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_event_over_the_notify_limit_is_refused_by_the_publisher_and_one_under_travels() {
+        use jwt_revoke::invalidation::MAX_MESSAGE_BYTES;
+        use jwt_revoke::{CutoffEvent, MemoryStore};
+        use std::sync::Arc;
+
+        let url = common::server_url("POSTGRES_URL");
+        let channel = common::unique("jwt_revoke_edge").replace('-', "_");
+        let clock = FakeClock::new(T0);
+        let store = Arc::new(MemoryStore::with_clock(jwt_revoke::FakeClock::new(0)));
+        let fits = subject_for_message_of(7999);
+        let too_large = [
+            subject_for_message_of(8000),
+            subject_for_message_of(MAX_MESSAGE_BYTES),
+        ];
+        for s in std::iter::once(&fits).chain(&too_large) {
+            store.insert(s.clone(), Cutoff::default());
+        }
+        let build = |publisher: Option<PgPublisher>| {
+            let b = Guard::builder(
+                Keys::hmac(Algorithm::HS256, common::SECRET).unwrap(),
+                Arc::clone(&store),
+            )
+            .clock(clock.clone())
+            .cache_ttl(Duration::from_secs(300))
+            .max_token_bytes(64 * 1024);
+            match publisher {
+                Some(p) => b.publisher(p).build().unwrap(),
+                None => b.build().unwrap(),
+            }
+        };
+        let pool = PgPoolOptions::new().connect(&url).await.unwrap();
+        let publisher = PgPublisher::new(pool, channel.clone(), bus_key()).unwrap();
+        let one = build(Some(publisher.clone()));
+        let two = build(None);
+        let h = spawn_subscriber(two.clone(), url.clone(), channel, bus_key(), config()).unwrap();
+        connected(&h).await;
+        let t_fits = one.issue(&fits, &()).await.unwrap();
+        let t_large = [
+            one.issue(&too_large[0], &()).await.unwrap(),
+            one.issue(&too_large[1], &()).await.unwrap(),
+        ];
+        for t in std::iter::once(&t_fits).chain(&t_large) {
+            assert!(two.validate::<()>(t).await.is_ok());
+        }
+
+        one.bump_version(&fits).await.unwrap();
+        eventually("the 7999-byte event is applied", async || {
+            revoked(&two, &t_fits).await
+        })
+        .await;
+        assert_eq!((one.publish_errors(), h.events_received()), (0, 1));
+
+        for (n, sub) in too_large.iter().enumerate() {
+            // The revocation itself holds; only its event is refused.
+            one.bump_version(sub).await.unwrap();
+            assert_eq!(one.publish_errors(), n as u64 + 1);
+            let err = publisher
+                .publish(&CutoffEvent::Subject {
+                    sub: sub.clone(),
+                    cutoff: Cutoff::new(1, 0),
+                })
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("8000"), "the error names the limit: {err}");
+        }
+        // A later event arrives alone: nothing of the refused ones was sent.
+        one.bump_version(&fits).await.unwrap();
+        eventually("the next event is applied", async || {
+            h.events_received() == 2
+        })
+        .await;
+        assert_eq!(h.malformed_messages(), 0);
+        for t in &t_large {
+            assert!(
+                two.validate::<()>(t).await.is_ok(),
+                "the cache TTL bound applies"
+            );
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn forged_notifies_from_an_unprivileged_role_change_nothing() {
         let url = common::server_url("POSTGRES_URL");
@@ -1133,6 +1234,90 @@ mod redis_hostile {
         );
     }
 
+    /// A subscriber remembers a bounded number of events
+    /// (`MAX_REMEMBERED_EVENTS`). An attacker who can cause genuine events
+    /// (its own logouts, each a publish) sends more than that, then replays a
+    /// victim's earlier event, still within `max_event_age`, that the
+    /// subscriber had to forget: it is refused all the same, and the repair
+    /// stands.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_replay_after_a_flood_that_overflows_the_remembered_events_is_refused() {
+        use jwt_revoke::invalidation::MAX_REMEMBERED_EVENTS;
+        let url = common::server_url("REDIS_URL");
+        let client = redis::Client::open(url.as_str()).unwrap();
+        let channel = common::unique("hostile-flood");
+        let (store, prefix) = redis_store(&url).await;
+        let clock = FakeClock::new(T0);
+        let sub = common::unique("victim");
+        store.insert(&sub, Cutoff::default()).await.unwrap();
+
+        let publisher = RedisPublisher::connect(&client, channel.clone(), bus_key())
+            .await
+            .unwrap();
+        let one = guard(store.clone(), &clock, Some(publisher));
+        let two = guard(store.clone(), &clock, None);
+        let h = spawn_subscriber(
+            two.clone(),
+            client.clone(),
+            channel.clone(),
+            bus_key(),
+            config(),
+        )
+        .unwrap();
+        connected(&h).await;
+        let mut attacker = Recorder::start(&client, &channel).await;
+
+        // The mistake (the victim locked for a day), then the repair.
+        one.revoke_before(&sub, T0 + 86_400).await.unwrap();
+        let captured = attacker.next().await;
+        eventually("instance two gets the event", async || {
+            h.events_received() >= 1
+        })
+        .await;
+        let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+        let _: () = redis::cmd("HSET")
+            .arg(format!("{prefix}sub:{sub}"))
+            .arg("nb")
+            .arg("0")
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+        one.clear_cache();
+        two.clear_cache();
+        let token = two.issue(&sub, &()).await.unwrap();
+        assert!(two.validate::<()>(&token).await.is_ok());
+
+        // The flood: genuine events of the attacker's own subject, one more
+        // than the subscriber remembers, all sent after the captured one.
+        let flood = MAX_REMEMBERED_EVENTS + 1;
+        let mut pipe = redis::pipe();
+        for n in 0..flood {
+            let body = format!(
+                r#"{{"kind":"subject","sub":"mallory","cutoff":{{"version":{n},"not_before":0}}}}"#
+            );
+            let m = sealed(BUS_KEY, &channel, &sent_at(now_ms(), &body));
+            pipe.cmd("PUBLISH").arg(&channel).arg(m).ignore();
+        }
+        let _: () = pipe.query_async(&mut admin).await.unwrap();
+        eventually("the flood is applied", async || {
+            h.events_received() == 1 + flood as u64
+        })
+        .await;
+
+        publish_bytes(&client, &channel, &captured).await;
+        eventually("the replay is handled", async || {
+            h.replayed_messages() + h.events_received() > 1 + flood as u64
+        })
+        .await;
+        assert_eq!(
+            (h.replayed_messages(), h.events_received()),
+            (1, 1 + flood as u64),
+            "refused as a replay, not applied"
+        );
+        let verdict = two.validate::<()>(&token).await;
+        assert!(verdict.is_ok(), "the repair stands: {verdict:?}");
+    }
+
     /// A replayed (old, harmless) global event that lands while the global
     /// cutoff is being refreshed is refused as a replay: it does not disturb the
     /// refresh, and the next validation of the just-read subject is a cache hit
@@ -1369,24 +1554,16 @@ mod redis_hostile {
     /// reaches the bus.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_event_of_exactly_max_message_bytes_travels_and_one_byte_more_is_not_sent() {
-        use jwt_revoke::CutoffEvent;
         use jwt_revoke::invalidation::MAX_MESSAGE_BYTES;
         let url = common::server_url("REDIS_URL");
         let client = redis::Client::open(url.as_str()).unwrap();
         let channel = common::unique("hostile-edge");
         let clock = FakeClock::new(T0);
         let store = Arc::new(MemoryStore::with_clock(jwt_revoke::FakeClock::new(0)));
-        // `jr2.` + 43-character MAC + `.` + the JSON body, which starts with
-        // the send time (`"at":` and 13 digits of Unix milliseconds, then `,`).
-        let sized = |total: usize| {
-            let probe = serde_json::to_string(&CutoffEvent::Subject {
-                sub: String::new(),
-                cutoff: Cutoff::new(1, 0),
-            })
-            .unwrap();
-            "s".repeat(total - 48 - 19 - probe.len())
-        };
-        let (exact, over) = (sized(MAX_MESSAGE_BYTES), sized(MAX_MESSAGE_BYTES + 1));
+        let (exact, over) = (
+            subject_for_message_of(MAX_MESSAGE_BYTES),
+            subject_for_message_of(MAX_MESSAGE_BYTES + 1),
+        );
         for s in [&exact, &over] {
             store.insert(s.clone(), Cutoff::default());
         }

@@ -248,6 +248,122 @@ mod sqlite {
         assert_eq!(store.load("alice").await.unwrap(), Some(Cutoff::new(1, 0)));
     }
 
+    /// Two users at the default cutoff on a `users (id, token_version,
+    /// tokens_not_before)` table, and a snapshot of every row.
+    async fn two_users() -> SqlitePool {
+        let pool = memory_pool().await;
+        sqlx::raw_sql(
+            "CREATE TABLE users (id TEXT PRIMARY KEY, \
+               token_version INTEGER NOT NULL DEFAULT 0, tokens_not_before INTEGER NOT NULL DEFAULT 0); \
+             INSERT INTO users (id) VALUES ('alice'), ('bob');",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool
+    }
+
+    async fn rows(pool: &SqlitePool) -> Vec<(String, i64, i64)> {
+        sqlx::query_as("SELECT * FROM users ORDER BY id")
+            .fetch_all(pool)
+            .await
+            .unwrap()
+    }
+
+    const UNTOUCHED: [(&str, i64, i64); 2] = [("alice", 0, 0), ("bob", 0, 0)];
+
+    fn untouched() -> Vec<(String, i64, i64)> {
+        UNTOUCHED
+            .iter()
+            .map(|&(id, v, nb)| (id.to_owned(), v, nb))
+            .collect()
+    }
+
+    /// SQLite reads a double-quoted name that is no column as a string
+    /// literal: with `id_column("user_id")` on a table whose column is `id`,
+    /// `WHERE "user_id" = ?1` is true for the subject `"user_id"` on every
+    /// row. A misnamed column must be an error that names it, for every
+    /// operation, and no row may change.
+    #[tokio::test]
+    async fn a_misnamed_column_is_an_error_naming_it_not_a_string_literal() {
+        let pool = two_users().await;
+        let users = || UsersTable::new("users").unwrap();
+        let misnamed = [
+            (users().id_column("user_id").unwrap(), "user_id"),
+            (
+                users().version_column("jwt_version").unwrap(),
+                "jwt_version",
+            ),
+            (users().not_before_column("jwt_nb").unwrap(), "jwt_nb"),
+        ];
+        for (table, column) in misnamed {
+            let store = SqliteUsersStore::new(pool.clone(), table);
+            // At startup, the check names it.
+            let err = store.check().await.unwrap_err().to_string();
+            assert!(err.contains(column), "{err}");
+            for sub in ["alice", column] {
+                let errors = [
+                    store.load(sub).await.map(|_| ()).unwrap_err(),
+                    store.bump_version(sub).await.map(|_| ()).unwrap_err(),
+                    store
+                        .revoke_before(sub, 1_000)
+                        .await
+                        .map(|_| ())
+                        .unwrap_err(),
+                ];
+                for err in errors {
+                    assert!(!err.is_unknown_subject(), "{column}/{sub}: {err}");
+                    let text = err.to_string();
+                    assert!(
+                        text.contains(column) && text.contains("users"),
+                        "{column}/{sub}: the error names the column and the table: {text}"
+                    );
+                }
+            }
+            assert_eq!(rows(&pool).await, untouched(), "{column}: no row changed");
+        }
+        // A missing table is named too.
+        let store = SqliteUsersStore::new(pool.clone(), UsersTable::new("userz").unwrap());
+        let err = store.load("alice").await.unwrap_err();
+        assert!(err.to_string().contains("userz"), "{err}");
+        // Names match regardless of ASCII case, as SQLite matches them.
+        let store = SqliteUsersStore::new(pool.clone(), UsersTable::new("main.USERS").unwrap());
+        store.check().await.unwrap();
+        assert_eq!(store.load("alice").await.unwrap(), Some(Cutoff::default()));
+
+        // Through a guard: a 503, never a token accepted or a user revoked.
+        let store = SqliteUsersStore::new(pool.clone(), users().id_column("user_id").unwrap());
+        let guard = Guard::builder(keys(), store).build().unwrap();
+        let token = common::signed_token("user_id", 0);
+        let err = guard.validate::<()>(&token).await.unwrap_err();
+        assert_eq!(err.code(), "store_unavailable");
+        assert!(guard.bump_version("user_id").await.is_err());
+        assert_eq!(rows(&pool).await, untouched());
+    }
+
+    /// A column renamed after the store's first use: the statements name
+    /// every column with its table, so the old name is an SQL error, never
+    /// the string literal that bumps every user.
+    #[tokio::test]
+    async fn a_column_renamed_under_a_running_store_is_an_error_not_a_literal() {
+        let pool = two_users().await;
+        let store = SqliteUsersStore::new(pool.clone(), UsersTable::new("users").unwrap());
+        assert_eq!(store.load("alice").await.unwrap(), Some(Cutoff::default()));
+        sqlx::raw_sql("ALTER TABLE users RENAME COLUMN id TO user_id")
+            .execute(&pool)
+            .await
+            .unwrap();
+        // The subject "id" would match every row if "id" were read as 'id'.
+        assert!(store.bump_version("id").await.is_err());
+        assert!(store.revoke_before("id", 1_000).await.is_err());
+        assert!(store.load("id").await.is_err());
+        let after: Vec<(String, i64, i64)> = sqlx::query_as("SELECT * FROM users ORDER BY user_id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        assert_eq!(after, untouched(), "no user was bumped");
+    }
+
     /// A table without the migration's constraints, holding rows this store
     /// must not understand: each fails closed, and no write changes it.
     #[tokio::test]
@@ -525,7 +641,9 @@ mod postgres {
             token_version BIGINT NOT NULL DEFAULT 0, tokens_not_before BIGINT NOT NULL DEFAULT 0); \
         CREATE TABLE IF NOT EXISTS jr_app.uuids (id UUID PRIMARY KEY, \
             token_version BIGINT NOT NULL DEFAULT 0, tokens_not_before BIGINT NOT NULL DEFAULT 0); \
-        CREATE TABLE IF NOT EXISTS jr_app.loose (id TEXT PRIMARY KEY, token_version BIGINT, tokens_not_before BIGINT);";
+        CREATE TABLE IF NOT EXISTS jr_app.loose (id TEXT PRIMARY KEY, token_version BIGINT, tokens_not_before BIGINT); \
+        CREATE TABLE IF NOT EXISTS jr_app.narrow (id TEXT PRIMARY KEY, \
+            token_version INTEGER NOT NULL DEFAULT 0, tokens_not_before BIGINT NOT NULL DEFAULT 0);";
 
     async fn pool() -> PgPool {
         let pool = PgPool::connect(&common::server_url("POSTGRES_URL"))
@@ -626,6 +744,88 @@ mod postgres {
         // (uuid = text), never an unknown user.
         let wrong = PostgresUsersStore::new(pool, UsersTable::new("jr_app.uuids").unwrap());
         assert!(!wrong.load(&uuid).await.unwrap_err().is_unknown_subject());
+    }
+
+    /// A table or column that is not there (a typo, a migration not run)
+    /// is an error naming it, with what to do, for every operation; never a
+    /// bare "column does not exist" behind a 503.
+    #[tokio::test]
+    async fn a_missing_table_or_column_is_an_error_naming_it() {
+        let pool = pool().await;
+        let sub = common::unique("pg-misnamed");
+        let user = || UsersTable::new("jr_app.user").unwrap();
+        common::conformance::TestStore::put(
+            &PostgresUsersStore::new(pool.clone(), user()),
+            &sub,
+            Cutoff::default(),
+        )
+        .await;
+        let cases = [
+            (
+                user().id_column("user_id").unwrap(),
+                "\"user_id\"",
+                "id_column",
+            ),
+            (
+                user().version_column("jwt_version").unwrap(),
+                "\"jwt_version\"",
+                "migration_sql",
+            ),
+            (
+                user().not_before_column("jwt_nb").unwrap(),
+                "\"jwt_nb\"",
+                "migration_sql",
+            ),
+            (
+                UsersTable::new("jr_app.nobody").unwrap(),
+                "\"jr_app\".\"nobody\"",
+                "does not exist",
+            ),
+            (
+                user().global_table("jr_app.no_global").unwrap(),
+                "\"jr_app\".\"no_global\"",
+                "migration_sql",
+            ),
+            (
+                UsersTable::new("jr_app.narrow").unwrap(),
+                "\"token_version\"",
+                "bigint",
+            ),
+        ];
+        for (table, named, hint) in cases {
+            let store = PostgresUsersStore::new(pool.clone(), table);
+            let err = store.check().await.unwrap_err().to_string();
+            assert!(err.contains(named) && err.contains(hint), "{err}");
+            let errors = [
+                store.load(&sub).await.map(|_| ()).unwrap_err(),
+                store.bump_version(&sub).await.map(|_| ()).unwrap_err(),
+                store
+                    .revoke_before(&sub, 1_000)
+                    .await
+                    .map(|_| ())
+                    .unwrap_err(),
+            ];
+            for err in errors {
+                assert!(!err.is_unknown_subject(), "{named}: {err}");
+                let text = err.to_string();
+                assert!(
+                    text.contains(named) && text.contains(hint),
+                    "{named}: names it and says what to do: {text}"
+                );
+            }
+        }
+        let store = PostgresUsersStore::new(pool.clone(), user());
+        store.check().await.unwrap();
+        assert_eq!(store.load(&sub).await.unwrap(), Some(Cutoff::default()));
+        // A text id compared as a uuid, and the reverse: named at the check.
+        let uuids = UsersTable::new("jr_app.uuids").unwrap();
+        for table in [uuids.clone(), user().ids(UserIds::Uuid)] {
+            let store = PostgresUsersStore::new(pool.clone(), table);
+            let err = store.check().await.unwrap_err().to_string();
+            assert!(err.contains("UserIds::Uuid"), "{err}");
+        }
+        let store = PostgresUsersStore::new(pool.clone(), uuids.ids(UserIds::Uuid));
+        store.check().await.unwrap();
     }
 
     #[tokio::test]

@@ -432,9 +432,11 @@ async fn sessions(
     Ok(Json(list))
 }
 
-/// Ends one session of the user (e.g. a lost phone, from the laptop). An id
-/// that is not an active session of this user, another user's included, is
-/// 404: the answer does not tell whether the id exists.
+/// Ends one session of the user (e.g. a lost phone, from the laptop): 204
+/// only when this ends an active session. An id that is not an active
+/// session of this user is 404: already ended (`/logout`, `/logout-all`, a
+/// password change, a refresh-token reuse), expired, unknown, or another
+/// user's; the answer does not tell whether the id exists.
 async fn end_session(
     State(app): State<App>,
     Authenticated(user): Authenticated,
@@ -442,7 +444,20 @@ async fn end_session(
 ) -> Result<StatusCode, Refused> {
     let not_found = || Refused::from(ApiError(StatusCode::NOT_FOUND, "not_found"));
     let Path(id) = id.map_err(|_| not_found())?;
-    if app.guard.revoke_session(user.sub(), &id).await? {
+    // Active as `/sessions` lists it. `revoke_session` alone is not enough:
+    // it answers `true` for any session row not revoked yet, also one that
+    // expired or that the user's cutoffs ended (`/logout-all` and a
+    // password change bump the version and leave the rows as they are).
+    let active = app
+        .guard
+        .sessions(user.sub())
+        .await?
+        .iter()
+        .any(|s| s.id == id);
+    // `false` when another request revoked it meanwhile. (A `/logout-all`
+    // landing between the two calls is not seen: that session is over
+    // either way.)
+    if active && app.guard.revoke_session(user.sub(), &id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(not_found())

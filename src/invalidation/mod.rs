@@ -32,11 +32,12 @@
 //! ([`SubscriberHandle::unauthenticated_messages`]) and dropped; an oversized
 //! one, or one whose authenticated body does not parse, is counted as
 //! malformed ([`SubscriberHandle::malformed_messages`]) and dropped. An
-//! authenticated event sent more than [`SubscriberConfig::max_event_age`]
-//! (default 30 s) ago or that far ahead, or whose MAC the subscriber already
-//! received within that age (it remembers up to [`MAX_REMEMBERED_EVENTS`]),
-//! is counted as a replay ([`SubscriberHandle::replayed_messages`]) and
-//! dropped.
+//! authenticated event is counted as a replay
+//! ([`SubscriberHandle::replayed_messages`]) and dropped when it was sent
+//! more than [`SubscriberConfig::max_event_age`] (default 30 s) ago or that
+//! far ahead, when the subscriber already received it, or when it was sent
+//! no later than an event the subscriber had to forget (see [Remembered
+//! events](#remembered-events)).
 //!
 //! ## Trust model
 //!
@@ -45,8 +46,8 @@
 //! `PUBLISH`) from forging events. Whoever can publish can still resend a
 //! genuine event seen earlier: a subscriber refuses such a *replay* once the
 //! event is older than `max_event_age`, and within that age when it received
-//! the same message before. So a replay cannot undo a repair made in the
-//! store (a cutoff lowered by hand, then `clear_cache`) once the original
+//! the same message before (or may have: see below). So a replay cannot
+//! undo a repair made in the store (a cutoff lowered by hand, then `clear_cache`) once the original
 //! event has passed, nor keep disturbing the cache. What a subscriber does
 //! accept, a genuine event it sees for the first time within the window, is
 //! what it is: a floor (it can only raise a cached cutoff, never create an
@@ -57,6 +58,20 @@
 //! identity and a sequence number, and only the subscriber's own, newer
 //! heartbeats prove the bus alive, so a replayed heartbeat cannot hide a
 //! dead bus either.
+//!
+//! ## Remembered events
+//!
+//! A subscriber remembers the events it received within `max_event_age`,
+//! at most [`MAX_REMEMBERED_EVENTS`] of them, so its memory stays bounded.
+//! Past the bound it forgets the event sent first (by the send time inside
+//! the MAC), and from then on refuses every event sent at or before the
+//! newest one it forgot: it could not tell such an event from one it forgot.
+//! A flood of genuine events (an attacker's own logouts, each of them
+//! published) therefore never makes room to replay an earlier one. The cost
+//! falls on late events only: once the bound was reached, an event arriving
+//! after more than `MAX_REMEMBERED_EVENTS` events sent later than it (a
+//! slow path, a publisher whose clock is behind) is refused as a replay as
+//! well, and its revocation reaches this instance within the cache TTL.
 //!
 //! Redis closes a subscriber's connection when its output buffer passes
 //! `client-output-buffer-limit pubsub` (32 MB by default): one raw `PUBLISH`
@@ -112,7 +127,7 @@
 //! revocation itself is in the store and reaches the other instances within
 //! the bound above or their cache TTL.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -152,10 +167,11 @@ pub struct SubscriberConfig {
     /// the publisher, inside the MAC) is older than this, or further than
     /// this in the future, is dropped and counted
     /// ([`SubscriberHandle::replayed_messages`]); so is an event already
-    /// received within it. The wall clocks of the instances must agree to
-    /// well within this (NTP): an instance whose clock is off by more drops
-    /// every event of the others, and their revocations then reach it
-    /// within its cache TTL only. At least 1 s.
+    /// received within it, or sent no later than one the subscriber had to
+    /// forget ([`MAX_REMEMBERED_EVENTS`]). The wall clocks of the instances
+    /// must agree to well within this (NTP): an instance whose clock is off
+    /// by more drops every event of the others, and their revocations then
+    /// reach it within its cache TTL only. At least 1 s.
     pub max_event_age: Duration,
 }
 
@@ -175,8 +191,10 @@ impl Default for SubscriberConfig {
 /// The default [`SubscriberConfig::max_event_age`].
 const DEFAULT_MAX_EVENT_AGE: Duration = Duration::from_secs(30);
 
-/// The most recent event MACs a subscriber remembers to refuse replays
-/// ([`SubscriberConfig::max_event_age`]); the oldest is forgotten first.
+/// The most events a subscriber remembers to refuse replays within
+/// [`SubscriberConfig::max_event_age`]. Beyond it, the event sent first is
+/// forgotten, and from then on every event sent at or before a forgotten
+/// one is refused as a replay (see the [module](self) docs).
 pub const MAX_REMEMBERED_EVENTS: usize = 4096;
 
 impl SubscriberConfig {
@@ -258,8 +276,9 @@ impl SubscriberHandle {
     }
 
     /// Authenticated events dropped as replays: sent longer ago than
-    /// [`SubscriberConfig::max_event_age`] (or that far in the future), or
-    /// already received.
+    /// [`SubscriberConfig::max_event_age`] (or that far in the future),
+    /// already received, or sent no later than an event the subscriber had
+    /// to forget ([`MAX_REMEMBERED_EVENTS`]).
     pub fn replayed_messages(&self) -> u64 {
         self.stats.replayed.load(Ordering::Relaxed)
     }
@@ -304,30 +323,51 @@ impl Beat {
     }
 }
 
-/// The MACs of the events received within the replay window, oldest first
-/// (at most [`MAX_REMEMBERED_EVENTS`]).
-#[derive(Default)]
+/// The events received within the replay window, by send time (at most
+/// [`MAX_REMEMBERED_EVENTS`]), and the newest send time among those
+/// forgotten: an event sent at or before it may be one of them, so it is
+/// refused.
 struct Seen {
-    order: VecDeque<([u8; 32], i64)>,
-    tags: HashSet<[u8; 32]>,
+    events: BTreeSet<(i64, [u8; 32])>,
+    forgotten_ms: i64,
+}
+
+impl Default for Seen {
+    fn default() -> Self {
+        Seen {
+            events: BTreeSet::new(),
+            forgotten_ms: i64::MIN,
+        }
+    }
 }
 
 impl Seen {
-    /// `true` when `tag` is new (and now remembered); forgets MACs sent
-    /// before `oldest_ms`, and the oldest beyond the bound.
+    /// `true` when the event sent at `at_ms` with MAC `tag` is new (and now
+    /// remembered). Forgets the events sent before `oldest_ms` (outside the
+    /// replay window) and, beyond the bound, those sent first.
     fn remember(&mut self, tag: [u8; 32], at_ms: i64, oldest_ms: i64) -> bool {
-        while let Some(&(old, at)) = self.order.front() {
-            if at >= oldest_ms && self.order.len() < MAX_REMEMBERED_EVENTS {
+        while let Some(&(at, _)) = self.events.first() {
+            if at >= oldest_ms {
                 break;
             }
-            self.order.pop_front();
-            self.tags.remove(&old);
+            self.forget_first();
         }
-        if !self.tags.insert(tag) {
+        // Not newer than an event already forgotten: it may be that event.
+        if at_ms <= self.forgotten_ms || !self.events.insert((at_ms, tag)) {
             return false;
         }
-        self.order.push_back((tag, at_ms));
+        if self.events.len() > MAX_REMEMBERED_EVENTS {
+            self.forget_first();
+        }
         true
+    }
+
+    /// Forgets the event sent first, and refuses from now on every event
+    /// sent at or before it.
+    fn forget_first(&mut self) {
+        if let Some((at, _)) = self.events.pop_first() {
+            self.forgotten_ms = self.forgotten_ms.max(at);
+        }
     }
 }
 
@@ -553,4 +593,50 @@ where
         }
     }
     Err(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tag(n: usize) -> [u8; 32] {
+        let mut tag = [0; 32];
+        tag[..8].copy_from_slice(&(n as u64).to_le_bytes());
+        tag
+    }
+
+    #[test]
+    fn an_event_the_subscriber_may_have_forgotten_is_refused() {
+        let mut seen = Seen::default();
+        let in_window = 0;
+        assert!(
+            seen.remember(tag(0), 1_000, in_window),
+            "the victim's event"
+        );
+        assert!(!seen.remember(tag(0), 1_000, in_window), "received before");
+        // A flood of newer events, one more than the bound.
+        for n in 1..=MAX_REMEMBERED_EVENTS {
+            assert!(seen.remember(tag(n), 1_000 + n as i64, in_window));
+        }
+        assert_eq!(seen.events.len(), MAX_REMEMBERED_EVENTS);
+        // The victim's event is forgotten, and refused all the same; so is
+        // any other event sent no later. A newer one is accepted.
+        assert!(!seen.remember(tag(0), 1_000, in_window));
+        assert!(!seen.remember(tag(usize::MAX), 999, in_window));
+        assert!(seen.remember(tag(usize::MAX), 1_000_000, in_window));
+        assert_eq!(seen.events.len(), MAX_REMEMBERED_EVENTS);
+    }
+
+    #[test]
+    fn under_the_bound_late_events_are_accepted_once() {
+        let mut seen = Seen::default();
+        assert!(seen.remember(tag(1), 2_000, 0));
+        assert!(seen.remember(tag(2), 1_000, 0), "late, but new");
+        assert!(!seen.remember(tag(2), 1_000, 0));
+        // Out of the window, it is forgotten; a wall clock stepping back
+        // (a smaller window start) does not make it acceptable again.
+        assert!(seen.remember(tag(3), 5_000, 1_500));
+        assert!(!seen.remember(tag(2), 1_000, 0));
+        assert!(!seen.remember(tag(1), 2_000, 0), "still remembered");
+    }
 }

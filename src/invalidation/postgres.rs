@@ -29,11 +29,14 @@
 //!
 //! Channel names are limited to 63 bytes (PostgreSQL truncates a longer
 //! `LISTEN` name and refuses it in `pg_notify`, so the two ends would never
-//! meet): a longer name is refused at construction. `NOTIFY` payloads are
-//! limited to 8000 bytes, a little under the bus's own
-//! [`MAX_MESSAGE_BYTES`](super::MAX_MESSAGE_BYTES): an event for a subject of
-//! several kilobytes fails to publish (counted by the guard), and other
-//! instances see the revocation within their cache TTL.
+//! meet): a longer name is refused at construction. PostgreSQL refuses a
+//! `NOTIFY` payload of 8000 bytes or more, a little under the bus's own
+//! [`MAX_MESSAGE_BYTES`](super::MAX_MESSAGE_BYTES): [`PgPublisher`] sends
+//! messages of at most [`MAX_NOTIFY_BYTES`] and refuses a larger one before
+//! sending it, with an error that says so. Such an event (for a subject of
+//! nearly 8 KB) is counted by the guard
+//! ([`Guard::publish_errors`](crate::Guard::publish_errors)) like any failed
+//! publish, and other instances see the revocation within their cache TTL.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,6 +66,14 @@ fn check_pg_channel(channel: &str) -> Result<(), BusConfigError> {
 }
 
 const NOTIFY: &str = "SELECT pg_notify($1, $2)";
+
+/// The largest message [`PgPublisher`] sends, in bytes: PostgreSQL refuses
+/// a `NOTIFY` payload of 8000 bytes or more. (It counts the bytes in the
+/// database's encoding, which for a `UTF8` database are the message's own;
+/// in another encoding, a message with non-ASCII characters under this
+/// limit may still be refused by the server, which is a publish error as
+/// well.)
+pub const MAX_NOTIFY_BYTES: usize = 7999;
 
 /// Publishes authenticated cutoff events with `pg_notify(channel, <message>)`.
 ///
@@ -131,6 +142,15 @@ impl Publisher for PgPublisher {
     fn publish<'a>(&'a self, event: &'a CutoffEvent) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             let payload = seal(&self.key, &self.channel, &Body::event(event))?;
+            // Refused here rather than by the server: a clear error, and no
+            // retry on a new connection that would fail the same way.
+            if payload.len() > MAX_NOTIFY_BYTES {
+                return Err(StoreError::msg(format!(
+                    "bus message of {} bytes exceeds PostgreSQL's NOTIFY limit (payloads under 8000 bytes); \
+                     the event is not sent",
+                    payload.len()
+                )));
+            }
             publish_with_retry(self.timeout, |fresh| self.attempt(&payload, fresh)).await
         })
     }

@@ -52,6 +52,23 @@
 //! exactly: PostgreSQL folds unquoted names to lower case, so name a table
 //! created as `CREATE TABLE Users` as `"users"`.
 //!
+//! A valid name can still be wrong (a typo, a migration not run). SQLite
+//! reads a double-quoted name that is no column as a string literal, so
+//! `WHERE "user_id" = ?1` on a table whose column is `id` would match every
+//! row for the subject `"user_id"`. Two safeguards make a wrong name an
+//! error instead:
+//!
+//! - the statements name every column they read with its table
+//!   (`"users"."id"`), which both databases refuse when there is no such
+//!   column;
+//! - before its first statement, the store checks the configured names
+//!   against the schema (SQLite `pragma_table_info`, PostgreSQL
+//!   `pg_attribute`): [`SqliteUsersStore::check`] and
+//!   [`PostgresUsersStore::check`], which the host may also call at
+//!   startup. Until the check passes, every operation fails with an error
+//!   that names the missing table or column and what to do. SQLite's
+//!   implicit `rowid` is no declared column and is refused as an id.
+//!
 //! The id column compares the token's `sub` exactly: [`UserIds::Text`]
 //! (the default) for a text column, [`UserIds::Integer`] for an integer
 //! one (the `sub` must be the id's canonical decimal, `"42"`, never
@@ -113,12 +130,21 @@ pub enum UserIds {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsersTable {
-    table: String,
-    id: String,
+    table: Name,
+    id: Name,
     ids: UserIds,
-    version: String,
-    not_before: String,
-    global: Option<String>,
+    version: Name,
+    not_before: Name,
+    global: Option<Name>,
+}
+
+/// A validated name: its parts as written (for the schema check) and its
+/// SQL form, each part double-quoted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Name {
+    schema: Option<String>,
+    name: String,
+    sql: String,
 }
 
 /// Longest identifier PostgreSQL keeps (`NAMEDATALEN - 1`); a longer one
@@ -126,7 +152,7 @@ pub struct UsersTable {
 const MAX_IDENTIFIER: usize = 63;
 
 /// `name` as a quoted identifier; `qualified` allows one `schema.` prefix.
-fn quote(name: &str, qualified: bool, what: &str) -> Result<String, Error> {
+fn quote(name: &str, qualified: bool, what: &str) -> Result<Name, Error> {
     let parts: Vec<&str> = name.split('.').collect();
     let valid = |part: &str| {
         let mut bytes = part.bytes();
@@ -147,11 +173,16 @@ fn quote(name: &str, qualified: bool, what: &str) -> Result<String, Error> {
             "{what} must be {shape} of [A-Za-z_][A-Za-z0-9_]* (at most {MAX_IDENTIFIER} bytes each), not {name:?}"
         )));
     }
-    Ok(parts
+    let sql = parts
         .iter()
         .map(|p| format!("\"{p}\""))
         .collect::<Vec<_>>()
-        .join("."))
+        .join(".");
+    let (schema, name) = match parts.as_slice() {
+        [schema, name] => (Some((*schema).to_owned()), (*name).to_owned()),
+        _ => (None, name.to_owned()),
+    };
+    Ok(Name { schema, name, sql })
 }
 
 impl UsersTable {
@@ -208,7 +239,7 @@ impl UsersTable {
 
     /// The table's name as it appears in the SQL (quoted).
     pub fn table(&self) -> &str {
-        &self.table
+        &self.table.sql
     }
 
     /// How ids compare.
@@ -278,6 +309,15 @@ impl Queries {
         } else {
             ("$1", "$2", "GREATEST")
         };
+        // Every column read is named with its table ("users"."id"): SQLite
+        // reads a double-quoted name that is no column as a string literal
+        // (`"user_id" = ?1` would be true on every row for the subject
+        // "user_id"), but a qualified one that is no column is an error.
+        // The table's own name, not a schema or an alias: SQLite's
+        // RETURNING takes neither. (A name assigned by `SET` is never a
+        // literal.)
+        let qualifier = format!("\"{}\"", t.table.name);
+        let column = |c: &Name| format!("{qualifier}.{}", c.sql);
         // SQLite holds any value in any column: read only integers (another
         // type reads as NULL, which fails closed), and write only over them.
         let int = |col: &str| {
@@ -287,31 +327,36 @@ impl Queries {
                 col.to_owned()
             }
         };
-        let (table, v, nb) = (&t.table, &t.version, &t.not_before);
+        let table = &t.table.sql;
+        let (v, nb, id) = (column(&t.version), column(&t.not_before), column(&t.id));
+        let (set_v, set_nb) = (&t.version.sql, &t.not_before.sql);
         let id = match (dialect, t.ids) {
-            (Dialect::Postgres, UserIds::Uuid) => format!("{} = CAST({p1} AS uuid)", t.id),
+            (Dialect::Postgres, UserIds::Uuid) => format!("{id} = CAST({p1} AS uuid)"),
             // SQLite compares text with an INTEGER column as a number
             // ("042" = 42): the text of the stored id must match too, so
             // one user has one spelling (and one cache entry).
             (Dialect::Sqlite, UserIds::Text) => {
-                format!("{id} = {p1} AND CAST({id} AS TEXT) = {p1}", id = t.id)
+                format!("{id} = {p1} AND CAST({id} AS TEXT) = {p1}")
             }
-            _ => format!("{} = {p1}", t.id),
+            _ => format!("{id} = {p1}"),
         };
         let readable = format!(
             "{} IS NOT NULL AND {} IS NOT NULL AND {v} >= 0 AND {nb} >= 0",
-            int(v),
-            int(nb)
+            int(&v),
+            int(&nb)
         );
-        let returning = format!("RETURNING {}, {}", int(v), int(nb));
+        let returning = format!("RETURNING {}, {}", int(&v), int(&nb));
         let integer = if sqlite { "INTEGER" } else { "BIGINT" };
         let mut migration = format!(
-            "ALTER TABLE {table} ADD COLUMN {v} {integer} NOT NULL DEFAULT 0 CHECK ({v} >= 0);\n\
-             ALTER TABLE {table} ADD COLUMN {nb} {integer} NOT NULL DEFAULT 0 CHECK ({nb} >= 0);\n"
+            "ALTER TABLE {table} ADD COLUMN {set_v} {integer} NOT NULL DEFAULT 0 CHECK ({set_v} >= 0);\n\
+             ALTER TABLE {table} ADD COLUMN {set_nb} {integer} NOT NULL DEFAULT 0 CHECK ({set_nb} >= 0);\n"
         );
+        // The global table's columns are written unquoted: an unquoted
+        // name that is no column is always an error, never a literal.
         let (load_global, revoke_all) = match &t.global {
             None => (None, None),
             Some(g) => {
+                let g = &g.sql;
                 migration.push_str(&format!(
                     "CREATE TABLE IF NOT EXISTS {g} (\n    id INTEGER PRIMARY KEY CHECK (id = 1),\n    not_before {integer} NOT NULL\n);\n"
                 ));
@@ -330,19 +375,144 @@ impl Queries {
             }
         };
         Queries {
-            load: format!("SELECT {}, {} FROM {table} WHERE {id}", int(v), int(nb)),
+            load: format!("SELECT {}, {} FROM {table} WHERE {id}", int(&v), int(&nb)),
             bump: format!(
-                "UPDATE {table} SET {v} = {v} + 1 \
+                "UPDATE {table} SET {set_v} = {v} + 1 \
                  WHERE {id} AND {readable} AND {v} < 9223372036854775807 {returning}"
             ),
             revoke: format!(
-                "UPDATE {table} SET {nb} = {max}({nb}, {p2}) WHERE {id} AND {readable} {returning}"
+                "UPDATE {table} SET {set_nb} = {max}({nb}, {p2}) WHERE {id} AND {readable} {returning}"
             ),
             load_global,
             revoke_all,
             migration,
         }
     }
+}
+
+/// The columns of a table as the database describes them, `(name,
+/// type)`; empty when there is no such table.
+type Columns = Vec<(String, String)>;
+
+/// The columns of `table` in SQLite (`pragma_table_info`).
+#[cfg(feature = "sqlite")]
+async fn sqlite_columns(
+    conn: &mut sqlx::SqliteConnection,
+    table: &Name,
+) -> Result<Columns, sqlx::Error> {
+    let query = match &table.schema {
+        Some(schema) => sqlx::query_as("SELECT name, type FROM pragma_table_info(?1, ?2)")
+            .bind(table.name.as_str())
+            .bind(schema.as_str()),
+        None => {
+            sqlx::query_as("SELECT name, type FROM pragma_table_info(?1)").bind(table.name.as_str())
+        }
+    };
+    query.fetch_all(conn).await
+}
+
+/// The columns of `table` in PostgreSQL, the table found as the statements
+/// find it (`to_regclass` of the quoted name, so through the `search_path`
+/// when it has no schema).
+#[cfg(feature = "postgres")]
+async fn postgres_columns(
+    conn: &mut sqlx::PgConnection,
+    table: &Name,
+) -> Result<Columns, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) \
+         FROM pg_catalog.pg_attribute a \
+         WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped",
+    )
+    .bind(table.sql.as_str())
+    .fetch_all(conn)
+    .await
+}
+
+/// Compares the configured names with the schema: `users` the columns of
+/// the users table, `global` those of the global table when one is
+/// configured. The error names what is missing and what to do.
+fn verify(
+    t: &UsersTable,
+    dialect: Dialect,
+    users: &Columns,
+    global: Option<&Columns>,
+) -> Result<(), StoreError> {
+    // SQLite matches names regardless of ASCII case; PostgreSQL matches a
+    // quoted name exactly.
+    let type_of = |columns: &'_ Columns, name: &str| -> Option<String> {
+        columns
+            .iter()
+            .find(|(column, _)| match dialect {
+                Dialect::Sqlite => column.eq_ignore_ascii_case(name),
+                Dialect::Postgres => column == name,
+            })
+            .map(|(_, ty)| ty.to_lowercase())
+    };
+    // In PostgreSQL the cutoff columns must decode as `i64`.
+    let bigint = |what: &str, table: &str, column: &str, ty: &str| {
+        if dialect == Dialect::Postgres && ty != "bigint" {
+            return Err(StoreError::msg(format!(
+                "{what} \"{column}\" of table {table} is {ty}, not bigint (see migration_sql())"
+            )));
+        }
+        Ok(())
+    };
+    let table = &t.table.sql;
+    if users.is_empty() {
+        return Err(StoreError::msg(format!(
+            "the users table {table} does not exist (UsersTable::new names it)"
+        )));
+    }
+    let Some(id_type) = type_of(users, &t.id.name) else {
+        return Err(StoreError::msg(format!(
+            "table {table} has no column {} (the id column, named with UsersTable::id_column)",
+            t.id.sql
+        )));
+    };
+    if dialect == Dialect::Postgres && (t.ids == UserIds::Uuid) != (id_type == "uuid") {
+        let fix = if t.ids == UserIds::Uuid {
+            "UserIds::Uuid needs a uuid column"
+        } else {
+            "compare it with UserIds::Uuid"
+        };
+        return Err(StoreError::msg(format!(
+            "the id column {} of table {table} is {id_type}: {fix}",
+            t.id.sql
+        )));
+    }
+    for (column, what, setter) in [
+        (&t.version, "the token version column", "version_column"),
+        (&t.not_before, "the not_before column", "not_before_column"),
+    ] {
+        let Some(ty) = type_of(users, &column.name) else {
+            return Err(StoreError::msg(format!(
+                "table {table} has no column {} ({what}): add it with migration_sql(), \
+                 or name it with UsersTable::{setter}",
+                column.sql
+            )));
+        };
+        bigint(what, table, &column.name, &ty)?;
+    }
+    if let (Some(g), Some(columns)) = (&t.global, global) {
+        let g = &g.sql;
+        if columns.is_empty() {
+            return Err(StoreError::msg(format!(
+                "the global table {g} does not exist: create it with migration_sql()"
+            )));
+        }
+        for column in ["id", "not_before"] {
+            let Some(ty) = type_of(columns, column) else {
+                return Err(StoreError::msg(format!(
+                    "the global table {g} has no column \"{column}\" (see migration_sql())"
+                )));
+            };
+            if column == "not_before" {
+                bigint("the column", g, column, &ty)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A user's row `(version, not_before)` as a cutoff: `NULL` (or, in
@@ -381,7 +551,8 @@ macro_rules! users_store {
         db: $db:ty,
         pool: $pool:ty,
         conn: $conn:ty,
-        dialect: $dialect:expr $(,)?
+        dialect: $dialect:expr,
+        columns: $columns:path $(,)?
     ) => {
         $(#[$meta])*
         #[derive(Debug, Clone)]
@@ -389,18 +560,66 @@ macro_rules! users_store {
             pool: $pool,
             table: Arc<UsersTable>,
             queries: Arc<Queries>,
+            /// Set once the schema has passed [`Self::check`].
+            checked: Arc<tokio::sync::OnceCell<()>>,
         }
 
         impl $name {
             /// A store over the host's pool and users table. The columns
-            /// must exist ([`Self::migration_sql`]).
+            /// must exist ([`Self::migration_sql`]); the store checks them
+            /// before its first statement ([`Self::check`]).
             pub fn new(pool: $pool, table: UsersTable) -> Self {
                 let queries = Arc::new(Queries::new(&table, $dialect));
                 Self {
                     pool,
                     table: Arc::new(table),
                     queries,
+                    checked: Arc::default(),
                 }
+            }
+
+            /// Checks the configured names against the database's schema:
+            /// the users table exists and has the id, version and
+            /// `not_before` columns (in PostgreSQL, the two cutoff columns
+            /// are `bigint`, and the id column is `uuid` exactly when
+            /// [`UserIds::Uuid`] is configured), and the
+            /// [global table](UsersTable::global_table), when configured,
+            /// exists with its `id` and `not_before` columns. The error
+            /// names what is missing and what to do (typically: run
+            /// [`Self::migration_sql`]).
+            ///
+            /// The store runs this check itself before its first statement
+            /// (and again until it passes): every operation of a
+            /// misconfigured store fails with this error, and no row is
+            /// read or written. Call it at startup to fail there instead
+            /// of on the first request.
+            pub async fn check(&self) -> Result<(), StoreError> {
+                let mut conn = self.pool.acquire().await.map_err(StoreError::new)?;
+                self.check_on(&mut conn).await?;
+                let _ = self.checked.set(());
+                Ok(())
+            }
+
+            async fn check_on(&self, conn: &mut $conn) -> Result<(), StoreError> {
+                let users = $columns(&mut *conn, &self.table.table)
+                    .await
+                    .map_err(StoreError::new)?;
+                let global = match &self.table.global {
+                    Some(g) => Some($columns(&mut *conn, g).await.map_err(StoreError::new)?),
+                    None => None,
+                };
+                verify(&self.table, $dialect, &users, global.as_ref())
+            }
+
+            /// [`Self::check`] on `conn`, unless it passed before.
+            async fn checked(&self, conn: &mut $conn) -> Result<(), StoreError> {
+                if self.checked.initialized() {
+                    return Ok(());
+                }
+                self.checked
+                    .get_or_try_init(move || self.check_on(conn))
+                    .await
+                    .map(|_| ())
             }
 
             /// The underlying pool.
@@ -454,6 +673,7 @@ macro_rules! users_store {
                 let Some(key) = self.table.key(sub) else {
                     return Err(StoreError::unknown_subject());
                 };
+                self.checked(&mut *conn).await?;
                 let mut query = Self::bind(sqlx::query_as(sql), key);
                 if let Some(at) = at {
                     query = query.bind(at);
@@ -508,8 +728,11 @@ macro_rules! users_store {
                 self.update(conn, &self.queries.revoke, sub, Some(at.saturating_add(1))).await
             }
 
+            /// A connection of the pool, once the schema passed the check.
             async fn connection(&self) -> Result<sqlx::pool::PoolConnection<$db>, StoreError> {
-                self.pool.acquire().await.map_err(StoreError::new)
+                let mut conn = self.pool.acquire().await.map_err(StoreError::new)?;
+                self.checked(&mut conn).await?;
+                Ok(conn)
             }
         }
 
@@ -545,8 +768,9 @@ macro_rules! users_store {
                 let Some(sql) = &self.queries.load_global else {
                     return Ok(0);
                 };
+                let mut conn = self.connection().await?;
                 let row: Option<(Option<i64>,)> = sqlx::query_as(sql)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&mut *conn)
                     .await
                     .map_err(StoreError::new)?;
                 global_from_column(row)
@@ -559,9 +783,10 @@ macro_rules! users_store {
                         "revoke_all_before without a global table (UsersTable::global_table)",
                     ));
                 };
+                let mut conn = self.connection().await?;
                 let row: (Option<i64>,) = sqlx::query_as(sql)
                     .bind(at.saturating_add(1))
-                    .fetch_one(&self.pool)
+                    .fetch_one(&mut *conn)
                     .await
                     .map_err(StoreError::new)?;
                 global_from_column(Some(row))
@@ -610,6 +835,7 @@ users_store! {
     pool: sqlx::SqlitePool,
     conn: sqlx::SqliteConnection,
     dialect: Dialect::Sqlite,
+    columns: sqlite_columns,
 }
 
 #[cfg(feature = "postgres")]
@@ -640,6 +866,7 @@ users_store! {
     pool: sqlx::PgPool,
     conn: sqlx::PgConnection,
     dialect: Dialect::Postgres,
+    columns: postgres_columns,
 }
 
 #[cfg(test)]
@@ -674,9 +901,18 @@ mod tests {
         );
         assert!(t.clone().version_column("v\0").is_err());
         assert_eq!(
-            t.clone().not_before_column("_nb2").unwrap().not_before,
+            t.clone().not_before_column("_nb2").unwrap().not_before.sql,
             "\"_nb2\""
         );
+        let t = UsersTable::new("app.users")
+            .unwrap()
+            .id_column("uid")
+            .unwrap();
+        assert_eq!(
+            (t.table.schema.as_deref(), t.table.name.as_str()),
+            (Some("app"), "users")
+        );
+        assert_eq!((t.id.schema, t.id.name.as_str()), (None, "uid"));
     }
 
     #[test]
