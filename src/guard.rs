@@ -313,6 +313,16 @@ impl<S: CutoffStore> GuardBuilder<S> {
         if self.store_timeout.is_zero() {
             return Err(Error::Config("store_timeout must be positive".into()));
         }
+        if self.store_timeout >= self.ttl {
+            // A read that returns a TTL after it started is too old to
+            // decide on: with a store slower than the TTL but within the
+            // timeout, every miss would be `store_unavailable`.
+            return Err(Error::Config(format!(
+                "store_timeout ({:?}) must be shorter than cache_ttl ({:?}): a store read \
+                 that takes longer than the TTL is too old to decide on",
+                self.store_timeout, self.ttl
+            )));
+        }
         if self.accept_any_audience && self.audience.is_some() {
             return Err(Error::Config(
                 "accept_any_audience contradicts a configured audience".into(),

@@ -425,6 +425,13 @@ impl SessionConfig {
     /// refresh whose answer they lost. Off by default; see the [module
     /// documentation](crate::session) for what it opens up. Keep it short
     /// (seconds).
+    ///
+    /// Sessions store whole seconds, so the grace is applied in whole
+    /// seconds rounded so that it never exceeds `grace`: a retry is
+    /// accepted only when its second and the last rotation's are less than
+    /// `grace` apart (a grace of one second accepts a retry within the same
+    /// second). A zero grace is none; a grace between zero and one second
+    /// is refused by [`GuardBuilder::build`].
     pub fn reuse_grace(mut self, grace: Duration) -> Self {
         self.reuse_grace = Some(grace);
         self
@@ -517,12 +524,25 @@ impl<S: CutoffStore> SessionSupport<S> {
                 "refresh_ttl must be at least a second".into(),
             ));
         }
+        // Two whole-second stamps `d` apart are up to `d + 1` seconds apart
+        // in time: the rule `last_used_at + g >= now` stays within `grace`
+        // with `g = floor(grace) - 1`.
+        let grace = match config.reuse_grace {
+            None => None,
+            Some(g) if g.is_zero() => None,
+            Some(g) if g < Duration::from_secs(1) => {
+                return Err(Error::Config(
+                    "reuse_grace is applied in whole seconds: use at least 1 s, or none".into(),
+                ));
+            }
+            Some(g) => Some(secs(g) - 1),
+        };
         Ok(SessionSupport {
             cache: CutoffCache::with_counters(cache, clock, counters),
             load,
             key: config.key,
             refresh_ttl: secs(config.refresh_ttl),
-            grace: config.reuse_grace.map(secs),
+            grace,
         })
     }
 

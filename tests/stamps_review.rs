@@ -306,7 +306,11 @@ async fn f4_a_sub_millisecond_cache_ttl_is_refused_at_build() {
          read would be 'a TTL old' when it returns (store_unavailable for every request)"
     );
     let (_clock, _store, b) = setup(&["alice"]);
-    let g = b.cache_ttl(Duration::from_millis(1)).build().unwrap();
+    let g = b
+        .cache_ttl(Duration::from_millis(1))
+        .store_timeout(Duration::from_micros(500))
+        .build()
+        .unwrap();
     g.issue("alice", &()).await.expect("a 1 ms TTL works");
 }
 
