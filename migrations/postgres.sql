@@ -5,23 +5,24 @@
 -- The lock is released when this script's implicit transaction ends.
 SELECT pg_advisory_xact_lock(7245030171);
 -- A row created later than its subject's tokens rejects them: a new row's
--- `not_before` defaults to the second after its creation, so a subject
+-- `not_before` defaults to two seconds after its creation, so a subject
 -- deleted and created again (or a row inserted by hand) never accepts a
 -- token issued before it existed.
 CREATE TABLE IF NOT EXISTS jwt_revoke_cutoffs (
     sub           TEXT PRIMARY KEY,
     token_version BIGINT NOT NULL DEFAULT 0 CHECK (token_version >= 0),
-    not_before    BIGINT NOT NULL DEFAULT (FLOOR(EXTRACT(EPOCH FROM clock_timestamp()))::BIGINT + 1)
+    not_before    BIGINT NOT NULL DEFAULT (FLOOR(EXTRACT(EPOCH FROM clock_timestamp()))::BIGINT + 2)
 );
--- The global cutoff: at most one row. Created at 0 by the first migration
--- of an empty database; a row that goes missing later is created again by
--- the next read as a global revocation at that moment.
+-- The global cutoff: at most one row, created when missing as a global
+-- revocation at that moment (nothing issued before the row existed is
+-- accepted): by a migration, at the second it runs; by a read that finds
+-- it gone later, two seconds ahead. A lost row never reads as "none".
 CREATE TABLE IF NOT EXISTS jwt_revoke_global (
     id         INTEGER PRIMARY KEY CHECK (id = 1),
     not_before BIGINT NOT NULL
 );
 INSERT INTO jwt_revoke_global (id, not_before)
-SELECT 1, 0 WHERE NOT EXISTS (SELECT 1 FROM jwt_revoke_cutoffs)
+VALUES (1, FLOOR(EXTRACT(EPOCH FROM clock_timestamp()))::BIGINT)
 ON CONFLICT (id) DO NOTHING;
 -- Repairs never re-arm a token: a version never goes down, and
 -- `not_before` goes down only to lift a lock that lies in the future (to

@@ -2,13 +2,13 @@
 -- One row per subject (user), never one per token.
 --
 -- A row created later than its subject's tokens rejects them: a new row's
--- `not_before` defaults to the second after its creation, so a subject
+-- `not_before` defaults to two seconds after its creation, so a subject
 -- deleted and created again (or a row inserted by hand) never accepts a
 -- token issued before it existed.
 CREATE TABLE IF NOT EXISTS jwt_revoke_cutoffs (
     sub           TEXT PRIMARY KEY NOT NULL,
     token_version INTEGER NOT NULL DEFAULT 0 CHECK (token_version >= 0),
-    not_before    INTEGER NOT NULL DEFAULT (CAST(strftime('%s', 'now') AS INTEGER) + 1)
+    not_before    INTEGER NOT NULL DEFAULT (CAST(strftime('%s', 'now') AS INTEGER) + 2)
 );
 -- Repairs never re-arm a token: a version never goes down, and
 -- `not_before` goes down only to lift a lock that lies in the future (to
@@ -21,15 +21,16 @@ WHEN NEW.token_version < OLD.token_version
 BEGIN
     SELECT RAISE(ABORT, 'jwt-revoke: a cutoff never goes back (token_version never decreases; not_before decreases only down to now + 1)');
 END;
--- The global cutoff: at most one row. Created at 0 by the first migration
--- of an empty database; a row that goes missing later is created again by
--- the next read as a global revocation at that moment.
+-- The global cutoff: at most one row, created when missing as a global
+-- revocation at that moment (nothing issued before the row existed is
+-- accepted): by a migration, at the second it runs; by a read that finds
+-- it gone later, two seconds ahead. A lost row never reads as "none".
 CREATE TABLE IF NOT EXISTS jwt_revoke_global (
     id         INTEGER PRIMARY KEY CHECK (id = 1),
     not_before INTEGER NOT NULL
 );
 INSERT INTO jwt_revoke_global (id, not_before)
-SELECT 1, 0 WHERE NOT EXISTS (SELECT 1 FROM jwt_revoke_cutoffs)
+VALUES (1, CAST(strftime('%s', 'now') AS INTEGER))
 ON CONFLICT (id) DO NOTHING;
 CREATE TRIGGER IF NOT EXISTS jwt_revoke_global_monotone
 BEFORE UPDATE OF not_before ON jwt_revoke_global

@@ -629,6 +629,12 @@ impl CutoffCache {
     /// `issue` must read the store itself, since a revocation made on another
     /// instance (invisible to this one's epochs) may have landed after an
     /// older flight read the store. Later callers may join the new flight.
+    /// Its caller also gets the store's answer as read, not merged with the
+    /// cached cutoff: a token is stamped with the record the store holds,
+    /// and a cached floor of a record since lost (a higher version than the
+    /// record created again) would stamp a token that outlives the new
+    /// record's revocations. (Other callers decide whether to accept, and
+    /// there the maximum only ever rejects more.)
     pub(crate) async fn load<F, Fut>(
         &self,
         key: SubjectKey,
@@ -736,6 +742,9 @@ impl CutoffCache {
             self.flights.remove_if(&key, |_, f| Arc::ptr_eq(f, flight));
         }
         drop(waiter);
+        if join == Join::Fresh {
+            return result;
+        }
         // Merge with whatever floors arrived meanwhile.
         result.map(|found| found.map(|c| self.current(key).map_or(c, |cur| c.merge(cur))))
     }

@@ -17,6 +17,15 @@ pub trait Clock: Send + Sync + 'static {
     fn now_seconds(&self) -> i64 {
         self.now_millis().div_euclid(1000)
     }
+
+    /// Whether the clock moves on by itself as real time passes (`true`,
+    /// the default). A guard waits a moment for the next second (a login
+    /// in the second its subject's record was created) only on such a
+    /// clock; on one that moves only when told ([`FakeClock`]) it answers
+    /// [`Error::RetryLater`](crate::Error::RetryLater) at once.
+    fn moves_by_itself(&self) -> bool {
+        true
+    }
 }
 
 /// The system's wall clock (`std::time::SystemTime`, read on every call).
@@ -80,11 +89,19 @@ impl Clock for FakeClock {
     fn now_millis(&self) -> i64 {
         self.millis.load(Ordering::SeqCst)
     }
+
+    fn moves_by_itself(&self) -> bool {
+        false
+    }
 }
 
 impl<C: Clock + ?Sized> Clock for Arc<C> {
     fn now_millis(&self) -> i64 {
         (**self).now_millis()
+    }
+
+    fn moves_by_itself(&self) -> bool {
+        (**self).moves_by_itself()
     }
 }
 

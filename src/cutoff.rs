@@ -104,21 +104,25 @@ impl Cutoff {
 
     /// This cutoff as the first state of a subject's record created at `now`
     /// (Unix seconds, the store's clock): `not_before` is raised to at least
-    /// `now + 1`, as if `revoke_before(now)` had run. A record that was
-    /// deleted or lost and is created again therefore rejects every token
-    /// issued up to its creation, whatever version it starts from: no
-    /// earlier state's revoked token comes back (see the crate's rule on
-    /// lost rows).
+    /// `now + 2`. A token issued before the record existed has `iat` at
+    /// most `now + 1` (a login in the second of a revocation is stamped one
+    /// second ahead, and never more), so a record that was deleted or lost
+    /// and is created again rejects every token of the old one, whatever
+    /// version it starts from, even within the same second: no earlier
+    /// state's revoked token comes back (see the crate's rule on lost
+    /// rows). A login in the second of the creation waits for the next one
+    /// ([`Error::RetryLater`](crate::Error::RetryLater)), and is then
+    /// stamped `iat = now + 1`.
     ///
     /// ```
     /// use jwt_revoke::Cutoff;
     ///
-    /// assert_eq!(Cutoff::default().created(1_000), Cutoff::new(0, 1_001));
+    /// assert_eq!(Cutoff::default().created(1_000), Cutoff::new(0, 1_002));
     /// assert_eq!(Cutoff::new(2, 5_000).created(1_000), Cutoff::new(2, 5_000));
     /// ```
     #[must_use]
     pub fn created(self, now: i64) -> Cutoff {
-        self.revoked_before(now)
+        self.revoked_before(now.saturating_add(1))
     }
 
     /// The cutoff after `bump_version`: the version plus one (saturating).

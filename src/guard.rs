@@ -498,6 +498,28 @@ pub(crate) struct Stamp {
     pub(crate) exp: i64,
 }
 
+/// How far ahead a global `not_before` still makes logins wait
+/// ([`Error::RetryLater`]) rather than count as a lock: `now + 2` for one
+/// "now" call, plus one for each further one in the same second.
+const GLOBAL_WAIT_SECS: i64 = 5;
+
+/// Why a token cannot be stamped now.
+enum StampWait {
+    /// The subject's record was created in this second: the next second
+    /// can stamp.
+    CreatedThisSecond,
+    Error(Error),
+}
+
+impl StampWait {
+    fn into_error(self) -> Error {
+        match self {
+            StampWait::CreatedThisSecond => Error::RetryLater,
+            StampWait::Error(e) => e,
+        }
+    }
+}
+
 /// The caller's extra claims as a JSON object, refusing registered names.
 pub(crate) fn extra_claims<C: Serialize + ?Sized>(
     extra: &C,
@@ -628,10 +650,41 @@ impl<S: CutoffStore> Guard<S> {
         sub: &str,
         deadline: tokio::time::Instant,
     ) -> Result<Stamp, Error> {
+        match self.read_and_stamp(sub, deadline).await {
+            Err(StampWait::CreatedThisSecond) => {}
+            decided => return decided.map_err(StampWait::into_error),
+        }
+        // The subject's record was created in this second (`not_before =
+        // now + 2`, see `Cutoff::created`): wait for the next second when
+        // the request's deadline allows, then read and stamp again (the
+        // record read may have been lost and created again meanwhile).
+        let now_ms = self.inner.clock.now_millis();
+        let to_next = u64::try_from(1_000 - now_ms.rem_euclid(1_000)).unwrap_or(1_000);
+        let wake = tokio::time::Instant::now() + std::time::Duration::from_millis(to_next);
+        if wake >= deadline || !self.inner.clock.moves_by_itself() {
+            return Err(Error::RetryLater);
+        }
+        tokio::time::sleep_until(wake).await;
+        self.read_and_stamp(sub, deadline)
+            .await
+            .map_err(StampWait::into_error)
+    }
+
+    /// One read of the cutoffs and the decision on it.
+    async fn read_and_stamp(
+        &self,
+        sub: &str,
+        deadline: tokio::time::Instant,
+    ) -> Result<Stamp, StampWait> {
         let inner = &*self.inner;
         if sub.is_empty() {
-            return Err(Error::Issue("empty subject".into()));
+            return Err(StampWait::Error(Error::Issue("empty subject".into())));
         }
+        // Read before the store: a record created after this instant is
+        // created at this second or later, so its `not_before` (`now + 2`
+        // at least) is above any `iat` decided at this `now` (at most
+        // `now + 1`), whatever the read found.
+        let now = inner.clock.now_seconds();
         let ckey = inner.cache.key(sub);
         // The two reads are independent: one round trip, not two.
         let subject = async {
@@ -651,16 +704,22 @@ impl<S: CutoffStore> Guard<S> {
         let epoch = inner.cache.global_epoch();
         let stamp = inner.cache.stamp();
         let global = self.store_call_until(deadline, inner.store.load_global());
-        let (cutoff, global) = futures_util::future::try_join(subject, global).await?;
+        let (cutoff, global) = futures_util::future::try_join(subject, global)
+            .await
+            .map_err(StampWait::Error)?;
         let global = inner.cache.loaded_global(epoch, stamp, global);
+        self.stamp_at(cutoff, global, now)
+    }
 
-        let now = inner.clock.now_seconds();
+    /// Decides `iat` and `exp` at `now` for the cutoffs a new token is
+    /// stamped with.
+    fn stamp_at(&self, cutoff: Cutoff, global: i64, now: i64) -> Result<Stamp, StampWait> {
         // A global cutoff for the current second (`revoke_all_before(now)`
         // writes `now + 2`, see there) must not push `iat` ahead: a second
         // such call within this second could not reach that token (there is
         // no global version to bump). Logins wait instead.
-        if global > now && global <= now.saturating_add(2) {
-            return Err(Error::RetryLater);
+        if global > now && global <= now.saturating_add(GLOBAL_WAIT_SECS) {
+            return Err(StampWait::Error(Error::RetryLater));
         }
         let iat = now.max(cutoff.not_before).max(global);
         // Only the same-second case (`not_before = at + 1`) may push `iat`
@@ -668,14 +727,19 @@ impl<S: CutoffStore> Guard<S> {
         // during an account lock shorter than the leeway, and a token whose
         // future `iat` outlives every `revoke_before` made before that `iat`.
         if iat > now.saturating_add(1) {
+            if iat == cutoff.not_before && iat == now.saturating_add(2) {
+                return Err(StampWait::CreatedThisSecond);
+            }
             let reason = if iat == global {
                 RevokedReason::Global
             } else {
                 RevokedReason::NotBefore
             };
-            return Err(Error::Revoked(reason));
+            return Err(StampWait::Error(Error::Revoked(reason)));
         }
-        let exp = now.saturating_add(inner.settings.access_ttl).max(iat + 1);
+        let exp = now
+            .saturating_add(self.inner.settings.access_ttl)
+            .max(iat + 1);
         Ok(Stamp {
             cutoff,
             global,
@@ -1228,13 +1292,23 @@ impl<S: CutoffStore> Guard<S> {
     /// then refused with [`Error::RetryLater`] until the global `not_before`
     /// (`now + 2`) is reached, at most two seconds later: no token issued
     /// before this call returned survives it, and none can be stamped with
-    /// a time a second call in this second would miss. Errors as for
-    /// [`Guard::revoke_before`].
+    /// a time a second call in this second would miss.
+    ///
+    /// **Every such call raises the global cutoff.** With `at` in the
+    /// current second, the new global `not_before` is also above the one
+    /// the store held when the call began (read first): a second "now"
+    /// call in the same second, or one made on an instance whose clock is
+    /// behind the one that logged a session in, still ends every session
+    /// whose login read the cutoff before it (sessions compare the cutoffs
+    /// they saw, not clocks). Errors as for [`Guard::revoke_before`].
     pub async fn revoke_all_before(&self, at: i64) -> Result<i64, Error> {
         self.check_horizon(at.saturating_add(1))?;
         let now = self.inner.clock.now_seconds();
         let at = if at >= now.saturating_sub(1) {
-            at.max(now.saturating_add(1))
+            let current = self
+                .store_call_until(self.deadline(), self.inner.store.load_global())
+                .await?;
+            at.max(now.saturating_add(1)).max(current)
         } else {
             at
         };

@@ -266,30 +266,18 @@ pub trait SessionStore: CutoffStore {
 
     /// Revokes every session of `sub` that is not revoked yet, at `at`
     /// (Unix seconds): a deleted user's, or "log out every device" without
-    /// touching the subject's cutoffs. Returns the ids of the subject's
-    /// sessions that are revoked and not expired (`expires_at > at`) after
-    /// the call, those revoked before it included, so that a call retried
-    /// after a lost reply still names every session it ended.
-    ///
-    /// The default lists the active sessions and revokes each one (a
-    /// session created meanwhile may be missed, and a retry names only the
-    /// sessions it revoked itself); the shipped stores do it in one
-    /// statement or script.
+    /// touching the subject's cutoffs. Atomically revokes every session of
+    /// `sub` that is not revoked yet, expired or not (expiry is judged by
+    /// each instance's clock: one expired by the caller's may not be by
+    /// another's), and returns the ids of every session of `sub` the store
+    /// holds, those revoked before the call included, so that a call
+    /// retried after a lost reply still names every session it ended (the
+    /// guard announces each one on the bus).
     fn revoke_sessions(
         &self,
         sub: &str,
         at: i64,
-    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send {
-        async move {
-            let mut revoked = Vec::new();
-            for session in self.list_sessions(sub, at).await? {
-                if self.revoke_session(sub, &session.id, at).await? {
-                    revoked.push(session.id);
-                }
-            }
-            Ok(revoked)
-        }
-    }
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
 
     /// The sessions of `sub` that are active at `now` (not revoked, not
     /// expired), oldest first.
@@ -819,8 +807,8 @@ impl<S: SessionStore> Guard<S> {
     /// step of deleting a user): their refresh tokens stop rotating and
     /// their access tokens are rejected by this guard as soon as this
     /// returns, by other instances through the bus or within their cache
-    /// TTL. Returns how many of the subject's sessions are revoked and not
-    /// expired after the call (those revoked earlier included). The
+    /// TTL. Returns how many sessions of the subject the store holds, all
+    /// revoked after the call (those revoked earlier included). The
     /// subject's cutoffs are untouched (tokens without a session stay
     /// valid: use [`Guard::bump_version`] to end those too).
     ///

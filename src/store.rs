@@ -17,7 +17,7 @@
 //! never *create* a subject's record in a state that accepts a token an
 //! earlier state rejected: every record it creates (a registration, or a
 //! revocation of a subject it does not hold) starts with `not_before` at
-//! least its own clock's now plus one second ([`Cutoff::created`]), which
+//! least its own clock's now plus two seconds ([`Cutoff::created`]), which
 //! rejects every token issued before the record existed, whatever its
 //! version. The shipped stores take that time from the database (SQL
 //! `now`, Redis `TIME`) or, for [`MemoryStore`](crate::MemoryStore), from

@@ -410,14 +410,23 @@ async fn a_cache_hit_waiting_for_the_global_refresh_accepts_a_token_revoked_whil
 
 #[tokio::test]
 async fn a_store_timeout_the_builder_accepts_panics_at_the_first_store_wait() {
+    // "Never time out" does not fit in any cache TTL: refused by build(),
+    // which checks the settings, with the reason.
     let (_clock, _store, b) = setup(&["alice"]);
-    // "Never time out": accepted by build(), which checks the settings.
-    let g = b.store_timeout(Duration::MAX).build().unwrap();
+    let err = b.store_timeout(Duration::MAX).build().unwrap_err();
+    assert!(err.to_string().contains("store_timeout"), "{err}");
+    // The longest timeout build() accepts (under a 10-year TTL) works.
+    let (_clock, _store, b) = setup(&["alice"]);
+    let g = b
+        .cache_ttl(Duration::from_secs(10 * 365 * 86_400))
+        .store_timeout(Duration::from_secs(9 * 365 * 86_400))
+        .build()
+        .unwrap();
     let joined = tokio::spawn(async move { g.issue("alice", &()).await.map(|_| ()) }).await;
     assert!(
         matches!(joined, Ok(Ok(()))),
         "GuardBuilder::build (\"Builds the guard, checking the settings\") accepted \
-         store_timeout(Duration::MAX), and the first issue {}",
+         a 9-year store_timeout, and the first issue {}",
         match &joined {
             Err(e) if e.is_panic() => "panicked (Tokio runtime with timers enabled)".to_owned(),
             other => format!("returned {other:?}"),

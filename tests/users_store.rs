@@ -447,6 +447,39 @@ mod sqlite {
         );
     }
 
+    /// A user deleted and signed up again under the same id (a user name,
+    /// an e-mail address) starts after now: the migration's trigger raises
+    /// a new row's `not_before`, so the old account's tokens stay dead.
+    #[tokio::test]
+    async fn a_user_deleted_and_created_again_inherits_no_token() {
+        let store = memory_store().await;
+        add_user(store.pool(), "alice", Cutoff::default()).await;
+        let guard = Guard::builder(keys(), store).build().unwrap();
+        for _ in 0..3 {
+            guard.bump_version("alice").await.unwrap();
+        }
+        let old = common::signed_token("alice", 3);
+        sqlx::query("DELETE FROM app_users WHERE \"select\" = 'alice'")
+            .execute(guard.store().pool())
+            .await
+            .unwrap();
+        // Signed up again: the host inserts the row without the columns.
+        sqlx::query("INSERT INTO app_users (\"select\", email) VALUES ('alice', 'x')")
+            .execute(guard.store().pool())
+            .await
+            .unwrap();
+        guard.clear_cache();
+        let c = guard.store().load("alice").await.unwrap().unwrap();
+        assert_eq!(c.version, 0);
+        assert!(c.not_before > common::conformance::wall_now(), "{c:?}");
+        for t in [old, common::signed_token("alice", 0)] {
+            assert_eq!(
+                guard.validate::<()>(&t).await.unwrap_err().code(),
+                "token_revoked"
+            );
+        }
+    }
+
     #[tokio::test]
     async fn without_a_global_table_global_revocation_is_unsupported() {
         let pool = memory_pool().await;

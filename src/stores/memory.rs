@@ -25,7 +25,7 @@ use crate::stores::{check_storable, storable};
 ///
 /// A subject's record is created (by [`MemoryStore::insert`], or by a
 /// revocation of a subject it does not hold) with `not_before` at least
-/// the store's clock plus one second ([`Cutoff::created`]): a subject
+/// the store's clock plus two seconds ([`Cutoff::created`]): a subject
 /// removed and created again, or registered again after a restart, never
 /// accepts a token issued before. The clock is the system's by default;
 /// [`MemoryStore::with_clock`] shares a test's fake clock.
@@ -83,7 +83,7 @@ impl MemoryStore {
     }
 
     /// Adds a subject (a registered user). A new record starts at `cutoff`
-    /// with `not_before` raised to at least now + 1 s
+    /// with `not_before` raised to at least now + 2 s
     /// ([`Cutoff::created`]), so a subject registered again after a
     /// [`remove`](Self::remove) never inherits the old one's tokens. If the
     /// subject exists, the cutoffs are merged by maximum: a cutoff never
@@ -223,7 +223,7 @@ impl SessionStore for MemoryStore {
     async fn revoke_sessions(&self, sub: &str, at: i64) -> Result<Vec<String>, StoreError> {
         let mut ended = Vec::new();
         for mut s in self.sessions.iter_mut() {
-            if s.sub == sub && s.expires_at > at {
+            if s.sub == sub {
                 s.revoked_at.get_or_insert(at);
                 ended.push(s.id.clone());
             }

@@ -33,25 +33,25 @@ sql_store! {
     schema: include_str!("../../migrations/postgres.sql"),
     load: "SELECT token_version, not_before FROM jwt_revoke_cutoffs WHERE sub = $1",
     // A row a write creates starts after now (`Cutoff::created`): the
-    // database's clock, plus one second.
+    // database's clock, plus two seconds.
     bump: "INSERT INTO jwt_revoke_cutoffs AS c (sub, token_version, not_before) \
-           VALUES ($1, 1, FLOOR(EXTRACT(EPOCH FROM clock_timestamp()))::BIGINT + 1) \
+           VALUES ($1, 1, FLOOR(EXTRACT(EPOCH FROM clock_timestamp()))::BIGINT + 2) \
            ON CONFLICT (sub) DO UPDATE SET token_version = c.token_version + 1 \
            WHERE c.token_version < 9223372036854775807 \
            RETURNING token_version, not_before",
     revoke_before: "INSERT INTO jwt_revoke_cutoffs AS c (sub, token_version, not_before) \
-                    VALUES ($1, 0, GREATEST($2::BIGINT, FLOOR(EXTRACT(EPOCH FROM clock_timestamp()))::BIGINT + 1)) \
+                    VALUES ($1, 0, GREATEST($2::BIGINT, FLOOR(EXTRACT(EPOCH FROM clock_timestamp()))::BIGINT + 2)) \
                     ON CONFLICT (sub) DO UPDATE SET not_before = GREATEST(c.not_before, $2::BIGINT) \
                     RETURNING token_version, not_before",
     merge: "INSERT INTO jwt_revoke_cutoffs AS c (sub, token_version, not_before) \
-            VALUES ($1, $2, GREATEST($3::BIGINT, FLOOR(EXTRACT(EPOCH FROM clock_timestamp()))::BIGINT + 1)) \
+            VALUES ($1, $2, GREATEST($3::BIGINT, FLOOR(EXTRACT(EPOCH FROM clock_timestamp()))::BIGINT + 2)) \
             ON CONFLICT (sub) DO UPDATE SET \
               token_version = GREATEST(c.token_version, $2::BIGINT), \
               not_before = GREATEST(c.not_before, $3::BIGINT) \
             RETURNING token_version, not_before",
     remove: "DELETE FROM jwt_revoke_cutoffs WHERE sub = $1",
     load_global: "SELECT not_before FROM jwt_revoke_global WHERE id = 1",
-    recreate_global: "INSERT INTO jwt_revoke_global AS g (id, not_before) VALUES (1, FLOOR(EXTRACT(EPOCH FROM clock_timestamp()))::BIGINT + 1) \
+    recreate_global: "INSERT INTO jwt_revoke_global AS g (id, not_before) VALUES (1, FLOOR(EXTRACT(EPOCH FROM clock_timestamp()))::BIGINT + 2) \
                       ON CONFLICT (id) DO UPDATE SET not_before = g.not_before \
                       RETURNING not_before",
     revoke_all_before: "INSERT INTO jwt_revoke_global AS g (id, not_before) VALUES (1, $1) \

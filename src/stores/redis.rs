@@ -85,10 +85,10 @@ local function gt(a, b)
   if #a ~= #b then return #a > #b end
   return a > b
 end
--- A record created now starts after now: Redis's clock plus one second,
+-- A record created now starts after now: Redis's clock plus two seconds,
 -- and at least `nb` (a decimal string).
 local function born(nb)
-  local t = tostring(tonumber(redis.call('TIME')[1]) + 1)
+  local t = tostring(tonumber(redis.call('TIME')[1]) + 2)
   if nb and gt(nb, t) then return nb end
   return t
 end
@@ -136,16 +136,22 @@ end
 return redis.call('HMGET', KEYS[1], 'v', 'nb')
 ";
 
-/// The global cutoff, created when missing: `ARGV[1]` is `0` for the
-/// setup of [`RedisStore::connect`] on a Redis that does not hold it yet;
-/// empty for a read, which finds the key gone after the setup wrote it
-/// (evicted, deleted, lost in a restart) and creates it as a global
-/// revocation at this moment, never reading it as "no global cutoff".
+/// The global cutoff, created when missing as a global revocation at that
+/// moment, never read as "no global cutoff": by the setup of
+/// [`RedisStore::connect`] (`ARGV[1]` = `setup`) at the current second
+/// (nothing issued before the key existed is accepted; a new Redis, or one
+/// that lost its data, before this instance started); by a read that finds
+/// the key gone later (evicted, deleted, lost in a restart) two seconds
+/// ahead, like `revoke_all_before(now)`.
 const GLOBAL: &str = r"
 local cur = redis.call('GET', KEYS[1])
 if cur then return cur end
-local nb = ARGV[1]
-if nb == '' then nb = born(nil) end
+local nb
+if ARGV[1] == 'setup' then
+  nb = redis.call('TIME')[1]
+else
+  nb = born(nil)
+end
 redis.call('SET', KEYS[1], nb)
 return nb
 ";
@@ -259,16 +265,17 @@ return out
 ";
 
 /// `KEYS`: subject set. `ARGV`: the session key prefix, sub, revoked_at
-/// (now). Revokes every unexpired, live session of the subject and answers
-/// the ids of all its unexpired sessions, revoked before or now (a retry
-/// after a lost reply names them again). A session hash this store does not
-/// understand is an error, and nothing is written.
+/// (now). Revokes every live session of the subject, expired or not (expiry
+/// is judged by each instance's clock), and answers the ids of all its
+/// sessions, revoked before or now (a retry after a lost reply names them
+/// again). A session hash this store does not understand is an error, and
+/// nothing is written.
 const REVOKE_SESSIONS: &str = r"
 local found = {}
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local s, err = session(ARGV[1] .. id)
   if err then return redis.error_reply(err) end
-  if s and s[1] == ARGV[2] and gt(s[6], ARGV[3]) then
+  if s and s[1] == ARGV[2] then
     table.insert(found, {id, s[7]})
   end
 end
@@ -695,11 +702,13 @@ impl RedisStore {
         written(row)
     }
 
-    /// Prepares a Redis for this store: writes the global cutoff key (at
-    /// 0, "none") when Redis does not hold it yet, so that a key missing
-    /// later is known to be lost. [`RedisStore::connect`] runs it.
+    /// Prepares a Redis for this store: writes the global cutoff key when
+    /// Redis does not hold it (a new Redis, or one that lost its data), at
+    /// the current second of Redis's clock: nothing issued before it
+    /// existed is accepted, so an instance starting after a loss never
+    /// reads it as "no global cutoff". [`RedisStore::connect`] runs it.
     pub async fn setup(&self) -> Result<(), StoreError> {
-        self.global_or("0").await.map(|_| ())
+        self.global_or("setup").await.map(|_| ())
     }
 
     async fn global_or(&self, missing: &str) -> Result<i64, StoreError> {
@@ -819,7 +828,7 @@ impl CutoffStore for RedisStore {
     /// [`RedisStore::setup`] (run by [`RedisStore::connect`]) writes the
     /// global key; a key missing later was lost (evicted, deleted, gone in
     /// a restart without persistence), so it is created again as a global
-    /// revocation at this moment (Redis's `TIME` plus one second): a lost
+    /// revocation at this moment (Redis's `TIME` plus two seconds): a lost
     /// `revoke_all_before` is never read as "no global cutoff".
     async fn load_global(&self) -> Result<i64, StoreError> {
         self.global_or("").await

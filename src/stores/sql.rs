@@ -176,12 +176,13 @@ pub(crate) const ROTATE_SESSION: &str = concat!(
 /// `$1` id, `$2` sub, `$3` revoked_at.
 pub(crate) const REVOKE_SESSION: &str = "UPDATE jwt_revoke_sessions SET revoked_at = $3 WHERE id = $1 AND sub = $2 AND revoked_at IS NULL";
 
-/// `$1` sub, `$2` revoked_at (now). Revokes the subject's unexpired
-/// sessions that are live and names every unexpired one, revoked before
-/// or now (a retry after a lost reply names them again).
+/// `$1` sub, `$2` revoked_at (now). Revokes the subject's sessions that
+/// are live and names every one it holds, revoked before or now (a retry
+/// after a lost reply names them again). Expiry is not looked at: it is
+/// judged by each instance's clock, and a session expired by the caller's
+/// may not be by another's.
 pub(crate) const REVOKE_SESSIONS: &str = "UPDATE jwt_revoke_sessions \
-     SET revoked_at = COALESCE(revoked_at, $2) \
-     WHERE sub = $1 AND expires_at > $2 RETURNING id";
+     SET revoked_at = COALESCE(revoked_at, $2) WHERE sub = $1 RETURNING id";
 
 /// `$1` sub, `$2` now.
 pub(crate) const LIST_SESSIONS: &str = concat!(
@@ -381,7 +382,7 @@ macro_rules! sql_store {
 
             /// Adds a subject (a registered user). A new row starts at
             /// `cutoff` with `not_before` raised to at least the database's
-            /// clock plus one second ([`Cutoff::created`](crate::Cutoff::created)),
+            /// clock plus two seconds ([`Cutoff::created`](crate::Cutoff::created)),
             /// so a subject deleted and registered again never inherits the
             /// old one's tokens. If it exists, the cutoffs are merged by
             /// maximum: a cutoff never moves backwards.
@@ -487,10 +488,11 @@ macro_rules! sql_store {
                 self.revoke_before_in(&mut conn, sub, at).await
             }
 
-            /// The global row is created at 0 by the first [`migrate`](Self::migrate)
-            /// of an empty database. A row missing later (deleted by hand)
+            /// [`migrate`](Self::migrate) creates the global row when it is
+            /// missing, at the second it runs (nothing issued before the row
+            /// existed is accepted). A row missing later (deleted by hand)
             /// is created again here as a global revocation at this moment
-            /// (the database's clock plus one second), never read as "no
+            /// (the database's clock plus two seconds), never read as "no
             /// global cutoff": a `revoke_all_before` it held is not undone.
             async fn load_global(&self) -> Result<i64, $crate::StoreError> {
                 let row: Option<(i64,)> = sqlx::query_as($load_global)

@@ -51,18 +51,18 @@ sql_store! {
     schema: include_str!("../../migrations/sqlite.sql"),
     load: "SELECT token_version, not_before FROM jwt_revoke_cutoffs WHERE sub = ?1",
     // A row a write creates starts after now (`Cutoff::created`): the
-    // database's clock, plus one second.
+    // database's clock, plus two seconds.
     bump: "INSERT INTO jwt_revoke_cutoffs (sub, token_version, not_before) \
-           VALUES (?1, 1, CAST(strftime('%s', 'now') AS INTEGER) + 1) \
+           VALUES (?1, 1, CAST(strftime('%s', 'now') AS INTEGER) + 2) \
            ON CONFLICT (sub) DO UPDATE SET token_version = token_version + 1 \
            WHERE token_version < 9223372036854775807 \
            RETURNING token_version, not_before",
     revoke_before: "INSERT INTO jwt_revoke_cutoffs (sub, token_version, not_before) \
-                    VALUES (?1, 0, MAX(?2, CAST(strftime('%s', 'now') AS INTEGER) + 1)) \
+                    VALUES (?1, 0, MAX(?2, CAST(strftime('%s', 'now') AS INTEGER) + 2)) \
                     ON CONFLICT (sub) DO UPDATE SET not_before = MAX(not_before, ?2) \
                     RETURNING token_version, not_before",
     merge: "INSERT INTO jwt_revoke_cutoffs (sub, token_version, not_before) \
-            VALUES (?1, ?2, MAX(?3, CAST(strftime('%s', 'now') AS INTEGER) + 1)) \
+            VALUES (?1, ?2, MAX(?3, CAST(strftime('%s', 'now') AS INTEGER) + 2)) \
             ON CONFLICT (sub) DO UPDATE SET \
               token_version = MAX(token_version, ?2), \
               not_before = MAX(not_before, ?3) \
@@ -70,7 +70,7 @@ sql_store! {
     remove: "DELETE FROM jwt_revoke_cutoffs WHERE sub = ?1",
     load_global: "SELECT not_before FROM jwt_revoke_global WHERE id = 1",
     recreate_global: "INSERT INTO jwt_revoke_global (id, not_before) \
-                      VALUES (1, CAST(strftime('%s', 'now') AS INTEGER) + 1) \
+                      VALUES (1, CAST(strftime('%s', 'now') AS INTEGER) + 2) \
                       ON CONFLICT (id) DO UPDATE SET not_before = not_before \
                       RETURNING not_before",
     revoke_all_before: "INSERT INTO jwt_revoke_global (id, not_before) VALUES (1, ?1) \

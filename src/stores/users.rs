@@ -297,6 +297,8 @@ struct Queries {
     bump: String,
     revoke: String,
     load_global: Option<String>,
+    /// Creates the global row found missing, as a revocation now.
+    recreate_global: Option<String>,
     revoke_all: Option<String>,
     migration: String,
 }
@@ -351,18 +353,75 @@ impl Queries {
             "ALTER TABLE {table} ADD COLUMN {set_v} {integer} NOT NULL DEFAULT 0 CHECK ({set_v} >= 0);\n\
              ALTER TABLE {table} ADD COLUMN {set_nb} {integer} NOT NULL DEFAULT 0 CHECK ({set_nb} >= 0);\n"
         );
+        // Existing users keep 0; a user created later (a sign-up, or the
+        // same id again after a deletion) starts after now, so a recreated
+        // user never inherits the old one's tokens.
+        if sqlite {
+            // SQLite cannot change a column's default: a trigger raises it.
+            let trigger = format!("\"jwt_revoke_{}_created\"", t.table.name);
+            let id_col = &t.id.sql;
+            migration.push_str(&format!(
+                "CREATE TRIGGER IF NOT EXISTS {trigger} AFTER INSERT ON {table} BEGIN\n    \
+                 UPDATE {table} SET {set_nb} = MAX({set_nb}, CAST(strftime('%s', 'now') AS INTEGER) + 2) \
+                 WHERE {id_col} = NEW.{id_col};\nEND;\n"
+            ));
+        } else {
+            migration.push_str(&format!(
+                "ALTER TABLE {table} ALTER COLUMN {set_nb} SET DEFAULT \
+                 (FLOOR(EXTRACT(EPOCH FROM clock_timestamp()))::BIGINT + 2);\n"
+            ));
+        }
+        // Repairs never re-arm a token: a version never goes down, and
+        // `not_before` goes down only to lift a future lock, to now + 1 at
+        // the lowest.
+        let monotone = format!("\"jwt_revoke_{}_monotone\"", t.table.name);
+        let message = "jwt-revoke: a cutoff never goes back (the version never decreases; \
+                       not_before decreases only down to now + 1)";
+        if sqlite {
+            migration.push_str(&format!(
+                "CREATE TRIGGER IF NOT EXISTS {monotone} BEFORE UPDATE OF {set_v}, {set_nb} ON {table}\n\
+                 WHEN NEW.{set_v} < OLD.{set_v} OR (NEW.{set_nb} < OLD.{set_nb} \
+                 AND NEW.{set_nb} < CAST(strftime('%s', 'now') AS INTEGER) + 1)\n\
+                 BEGIN\n    SELECT RAISE(ABORT, '{message}');\nEND;\n"
+            ));
+        } else {
+            migration.push_str(&format!(
+                "CREATE OR REPLACE FUNCTION {monotone}() RETURNS trigger AS $$\nBEGIN\n    \
+                 IF NEW.{set_v} < OLD.{set_v} OR (NEW.{set_nb} < OLD.{set_nb} \
+                 AND NEW.{set_nb} < FLOOR(EXTRACT(EPOCH FROM clock_timestamp()))::BIGINT + 1) THEN\n        \
+                 RAISE EXCEPTION '{message}' USING ERRCODE = 'check_violation';\n    END IF;\n    \
+                 RETURN NEW;\nEND\n$$ LANGUAGE plpgsql;\n\
+                 CREATE TRIGGER {monotone} BEFORE UPDATE ON {table} \
+                 FOR EACH ROW EXECUTE FUNCTION {monotone}();\n"
+            ));
+        }
         // The global table's columns are written unquoted: an unquoted
         // name that is no column is always an error, never a literal.
-        let (load_global, revoke_all) = match &t.global {
-            None => (None, None),
+        let now_sql = if sqlite {
+            "CAST(strftime('%s', 'now') AS INTEGER)"
+        } else {
+            "FLOOR(EXTRACT(EPOCH FROM clock_timestamp()))::BIGINT"
+        };
+        let (load_global, recreate_global, revoke_all) = match &t.global {
+            None => (None, None, None),
             Some(g) => {
                 let g = &g.sql;
+                // Created with the migration at its second (nothing issued
+                // before it existed is accepted); a row lost later is
+                // created again by the next read, two seconds ahead.
                 migration.push_str(&format!(
-                    "CREATE TABLE IF NOT EXISTS {g} (\n    id INTEGER PRIMARY KEY CHECK (id = 1),\n    not_before {integer} NOT NULL\n);\n"
+                    "CREATE TABLE IF NOT EXISTS {g} (\n    id INTEGER PRIMARY KEY CHECK (id = 1),\n    not_before {integer} NOT NULL\n);\n\
+                     INSERT INTO {g} (id, not_before) VALUES (1, {now_sql}) ON CONFLICT (id) DO NOTHING;\n"
                 ));
                 (
                     Some(format!(
                         "SELECT {} FROM {g} WHERE id = 1",
+                        int("not_before")
+                    )),
+                    Some(format!(
+                        "INSERT INTO {g} AS g (id, not_before) VALUES (1, {now_sql} + 2) \
+                         ON CONFLICT (id) DO UPDATE SET not_before = g.not_before \
+                         RETURNING {}",
                         int("not_before")
                     )),
                     Some(format!(
@@ -384,6 +443,7 @@ impl Queries {
                 "UPDATE {table} SET {set_nb} = {max}({nb}, {p2}) WHERE {id} AND {readable} {returning}"
             ),
             load_global,
+            recreate_global,
             revoke_all,
             migration,
         }
@@ -770,6 +830,18 @@ macro_rules! users_store {
                 };
                 let mut conn = self.connection().await?;
                 let row: Option<(Option<i64>,)> = sqlx::query_as(sql)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(StoreError::new)?;
+                if row.is_some() {
+                    return global_from_column(row);
+                }
+                // The row was lost (the migration writes it): a global
+                // revocation at this moment, never "no global cutoff".
+                let Some(recreate) = &self.queries.recreate_global else {
+                    return Ok(0);
+                };
+                let row: Option<(Option<i64>,)> = sqlx::query_as(recreate)
                     .fetch_optional(&mut *conn)
                     .await
                     .map_err(StoreError::new)?;

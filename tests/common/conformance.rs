@@ -243,9 +243,9 @@ macro_rules! store_conformance {
         use $crate::common::conformance::wall_now;
 
         /// `c.not_before` is the creation floor of a record created
-        /// between `before` and `after` (the store's clock, plus one).
+        /// between `before` and `after` (the store's clock, plus two).
         fn created_between(c: Cutoff, before: i64, after: i64) -> bool {
-            (before + 1..=after + 1).contains(&c.not_before)
+            (before + 2..=after + 2).contains(&c.not_before)
         }
 
         #[tokio::test]

@@ -196,6 +196,10 @@ pub mod counting {
             self.check().await?;
             self.inner.revoke_session(sub, sid, at).await
         }
+        async fn revoke_sessions(&self, sub: &str, at: i64) -> Result<Vec<String>, StoreError> {
+            self.check().await?;
+            self.inner.revoke_sessions(sub, at).await
+        }
         async fn list_sessions(&self, sub: &str, now: i64) -> Result<Vec<Session>, StoreError> {
             self.check().await?;
             self.inner.list_sessions(sub, now).await

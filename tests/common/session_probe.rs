@@ -111,6 +111,9 @@ impl SessionStore for Probe {
     async fn revoke_session(&self, sub: &str, sid: &str, at: i64) -> Result<bool, StoreError> {
         self.inner.revoke_session(sub, sid, at).await
     }
+    async fn revoke_sessions(&self, sub: &str, at: i64) -> Result<Vec<String>, StoreError> {
+        self.inner.revoke_sessions(sub, at).await
+    }
     async fn list_sessions(&self, sub: &str, now: i64) -> Result<Vec<Session>, StoreError> {
         self.inner.list_sessions(sub, now).await
     }
