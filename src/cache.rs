@@ -552,6 +552,13 @@ impl CutoffCache {
         &self.epochs[key.stripe()]
     }
 
+    /// A counter that moves whenever a floor, a `forget`, an eviction or a
+    /// clear touches `key`'s stripe: a read that starts and ends with the
+    /// same value was overtaken by none of them.
+    pub(crate) fn disturbances(&self, key: SubjectKey) -> u64 {
+        self.epoch(key).load(Ordering::Acquire)
+    }
+
     /// A new read stamp: the clock's time if it is past every stamp handed
     /// out before, otherwise the last stamp's time with the next sequence
     /// number, or the last stamp itself once the sequence is used up (see

@@ -508,13 +508,16 @@ enum StampWait {
     /// The subject's record was created in this second: the next second
     /// can stamp.
     CreatedThisSecond,
+    /// A revocation (or a clear) of this instance overtook the read: read
+    /// again.
+    Overtaken,
     Error(Error),
 }
 
 impl StampWait {
     fn into_error(self) -> Error {
         match self {
-            StampWait::CreatedThisSecond => Error::RetryLater,
+            StampWait::CreatedThisSecond | StampWait::Overtaken => Error::RetryLater,
             StampWait::Error(e) => e,
         }
     }
@@ -650,9 +653,17 @@ impl<S: CutoffStore> Guard<S> {
         sub: &str,
         deadline: tokio::time::Instant,
     ) -> Result<Stamp, Error> {
-        match self.read_and_stamp(sub, deadline).await {
-            Err(StampWait::CreatedThisSecond) => {}
-            decided => return decided.map_err(StampWait::into_error),
+        // A read overtaken by a revocation of this instance is read again:
+        // a token is stamped from the store's answer as read, and only a
+        // read that no local revocation overtook is the latest.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.read_and_stamp(sub, deadline).await {
+                Err(StampWait::Overtaken) if attempts < 3 => continue,
+                Err(StampWait::CreatedThisSecond) => break,
+                decided => return decided.map_err(StampWait::into_error),
+            }
         }
         // The subject's record was created in this second (`not_before =
         // now + 2`, see `Cutoff::created`): wait for the next second when
@@ -686,6 +697,7 @@ impl<S: CutoffStore> Guard<S> {
         // `now + 1`), whatever the read found.
         let now = inner.clock.now_seconds();
         let ckey = inner.cache.key(sub);
+        let undisturbed = inner.cache.disturbances(ckey);
         // The two reads are independent: one round trip, not two.
         let subject = async {
             inner
@@ -708,6 +720,9 @@ impl<S: CutoffStore> Guard<S> {
             .await
             .map_err(StampWait::Error)?;
         let global = inner.cache.loaded_global(epoch, stamp, global);
+        if inner.cache.disturbances(ckey) != undisturbed {
+            return Err(StampWait::Overtaken);
+        }
         self.stamp_at(cutoff, global, now)
     }
 

@@ -147,10 +147,9 @@ pub struct Session {
     /// The subject's token version at login. A session whose version is
     /// below the subject's current version was ended by a `bump_version`.
     pub version: u64,
-    /// When the session was created, Unix seconds, stamped like a token's
-    /// `iat` (`max(now, not_before)`) by the clock of the instance that
-    /// logged it in. Shown and used for ordering, never compared with a
-    /// cutoff (see [`Session::not_before_seen`]).
+    /// When the session was created, Unix seconds, by the clock of the
+    /// instance that logged it in. Shown and used for ordering, never
+    /// compared with a cutoff (see [`Session::not_before_seen`]).
     pub created_at: i64,
     /// The last login or rotation, Unix seconds.
     pub last_used_at: i64,
@@ -656,7 +655,7 @@ impl<S: SessionStore> Guard<S> {
             sub: sub.to_owned(),
             generation: 0,
             version: stamp.cutoff.version,
-            created_at: stamp.iat,
+            created_at: now,
             last_used_at: now,
             expires_at: now.saturating_add(support.refresh_ttl),
             revoked_at: None,

@@ -836,13 +836,13 @@ async fn a_token_with_only_standard_claims_from_another_implementation_works() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    // `iat` one second ahead, as `issue` stamps a login in the second of
-    // the registration: a new user's record rejects tokens issued up to
-    // its creation.
+    // `iat` two seconds ahead, as `issue` stamps the first login after a
+    // registration in this second: a new user's record rejects tokens
+    // issued up to its creation.
     let mint = |ver: u64| {
         jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
-            &json!({"sub": sub, "iat": now + 1, "exp": now + 600, "ver": ver}),
+            &json!({"sub": sub, "iat": now + 2, "exp": now + 600, "ver": ver}),
             &EncodingKey::from_secret(SECRET.as_bytes()),
         )
         .unwrap()

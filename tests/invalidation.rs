@@ -1146,16 +1146,19 @@ mod redis_hostile {
         })
         .await;
 
-        // The documented repair: lower the row by hand, clear every cache.
+        // The documented repair: bring the lock back to now + 1 by hand,
+        // clear every cache.
         let mut admin = client.get_multiplexed_async_connection().await.unwrap();
         let _: () = redis::cmd("SET")
             .arg(format!("{prefix}global"))
-            .arg("0")
+            .arg((T0 + 1).to_string())
             .query_async(&mut admin)
             .await
             .unwrap();
         one.clear_cache();
         two.clear_cache();
+        // (A global cutoff one second ahead: logins wait for it.)
+        clock.advance(Duration::from_secs(1));
         let token = two
             .issue(&sub, &())
             .await
@@ -1212,7 +1215,7 @@ mod redis_hostile {
         let _: () = redis::cmd("HSET")
             .arg(format!("{prefix}sub:{sub}"))
             .arg("nb")
-            .arg("0")
+            .arg((T0 + 1).to_string())
             .query_async(&mut admin)
             .await
             .unwrap();
@@ -1278,7 +1281,7 @@ mod redis_hostile {
         let _: () = redis::cmd("HSET")
             .arg(format!("{prefix}sub:{sub}"))
             .arg("nb")
-            .arg("0")
+            .arg((T0 + 1).to_string())
             .query_async(&mut admin)
             .await
             .unwrap();

@@ -11,7 +11,11 @@
 //! attacks that held from the start.
 #![cfg(all(feature = "sqlite", feature = "postgres", feature = "redis"))]
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+mod common;
+
+use common::{SECRET, unique};
+
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,7 +25,6 @@ use jwt_revoke::{
     SessionConfig, SessionStore, SqliteStore, SqliteUsersStore, StoreError, UsersTable,
 };
 
-const SECRET: &[u8] = b"test-secret-test-secret-test-sec";
 const T0: i64 = 1_800_000_000;
 
 fn keys() -> Keys {
@@ -32,26 +35,8 @@ fn sessions() -> SessionConfig {
     SessionConfig::new(RefreshKey::new(SECRET).unwrap())
 }
 
-fn unique(prefix: &str) -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!(
-        "{prefix}-{}-{}-{nanos}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
 fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6391/".into())
-}
-
-fn postgres_url() -> String {
-    std::env::var("POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5439/jwt_revoke_review".into())
 }
 
 fn guard_on<S: SessionStore>(store: S, clock: &FakeClock) -> Guard<S> {
@@ -278,7 +263,7 @@ async fn sqlite_a_subject_recreated_in_the_same_second_inherits_tokens_and_sessi
 // Broke before: 1 (PostgresStore: same)
 #[tokio::test]
 async fn postgres_a_subject_recreated_in_the_same_second_inherits_tokens_and_session() {
-    sql_same_second!(PostgresStore::connect(&postgres_url()).await.unwrap());
+    sql_same_second!(common::isolated_postgres().await);
 }
 
 // Broke before: 1 (RedisStore: same)
@@ -892,7 +877,7 @@ async fn sqlite_schema_refuses_repairs_that_re_arm() {
 // The shipped PostgreSQL schema, the same repairs.
 #[tokio::test]
 async fn postgres_schema_refuses_repairs_that_re_arm() {
-    let store = PostgresStore::connect(&postgres_url()).await.unwrap();
+    let store = common::isolated_postgres().await;
     let sub = unique("r3-repair");
     let now = unix_now();
     store

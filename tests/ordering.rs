@@ -238,8 +238,14 @@ async fn revoke_all_issue_revoke_all_in_one_second_kills_the_token_in_between() 
         Ok(t) => assert!(g.validate::<()>(&t).await.is_err()),
         Err(e) => assert_eq!(e.code(), "retry_later"),
     }
-    // Logins work again at the global `not_before`, two seconds at most.
+    // Logins work again at the global `not_before`: the second call raised
+    // it above the first one's (`T0 + 3`), two seconds after that call.
     clock.advance(Duration::from_millis(400));
+    assert_eq!(
+        g.issue("alice", &()).await.unwrap_err().code(),
+        "retry_later"
+    );
+    clock.advance(Duration::from_secs(1));
     assert_eq!(
         g.issue("alice", &()).await.unwrap_err().code(),
         "retry_later"

@@ -10,9 +10,9 @@ use jwt_revoke::{Algorithm, Cutoff, CutoffStore, Guard, Keys, PostgresStore};
 
 impl common::conformance::TestStore for PostgresStore {
     async fn fresh() -> Self {
-        PostgresStore::connect(&common::server_url("POSTGRES_URL"))
-            .await
-            .expect("connect to PostgreSQL")
+        // Tables of its own: the global cutoff is not shared with tests
+        // running at the same time.
+        common::isolated_postgres().await
     }
     async fn put(&self, sub: &str, cutoff: Cutoff) {
         self.insert(sub, cutoff).await.unwrap();

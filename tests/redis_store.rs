@@ -10,7 +10,11 @@ use jwt_revoke::{Algorithm, Cutoff, CutoffStore, Guard, Keys, RedisStore};
 
 impl common::conformance::TestStore for RedisStore {
     async fn fresh() -> Self {
-        RedisStore::connect(&common::server_url("REDIS_URL"))
+        // A prefix of its own: the global cutoff is not shared with tests
+        // running at the same time.
+        RedisStore::builder(common::server_url("REDIS_URL"))
+            .prefix(format!("{}:", common::unique("conformance")))
+            .connect()
             .await
             .expect("connect to Redis")
     }

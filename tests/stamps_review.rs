@@ -415,8 +415,9 @@ async fn held_extreme_versions_and_not_before_round_trip() {
 #[tokio::test]
 async fn held_a_floor_at_time_zero_is_never_fresh() {
     let clock = FakeClock::new(0);
+    // (The record was created before the guard's time.)
     let store = std::sync::Arc::new(common::counting::Counting::new(
-        jwt_revoke::MemoryStore::with_clock(jwt_revoke::FakeClock::new(0)),
+        jwt_revoke::MemoryStore::with_clock(jwt_revoke::FakeClock::new(-10)),
     ));
     store.inner.insert("alice", Cutoff::default());
     let g = Guard::builder(keys(), store.clone())

@@ -213,6 +213,32 @@ pub mod counting {
 
 /// A server URL from the environment. Missing is a failure, not a skip: the
 /// test command (`scripts/test.sh`) starts the servers and exports the URLs.
+/// A `PostgresStore` in a schema of its own on the test server (the
+/// shipped tables, the global cutoff included, shared with no other test).
+#[cfg(feature = "postgres")]
+pub async fn isolated_postgres() -> jwt_revoke::PostgresStore {
+    use std::str::FromStr;
+    let url = server_url("POSTGRES_URL");
+    let schema = unique("jr").replace('-', "_");
+    let admin = jwt_revoke::sqlx::PgPool::connect(&url).await.unwrap();
+    jwt_revoke::sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let options = jwt_revoke::sqlx::postgres::PgConnectOptions::from_str(&url)
+        .unwrap()
+        .options([("search_path", schema.as_str())]);
+    let pool = jwt_revoke::sqlx::postgres::PgPoolOptions::new()
+        .max_connections(4)
+        .connect_with(options)
+        .await
+        .unwrap();
+    let store = jwt_revoke::PostgresStore::new(pool);
+    store.migrate().await.unwrap();
+    store
+}
+
 pub fn server_url(var: &str) -> String {
     std::env::var(var).unwrap_or_else(|_| {
         panic!("{var} is not set: run the tests through scripts/test.sh, or `eval \"$(bash scripts/services.sh start)\"` first")
