@@ -21,8 +21,8 @@ use std::time::Duration;
 
 use jwt_revoke::{
     Algorithm, BoxFuture, Cutoff, CutoffEvent, CutoffStore, Error, FakeClock, Guard, Keys,
-    MemoryStore, PostgresStore, Publisher, RedisStore, RefreshKey, Rotate, Rotation, Session,
-    SessionConfig, SessionStore, SqliteStore, SqliteUsersStore, StoreError, UsersTable,
+    MemoryStore, Publisher, RedisStore, RefreshKey, Rotate, Rotation, Session, SessionConfig,
+    SessionStore, SqliteStore, SqliteUsersStore, StoreError, UsersTable,
 };
 
 const T0: i64 = 1_800_000_000;
