@@ -36,7 +36,7 @@ use crate::stores::{check_storable, storable};
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let store = MemoryStore::with_clock(FakeClock::new(1_000));
 /// store.insert("alice", Cutoff::default());
-/// assert_eq!(store.bump_version("alice").await.unwrap(), Cutoff::new(1, 1_001));
+/// assert_eq!(store.bump_version("alice").await.unwrap(), Cutoff::new(1, 1_002));
 /// assert_eq!(store.load("nobody").await.unwrap(), None);
 /// # });
 /// ```
