@@ -447,9 +447,12 @@ pub(crate) fn is_ended(state: Cutoff, cutoff: Cutoff, global: i64) -> bool {
 }
 
 /// `true` when the subject's cutoffs ended `session`: a version bump since
-/// its login, or a timestamp revocation after it began.
+/// its login, a timestamp revocation after it began, or a record that is
+/// not the one the session began with (a version below the session's: the
+/// row was lost and created again, since versions never go down
+/// otherwise).
 fn ended_by_cutoffs(session: &Session, cutoff: Cutoff, global: i64) -> bool {
-    session.version < cutoff.version
+    session.version != cutoff.version
         || begun_before_cutoffs(session.not_before_seen, cutoff, global)
 }
 

@@ -4,7 +4,8 @@
 //! reordered or replayed, a tiny cache bound (constant eviction),
 //! `clear_cache`, `mark_cache_stale`, `limit_cache_age`, TTL expiry, store
 //! faults, rows lost and created again (by a revocation or a registration,
-//! from a lower version), and store calls that yield at random points so loads and
+//! from a lower version), two instances whose clocks disagree by up to 3 s
+//! (the store keeps the world's), and store calls that yield at random points so loads and
 //! revocations interleave. Every run is checked against the sequential
 //! rules:
 //!
@@ -113,6 +114,24 @@ struct Issued {
     ver: u64,
     iat: i64,
     returned: u64,
+    instance: usize,
+}
+
+/// An instance's clock: the world's, a fixed number of milliseconds off
+/// (instances whose clocks disagree; the store keeps the world's).
+struct Skewed {
+    base: FakeClock,
+    offset_ms: i64,
+}
+
+impl Clock for Skewed {
+    fn now_millis(&self) -> i64 {
+        self.base.now_millis() + self.offset_ms
+    }
+
+    fn moves_by_itself(&self) -> bool {
+        false
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -150,6 +169,8 @@ struct Log {
 
 struct World {
     guards: Vec<Guard<Arc<Chaos>>>,
+    /// Each instance's clock offset from the world's (the store's).
+    offsets_ms: Vec<i64>,
     store: Arc<Chaos>,
     clock: FakeClock,
     bus: Bus,
@@ -182,6 +203,7 @@ async fn worker(world: Arc<World>, seed: u64, steps: usize) {
                         ver: v["ver"].as_u64().unwrap(),
                         iat: v["iat"].as_i64().unwrap(),
                         returned,
+                        instance: g,
                     });
                 }
             }
@@ -206,7 +228,8 @@ async fn worker(world: Arc<World>, seed: u64, steps: usize) {
             }
             55..=74 => {
                 let called = world.tick();
-                let now = world.clock.now_seconds();
+                // "Now" on the revoking instance's clock.
+                let now = (world.clock.now_millis() + world.offsets_ms[g]).div_euclid(1000);
                 let (kind, up_to_now) = match rng.random_range(0..5) {
                     0 | 1 => (
                         guard.bump_version(sub).await.map(|c| Kind::Subject(sub, c)),
@@ -288,7 +311,7 @@ fn revokes(kind: &Kind, t: &Issued) -> bool {
     }
 }
 
-fn check(log: &Log, seed: u64) {
+fn check(log: &Log, offsets_ms: &[i64], seed: u64) {
     let ttl_ms = TTL.as_millis() as i64;
     // A token issued after its subject's row was lost and created again
     // belongs to the new record (its versions restart): a revocation of
@@ -301,9 +324,26 @@ fn check(log: &Log, seed: u64) {
                 .iter()
                 .any(|&(sub, at)| sub == t.sub && at > r.called && at < t.returned)
     };
+    // A row lost after the revocation and created again: the new record
+    // (created at the store's second `S`, `not_before = S + 2`) rejects
+    // every token stamped up to `S + 1` on the store's clock; one minted on
+    // an instance whose clock runs ahead of the store's may pass it (the
+    // documented skew bound, until the token's `exp`).
+    let recreated_past_skew = |r: &Revocation, a: &Accepted| {
+        matches!(r.kind, Kind::Subject(..))
+            && offsets_ms[a.token.instance] > 0
+            && log
+                .lost
+                .iter()
+                .any(|&(sub, at)| sub == a.token.sub && at > r.called && at < a.started)
+    };
     for a in &log.accepted {
         for r in &log.revocations {
-            if r.returned >= a.started || !revokes(&r.kind, &a.token) || later_record(r, &a.token) {
+            if r.returned >= a.started
+                || !revokes(&r.kind, &a.token)
+                || later_record(r, &a.token)
+                || recreated_past_skew(r, a)
+            {
                 continue;
             }
             assert!(
@@ -320,6 +360,28 @@ fn check(log: &Log, seed: u64) {
             );
         }
     }
+    // The documented skew bound: a token minted on an instance whose clock
+    // runs `d` seconds ahead of the revoking one's may escape a timestamp
+    // cutoff by up to `d` seconds (plus the second a same-second login is
+    // stamped ahead, and the rounding to whole seconds); never a version.
+    let skew_escape = |r: &Revocation, t: &Issued| {
+        let ahead_ms = offsets_ms[t.instance] - offsets_ms[r.instance];
+        let nb = match &r.kind {
+            Kind::Subject(_, c) if t.ver < c.version => return false,
+            Kind::Subject(_, c) => c.not_before,
+            Kind::Global(nb) => *nb,
+        };
+        let escapes = |ahead_ms: i64| ahead_ms > 0 && t.iat - nb < ahead_ms.div_euclid(1000) + 2;
+        // A record created again since the token (a loss in between) was
+        // created on the store's clock: the same bound against the store.
+        // (A loss while the token's issue was under way counts: its read
+        // may have come before the loss.)
+        let recreated = log
+            .lost
+            .iter()
+            .any(|&(sub, at)| sub == t.sub && at < r.returned);
+        escapes(ahead_ms) || (recreated && escapes(offsets_ms[t.instance]))
+    };
     for r in log.revocations.iter().filter(|r| r.up_to_now) {
         for t in &log.issued {
             let same_target = match r.kind {
@@ -328,8 +390,9 @@ fn check(log: &Log, seed: u64) {
             };
             if same_target && t.returned < r.called {
                 assert!(
-                    revokes(&r.kind, t),
-                    "seed {seed}: revocation {r:?} misses {t:?}, issued before it was called"
+                    revokes(&r.kind, t) || skew_escape(r, t),
+                    "seed {seed}: revocation {r:?} misses {t:?}, issued before it was called \
+                     (clock offsets {offsets_ms:?} ms)"
                 );
             }
         }
@@ -348,13 +411,22 @@ async fn run(seed: u64) -> (usize, usize, usize) {
         store.inner.insert(s, Cutoff::default());
     }
     let bus = Bus::default();
-    let guards = (0..2)
-        .map(|_| {
+    // Instance 0 on the store's clock, instance 1 up to 3 s ahead or behind.
+    let offsets_ms = vec![
+        0,
+        StdRng::seed_from_u64(seed ^ 0xc10c).random_range(-3_000..=3_000),
+    ];
+    let guards = offsets_ms
+        .iter()
+        .map(|&offset_ms| {
             Guard::builder(
                 Keys::hmac(Algorithm::HS256, common::SECRET).unwrap(),
                 store.clone(),
             )
-            .clock(clock.clone())
+            .clock(Skewed {
+                base: clock.clone(),
+                offset_ms,
+            })
             .cache_ttl(TTL)
             .max_entries(2)
             .publisher(bus.clone())
@@ -364,6 +436,7 @@ async fn run(seed: u64) -> (usize, usize, usize) {
         .collect();
     let world = Arc::new(World {
         guards,
+        offsets_ms,
         store,
         clock,
         bus,
@@ -377,7 +450,7 @@ async fn run(seed: u64) -> (usize, usize, usize) {
         t.await.unwrap();
     }
     let log = world.log.lock().unwrap();
-    check(&log, seed);
+    check(&log, &world.offsets_ms, seed);
     (log.accepted.len(), log.revocations.len(), log.issued.len())
 }
 
