@@ -551,13 +551,13 @@ async fn a_scoped_middleware_keeps_404_while_an_app_wide_one_turns_it_into_401()
 }
 
 #[actix_web::test]
-async fn the_readme_actix_snippet_is_the_compiled_rustdoc_example() {
-    let readme = include_str!("../README.md");
+async fn the_guide_actix_snippet_is_the_compiled_rustdoc_example() {
+    let guide = include_str!("../docs/web-frameworks.md");
     let module = include_str!("../src/integrations/actix.rs");
     assert_eq!(
-        block_after(readme, "<!-- actix snippet", "```rust"),
+        block_after(guide, "<!-- actix snippet", "```rust"),
         rustdoc_block_after(module, "README snippet"),
-        "README.md and the example in src/integrations/actix.rs must stay identical"
+        "docs/web-frameworks.md and the example in src/integrations/actix.rs must stay identical"
     );
 }
 

@@ -10,7 +10,7 @@
 //! `App`: an app-wide middleware runs before routing, so a request for a
 //! path that does not exist gets a 401 instead of its 404, and public routes
 //! are authenticated too. (Inside a wrapped scope, unknown paths are the
-//! scope's, and authenticated first.) This is the example of the README,
+//! scope's, and authenticated first.) This is the example of docs/web-frameworks.md,
 //! kept identical to it by a test (README snippet):
 //!
 //! ```
