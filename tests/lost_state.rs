@@ -6,12 +6,12 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
+use common::events::Recorder;
 use jwt_revoke::{
-    Algorithm, BoxFuture, Cutoff, CutoffEvent, Error, FakeClock, Guard, Keys, MemoryStore,
-    Publisher, RefreshKey, SessionConfig, StoreError,
+    Algorithm, Cutoff, Error, FakeClock, Guard, Keys, MemoryStore, RefreshKey, SessionConfig,
 };
 
 const T0: i64 = 1_800_000_000;
@@ -22,28 +22,6 @@ fn keys() -> Keys {
 
 fn sessions() -> SessionConfig {
     SessionConfig::new(RefreshKey::new(common::SECRET).unwrap())
-}
-
-/// Every event the guard published.
-#[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<Vec<CutoffEvent>>>);
-
-impl Recorder {
-    fn sessions_announced(&self, sid: &str) -> usize {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|e| matches!(e, CutoffEvent::Session { sid: s, .. } if s == sid))
-            .count()
-    }
-}
-
-impl Publisher for Recorder {
-    fn publish<'a>(&'a self, event: &'a CutoffEvent) -> BoxFuture<'a, Result<(), StoreError>> {
-        self.0.lock().unwrap().push(event.clone());
-        Box::pin(async { Ok(()) })
-    }
 }
 
 /// A guard with sessions over `store`, on `clock`.

@@ -15,14 +15,14 @@ mod common;
 
 use common::{SECRET, unique};
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jwt_revoke::{
-    Algorithm, BoxFuture, Cutoff, CutoffEvent, CutoffStore, Error, FakeClock, Guard, Keys,
-    MemoryStore, Publisher, RedisStore, RefreshKey, Rotate, Rotation, Session, SessionConfig,
-    SessionStore, SqliteStore, SqliteUsersStore, StoreError, UsersTable,
+    Algorithm, Cutoff, CutoffEvent, CutoffStore, Error, FakeClock, Guard, Keys, MemoryStore,
+    RedisStore, RefreshKey, Rotate, Rotation, Session, SessionConfig, SessionStore, SqliteStore,
+    SqliteUsersStore, StoreError, UsersTable,
 };
 
 const T0: i64 = 1_800_000_000;
@@ -55,22 +55,7 @@ fn assert_rejected<T: std::fmt::Debug>(r: Result<T, Error>, promise: &str) {
     }
 }
 
-/// A publisher that records every event.
-#[derive(Default, Clone)]
-struct Recorder(Arc<Mutex<Vec<CutoffEvent>>>);
-
-impl Recorder {
-    fn events(&self) -> Vec<CutoffEvent> {
-        self.0.lock().unwrap().clone()
-    }
-}
-
-impl Publisher for Recorder {
-    fn publish<'a>(&'a self, event: &'a CutoffEvent) -> BoxFuture<'a, Result<(), StoreError>> {
-        self.0.lock().unwrap().push(event.clone());
-        Box::pin(async { Ok(()) })
-    }
-}
+use common::events::Recorder;
 
 // ---------------------------------------------------------------------------
 // Promise 1: a recreated subject never inherits the old one's tokens.

@@ -6,6 +6,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub mod conformance;
+pub mod events;
 pub mod http_cases;
 pub mod proxy;
 pub mod redis_server;
