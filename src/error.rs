@@ -165,14 +165,34 @@ pub enum Error {
     /// it cannot check the session: a configuration mistake on this
     /// instance, answered as a loud 500 rather than accepting a token whose
     /// session may be revoked. (In foreign-token mode, `sid` is ignored
-    /// without sessions.) Also the answer of a session call on such a
-    /// guard.
+    /// without sessions.) Code `sessions_disabled`, HTTP 500.
     #[error("token has a session id but sessions are not enabled on this guard")]
     SessionsDisabled,
+    /// A session call ([`Guard::login`](crate::Guard::login),
+    /// [`Guard::refresh`](crate::Guard::refresh),
+    /// [`Guard::revoke_session`](crate::Guard::revoke_session),
+    /// [`Guard::revoke_sessions`](crate::Guard::revoke_sessions),
+    /// [`Guard::sessions`](crate::Guard::sessions),
+    /// [`Guard::purge_sessions`](crate::Guard::purge_sessions), …) on a
+    /// guard built without
+    /// [`GuardBuilder::sessions`](crate::GuardBuilder::sessions): enable
+    /// them with `.sessions(SessionConfig::new(refresh_key))`.
+    ///
+    /// The same misconfiguration as [`Error::SessionsDisabled`], seen from
+    /// a call rather than from a token, so it has the same code
+    /// (`sessions_disabled`) and status (500); the variant and the message
+    /// tell the two apart.
+    #[error(
+        "sessions are not enabled on this guard: build it with GuardBuilder::sessions(SessionConfig::new(..))"
+    )]
+    SessionsNotConfigured,
 }
 
 impl Error {
-    /// A stable snake_case code, one per variant, safe to show to clients.
+    /// A stable snake_case code, safe to show to clients: one per variant,
+    /// except that [`Error::SessionsNotConfigured`] shares
+    /// `sessions_disabled` with [`Error::SessionsDisabled`] (one
+    /// misconfiguration, met from a call or from a token).
     pub fn code(&self) -> &'static str {
         CODES[self.code_index()]
     }
@@ -203,7 +223,7 @@ impl Error {
             Error::SessionRevoked => 20,
             Error::RefreshReused => 21,
             Error::RefreshInvalid => 22,
-            Error::SessionsDisabled => 23,
+            Error::SessionsDisabled | Error::SessionsNotConfigured => 23,
         }
     }
 
@@ -218,6 +238,7 @@ impl Error {
                 | Error::InvalidCutoff(_)
                 | Error::RetryLater
                 | Error::SessionsDisabled
+                | Error::SessionsNotConfigured
         )
     }
 
@@ -230,7 +251,8 @@ impl Error {
             Error::Issue(_)
             | Error::Config(_)
             | Error::InvalidCutoff(_)
-            | Error::SessionsDisabled => 500,
+            | Error::SessionsDisabled
+            | Error::SessionsNotConfigured => 500,
             _ => 401,
         }
     }
@@ -272,6 +294,7 @@ mod tests {
             (Error::RefreshReused, "refresh_reused", 401),
             (Error::RefreshInvalid, "refresh_invalid", 401),
             (Error::SessionsDisabled, "sessions_disabled", 500),
+            (Error::SessionsNotConfigured, "sessions_disabled", 500),
         ];
         for (e, code, status) in cases {
             assert_eq!((e.code(), e.status()), (code, status));

@@ -625,15 +625,18 @@ impl std::fmt::Debug for SessionTokens {
 
 impl<S: SessionStore> Guard<S> {
     fn session_support(&self) -> Result<&SessionSupport<S>, Error> {
-        self.inner.sessions.as_ref().ok_or(Error::SessionsDisabled)
+        self.inner
+            .sessions
+            .as_ref()
+            .ok_or(Error::SessionsNotConfigured)
     }
 
     /// Logs `sub` in on a new device: creates a session in the store and
     /// returns an access token (with `sid` and the caller's claims `extra`)
     /// and the session's first refresh token.
     ///
-    /// Errors: as [`Guard::issue`], and [`Error::SessionsDisabled`] without
-    /// [`GuardBuilder::sessions`].
+    /// Errors: as [`Guard::issue`], and [`Error::SessionsNotConfigured`]
+    /// without [`GuardBuilder::sessions`].
     pub async fn login<C: Serialize + ?Sized>(
         &self,
         sub: &str,
