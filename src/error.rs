@@ -5,7 +5,7 @@ use crate::store::StoreError;
 
 /// Every [`Error::code`], indexed by `Error::code_index` (counters per code
 /// are kept in this order).
-pub(crate) const CODES: [&str; 24] = [
+pub(crate) const CODES: [&str; 25] = [
     "malformed",
     "too_large",
     "invalid_signature",
@@ -30,6 +30,7 @@ pub(crate) const CODES: [&str; 24] = [
     "refresh_reused",
     "refresh_invalid",
     "sessions_disabled",
+    "claims_unavailable",
 ];
 
 /// Everything that can go wrong when issuing, validating or revoking tokens.
@@ -186,6 +187,18 @@ pub enum Error {
         "sessions are not enabled on this guard: build it with GuardBuilder::sessions(SessionConfig::new(..))"
     )]
     SessionsNotConfigured,
+    /// The application could not compute the claims of a refreshed access
+    /// token: the closure given to
+    /// [`Guard::refresh_with`](crate::Guard::refresh_with) failed (its
+    /// error is the [`source`](std::error::Error::source)). The refresh was
+    /// aborted before the rotation: the refresh token was not spent, and
+    /// the client may retry with it. HTTP 503 with `Retry-After: 1`, like
+    /// an unavailable store.
+    ///
+    /// The message never contains the application's error (it may name
+    /// the user); log the source on the server if needed.
+    #[error("the application could not compute the token's claims")]
+    ClaimsUnavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl Error {
@@ -224,6 +237,7 @@ impl Error {
             Error::RefreshReused => 21,
             Error::RefreshInvalid => 22,
             Error::SessionsDisabled | Error::SessionsNotConfigured => 23,
+            Error::ClaimsUnavailable(_) => 24,
         }
     }
 
@@ -239,15 +253,17 @@ impl Error {
                 | Error::RetryLater
                 | Error::SessionsDisabled
                 | Error::SessionsNotConfigured
+                | Error::ClaimsUnavailable(_)
         )
     }
 
     /// The HTTP status code a server should answer: 401 for a bad token,
-    /// 503 when the store is unavailable or a login must wait for the next
-    /// second, 500 for the server's own mistakes.
+    /// 503 when the store (or the application's claims) is unavailable or
+    /// a login must wait for the next second, 500 for the server's own
+    /// mistakes.
     pub fn status(&self) -> u16 {
         match self {
-            Error::StoreUnavailable(_) | Error::RetryLater => 503,
+            Error::StoreUnavailable(_) | Error::RetryLater | Error::ClaimsUnavailable(_) => 503,
             Error::Issue(_)
             | Error::Config(_)
             | Error::InvalidCutoff(_)
@@ -295,6 +311,11 @@ mod tests {
             (Error::RefreshInvalid, "refresh_invalid", 401),
             (Error::SessionsDisabled, "sessions_disabled", 500),
             (Error::SessionsNotConfigured, "sessions_disabled", 500),
+            (
+                Error::ClaimsUnavailable("users table down".into()),
+                "claims_unavailable",
+                503,
+            ),
         ];
         for (e, code, status) in cases {
             assert_eq!((e.code(), e.status()), (code, status));
@@ -304,6 +325,9 @@ mod tests {
             Error::SessionRevoked.revoked_reason(),
             Some(RevokedReason::Session)
         );
-        assert_eq!(Error::SessionsDisabled.code_index(), CODES.len() - 1);
+        assert_eq!(
+            Error::ClaimsUnavailable("x".into()).code_index(),
+            CODES.len() - 1
+        );
     }
 }
