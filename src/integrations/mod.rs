@@ -11,7 +11,7 @@
 //!
 //! | situation | status | `WWW-Authenticate` | body |
 //! |---|---|---|---|
-//! | no token: no `Authorization` header, one for another scheme (`Basic …`), no such cookie or header | 401 | `Bearer` | `{"error":"missing_token"}` |
+//! | no token: no `Authorization` header, one for another scheme (`Basic …`), no such cookie or header (with several sources: none of them) | 401 | `Bearer` | `{"error":"missing_token"}` |
 //! | a token that is empty or not a `b64token` | 400 | `Bearer error="invalid_request", …` | `{"error":"invalid_request"}` |
 //! | token rejected (malformed, expired, revoked, claims not of the type `C`, …) | 401 | `Bearer error="invalid_token", error_description="…"` | `{"error":"<Error::code()>"}` |
 //! | valid token failing a [`require`](tower::RevokeLayer::require) check | 403 | `Bearer error="insufficient_scope"` | `{"error":"insufficient_scope"}` |
