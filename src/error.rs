@@ -5,7 +5,7 @@ use crate::store::StoreError;
 
 /// Every [`Error::code`], indexed by `Error::code_index` (counters per code
 /// are kept in this order).
-pub(crate) const CODES: [&str; 24] = [
+pub(crate) const CODES: [&str; 25] = [
     "malformed",
     "too_large",
     "invalid_signature",
@@ -30,6 +30,7 @@ pub(crate) const CODES: [&str; 24] = [
     "refresh_reused",
     "refresh_invalid",
     "sessions_disabled",
+    "claims_unavailable",
 ];
 
 /// Everything that can go wrong when issuing, validating or revoking tokens.
@@ -165,14 +166,46 @@ pub enum Error {
     /// it cannot check the session: a configuration mistake on this
     /// instance, answered as a loud 500 rather than accepting a token whose
     /// session may be revoked. (In foreign-token mode, `sid` is ignored
-    /// without sessions.) Also the answer of a session call on such a
-    /// guard.
+    /// without sessions.) Code `sessions_disabled`, HTTP 500.
     #[error("token has a session id but sessions are not enabled on this guard")]
     SessionsDisabled,
+    /// A session call ([`Guard::login`](crate::Guard::login),
+    /// [`Guard::refresh`](crate::Guard::refresh),
+    /// [`Guard::revoke_session`](crate::Guard::revoke_session),
+    /// [`Guard::revoke_sessions`](crate::Guard::revoke_sessions),
+    /// [`Guard::sessions`](crate::Guard::sessions),
+    /// [`Guard::purge_sessions`](crate::Guard::purge_sessions), …) on a
+    /// guard built without
+    /// [`GuardBuilder::sessions`](crate::GuardBuilder::sessions): enable
+    /// them with `.sessions(SessionConfig::new(refresh_key))`.
+    ///
+    /// The same misconfiguration as [`Error::SessionsDisabled`], seen from
+    /// a call rather than from a token, so it has the same code
+    /// (`sessions_disabled`) and status (500); the variant and the message
+    /// tell the two apart.
+    #[error(
+        "sessions are not enabled on this guard: build it with GuardBuilder::sessions(SessionConfig::new(..))"
+    )]
+    SessionsNotConfigured,
+    /// The application could not compute the claims of a refreshed access
+    /// token: the closure given to
+    /// [`Guard::refresh_with`](crate::Guard::refresh_with) failed (its
+    /// error is the [`source`](std::error::Error::source)). The refresh was
+    /// aborted before the rotation: the refresh token was not spent, and
+    /// the client may retry with it. HTTP 503 with `Retry-After: 1`, like
+    /// an unavailable store.
+    ///
+    /// The message never contains the application's error (it may name
+    /// the user); log the source on the server if needed.
+    #[error("the application could not compute the token's claims")]
+    ClaimsUnavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl Error {
-    /// A stable snake_case code, one per variant, safe to show to clients.
+    /// A stable snake_case code, safe to show to clients: one per variant,
+    /// except that [`Error::SessionsNotConfigured`] shares
+    /// `sessions_disabled` with [`Error::SessionsDisabled`] (one
+    /// misconfiguration, met from a call or from a token).
     pub fn code(&self) -> &'static str {
         CODES[self.code_index()]
     }
@@ -203,7 +236,8 @@ impl Error {
             Error::SessionRevoked => 20,
             Error::RefreshReused => 21,
             Error::RefreshInvalid => 22,
-            Error::SessionsDisabled => 23,
+            Error::SessionsDisabled | Error::SessionsNotConfigured => 23,
+            Error::ClaimsUnavailable(_) => 24,
         }
     }
 
@@ -218,19 +252,23 @@ impl Error {
                 | Error::InvalidCutoff(_)
                 | Error::RetryLater
                 | Error::SessionsDisabled
+                | Error::SessionsNotConfigured
+                | Error::ClaimsUnavailable(_)
         )
     }
 
     /// The HTTP status code a server should answer: 401 for a bad token,
-    /// 503 when the store is unavailable or a login must wait for the next
-    /// second, 500 for the server's own mistakes.
+    /// 503 when the store (or the application's claims) is unavailable or
+    /// a login must wait for the next second, 500 for the server's own
+    /// mistakes.
     pub fn status(&self) -> u16 {
         match self {
-            Error::StoreUnavailable(_) | Error::RetryLater => 503,
+            Error::StoreUnavailable(_) | Error::RetryLater | Error::ClaimsUnavailable(_) => 503,
             Error::Issue(_)
             | Error::Config(_)
             | Error::InvalidCutoff(_)
-            | Error::SessionsDisabled => 500,
+            | Error::SessionsDisabled
+            | Error::SessionsNotConfigured => 500,
             _ => 401,
         }
     }
@@ -272,6 +310,12 @@ mod tests {
             (Error::RefreshReused, "refresh_reused", 401),
             (Error::RefreshInvalid, "refresh_invalid", 401),
             (Error::SessionsDisabled, "sessions_disabled", 500),
+            (Error::SessionsNotConfigured, "sessions_disabled", 500),
+            (
+                Error::ClaimsUnavailable("users table down".into()),
+                "claims_unavailable",
+                503,
+            ),
         ];
         for (e, code, status) in cases {
             assert_eq!((e.code(), e.status()), (code, status));
@@ -281,6 +325,9 @@ mod tests {
             Error::SessionRevoked.revoked_reason(),
             Some(RevokedReason::Session)
         );
-        assert_eq!(Error::SessionsDisabled.code_index(), CODES.len() - 1);
+        assert_eq!(
+            Error::ClaimsUnavailable("x".into()).code_index(),
+            CODES.len() - 1
+        );
     }
 }

@@ -44,7 +44,10 @@
 //! [`Guard::refresh`] checks the refresh token's MAC, reads the subject's
 //! cutoffs from the store, then moves the session's generation forward with
 //! one atomic compare-and-swap in the store
-//! ([`SessionStore::rotate_refresh`]). A generation that was already spent
+//! ([`SessionStore::rotate_refresh`]). [`Guard::refresh_with`] asks the
+//! application for the new access token's claims (its role, its tenant)
+//! for the subject and session the refresh token names, between the read
+//! and the compare-and-swap: a failed lookup spends nothing. A generation that was already spent
 //! is **reuse**: a copy of the token is in someone else's hands, so the
 //! whole session is revoked (refresh and access tokens; the subject's other
 //! sessions are untouched) and the caller gets [`Error::RefreshReused`]. Of
@@ -603,6 +606,9 @@ impl<S: SessionStore> GuardBuilder<S> {
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SessionTokens {
+    /// The subject (user) the session belongs to: for a refresh, the one
+    /// the refresh token named.
+    pub sub: String,
     /// The access token (a JWT with `sid`).
     pub access_token: String,
     /// The refresh token of the session's current generation.
@@ -628,15 +634,18 @@ impl std::fmt::Debug for SessionTokens {
 
 impl<S: SessionStore> Guard<S> {
     fn session_support(&self) -> Result<&SessionSupport<S>, Error> {
-        self.inner.sessions.as_ref().ok_or(Error::SessionsDisabled)
+        self.inner
+            .sessions
+            .as_ref()
+            .ok_or(Error::SessionsNotConfigured)
     }
 
     /// Logs `sub` in on a new device: creates a session in the store and
     /// returns an access token (with `sid` and the caller's claims `extra`)
     /// and the session's first refresh token.
     ///
-    /// Errors: as [`Guard::issue`], and [`Error::SessionsDisabled`] without
-    /// [`GuardBuilder::sessions`].
+    /// Errors: as [`Guard::issue`], and [`Error::SessionsNotConfigured`]
+    /// without [`GuardBuilder::sessions`].
     pub async fn login<C: Serialize + ?Sized>(
         &self,
         sub: &str,
@@ -670,6 +679,7 @@ impl<S: SessionStore> Guard<S> {
             .await?;
         self.inner.cache.counters.sessions_created.incr();
         Ok(SessionTokens {
+            sub: session.sub,
             access_token,
             refresh_token,
             session_id: sid,
@@ -681,6 +691,11 @@ impl<S: SessionStore> Guard<S> {
     /// Rotates a refresh token: returns a new access token and the refresh
     /// token of the next generation, for the same session.
     ///
+    /// The access token carries the claims `extra`, which the caller gives
+    /// before knowing whose refresh token this is: use
+    /// [`Guard::refresh_with`] when the claims depend on the subject (a
+    /// role, a tenant), so that an admin stays an admin after a refresh.
+    ///
     /// Errors: [`Error::RefreshInvalid`] for a token this guard did not
     /// issue (garbage, tampered, another key, an access token) or of a
     /// session the store does not hold or whose refresh token expired;
@@ -689,22 +704,157 @@ impl<S: SessionStore> Guard<S> {
     /// session or one that the subject's cutoffs ended (logged out
     /// everywhere, password changed); [`Error::UnknownSubject`],
     /// [`Error::Revoked`] (account locked), [`Error::RetryLater`] and
-    /// [`Error::StoreUnavailable`] as for [`Guard::issue`].
+    /// [`Error::StoreUnavailable`] as for [`Guard::issue`];
+    /// [`Error::SessionsNotConfigured`] without [`GuardBuilder::sessions`].
     pub async fn refresh<C: Serialize + ?Sized>(
         &self,
         refresh_token: &str,
         extra: &C,
     ) -> Result<SessionTokens, Error> {
+        self.session_support()?;
+        let claims = extra_claims(extra)?;
+        self.rotate_refresh_token(refresh_token, move |_, _| std::future::ready(Ok(claims)))
+            .await
+    }
+
+    /// Rotates a refresh token like [`Guard::refresh`], with the claims of
+    /// the new access token computed by the application for the subject
+    /// and session the refresh token names: `claims(sub, session_id)`
+    /// returns a future of the claims (any `Serialize` that is a JSON
+    /// object, as for [`Guard::issue`]), e.g. the user's current role read
+    /// from the application's database. A plain closure returning an
+    /// `async move` block and an async closure both fit; the subject and
+    /// the session id are owned `String`s, so the future may keep them.
+    ///
+    /// The claims are asked for after the refresh token's MAC is checked
+    /// and the subject's cutoffs are read (a forged token or an unknown
+    /// subject never reaches the application), and before the rotation: if
+    /// the closure fails, or its claims cannot ride in a token, nothing is
+    /// spent and the same refresh token can be presented again. The
+    /// closure may still run for a refresh that the rotation then refuses
+    /// (a reused generation, a revoked session), so it should only read.
+    /// Time spent in it does not count against
+    /// [`GuardBuilder::store_timeout`]: the rotation gets its whole timeout
+    /// afterwards.
+    ///
+    /// Errors: [`Error::ClaimsUnavailable`] (503, the closure's error as
+    /// its source) when the closure fails; [`Error::Issue`] when its claims
+    /// are not a JSON object or use a registered claim name; otherwise as
+    /// [`Guard::refresh`].
+    ///
+    /// An axum `/refresh` endpoint whose users keep their role:
+    ///
+    /// ```
+    /// # #[cfg(feature = "axum")] {
+    /// use axum::{Json, Router, extract::State, routing::post};
+    /// use jwt_revoke::{Error, Guard, MemoryStore};
+    ///
+    /// #[derive(serde::Serialize)]
+    /// struct Claims {
+    ///     role: String,
+    /// }
+    ///
+    /// #[derive(Clone)]
+    /// struct App {
+    ///     guard: Guard<MemoryStore>,
+    ///     users: Users,
+    /// }
+    ///
+    /// /// The application's users table (e.g. a database pool).
+    /// #[derive(Clone)]
+    /// struct Users;
+    ///
+    /// impl Users {
+    ///     async fn role_of(&self, sub: &str) -> Result<String, std::io::Error> {
+    ///         Ok(if sub == "alice" { "admin" } else { "user" }.to_owned())
+    ///     }
+    /// }
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// struct RefreshRequest {
+    ///     refresh_token: String,
+    /// }
+    ///
+    /// async fn refresh(
+    ///     State(app): State<App>,
+    ///     Json(body): Json<RefreshRequest>,
+    /// ) -> Result<Json<serde_json::Value>, Error> {
+    ///     let users = &app.users; // the future borrows it
+    ///     let tokens = app
+    ///         .guard
+    ///         .refresh_with(&body.refresh_token, |sub, _session_id| async move {
+    ///             let role = users.role_of(&sub).await?;
+    ///             Ok::<_, std::io::Error>(Claims { role })
+    ///         })
+    ///         .await?; // a failed lookup answers 503 claims_unavailable
+    ///     Ok(Json(serde_json::json!({
+    ///         "access_token": tokens.access_token,
+    ///         "refresh_token": tokens.refresh_token,
+    ///         "expires_in": tokens.expires_in.as_secs(),
+    ///     })))
+    /// }
+    ///
+    /// # use jwt_revoke::{Algorithm, Keys, RefreshKey, SessionConfig};
+    /// # let secret = b"a secret of at least thirty-two bytes";
+    /// # let guard = Guard::builder(Keys::hmac(Algorithm::HS256, secret).unwrap(), MemoryStore::new())
+    /// #     .sessions(SessionConfig::new(RefreshKey::new(secret).unwrap()))
+    /// #     .build()
+    /// #     .unwrap();
+    /// let app: Router = Router::new()
+    ///     .route("/refresh", post(refresh))
+    ///     .with_state(App { guard, users: Users });
+    /// # }
+    /// ```
+    pub async fn refresh_with<F, Fut, C, E>(
+        &self,
+        refresh_token: &str,
+        claims: F,
+    ) -> Result<SessionTokens, Error>
+    where
+        F: FnOnce(String, String) -> Fut,
+        Fut: Future<Output = Result<C, E>>,
+        C: Serialize,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        self.rotate_refresh_token(refresh_token, |sub, sid| {
+            let claims = claims(sub.to_owned(), sid.to_owned());
+            async move {
+                let claims = claims
+                    .await
+                    .map_err(|e| Error::ClaimsUnavailable(e.into()))?;
+                extra_claims(&claims)
+            }
+        })
+        .await
+    }
+
+    /// The refresh itself: `claims_for(sub, sid)` gives the new access
+    /// token's claims, asked for between the cutoffs' read and the
+    /// rotation.
+    async fn rotate_refresh_token<F, Fut>(
+        &self,
+        refresh_token: &str,
+        claims_for: F,
+    ) -> Result<SessionTokens, Error>
+    where
+        F: FnOnce(&str, &str) -> Fut,
+        Fut: Future<Output = Result<serde_json::Map<String, serde_json::Value>, Error>>,
+    {
         let support = self.session_support()?;
         let presented = refresh::decode(&support.key, refresh_token)?;
-        let claims = extra_claims(extra)?;
         let sub = presented.sub.as_str();
         let sid = presented.sid.as_str();
-        let deadline = self.deadline();
         // The subject's cutoffs first: read from the store before the
         // rotation, so nothing after the rotation can fail on the store
         // and cost the client its session.
-        let stamp = self.stamp(sub, deadline).await?;
+        let stamp = self.stamp(sub, self.deadline()).await?;
+        // The claims next, for the same reason: a failure here spends
+        // nothing. The token is stamped from the read above, so a
+        // revocation during this call still ends it.
+        let claims = claims_for(sub, sid).await?;
+        // The application's time is its own: the rotation gets the whole
+        // store timeout.
+        let deadline = self.deadline();
         let now = self.inner.clock.now_seconds();
         let rotate = Rotate {
             generation: presented.generation,
@@ -727,6 +877,7 @@ impl<S: SessionStore> Guard<S> {
                 let refresh_token = refresh::encode(&support.key, sub, sid, session.generation)?;
                 counters.refreshes.incr();
                 Ok(SessionTokens {
+                    sub: presented.sub,
                     access_token,
                     refresh_token,
                     session_id: presented.sid,

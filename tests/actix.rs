@@ -6,9 +6,14 @@ mod common;
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{App, HttpResponse, test, web};
-use common::http_cases::{Fixture, Store, block_after, fixture, rustdoc_block_after, source_cases};
+use common::http_cases::{
+    Fixture, Store, block_after, fixture, rustdoc_block_after, source_cases, source_list_cases,
+};
 use jwt_revoke::Verified;
-use jwt_revoke::integrations::actix::{Authenticated, MaybeAuthenticated, RevokeMiddleware};
+use jwt_revoke::integrations::Validator;
+use jwt_revoke::integrations::actix::{
+    Authenticated, MaybeAuthenticated, MaybeValidated, RevokeMiddleware, Validated,
+};
 use jwt_revoke::integrations::{Rejection, RejectionBody};
 
 async fn me(user: Authenticated) -> HttpResponse {
@@ -246,14 +251,54 @@ async fn tokens_from_a_cookie_or_another_header_get_the_same_answers() {
     let (f, cases) = fixture().await;
     for case in source_cases(&f, &cases) {
         for optional in [false, true] {
-            let mut mw = RevokeMiddleware::<Store, ()>::new(f.guard.clone())
-                .token_source(case.source.clone());
+            let source = case.sources[0].clone();
+            let mut mw = RevokeMiddleware::<Store, ()>::new(f.guard.clone()).token_source(source);
             if optional {
                 mw = mw.optional();
             }
             let app =
                 test::init_service(App::new().wrap(mw).route("/me", web::get().to(maybe))).await;
             let (status, _, _, body) = get_with(&app, "/me", &case.headers).await;
+            case.check(optional, status.as_u16(), &body);
+        }
+    }
+}
+
+#[actix_web::test]
+async fn with_several_token_sources_the_first_one_present_decides() {
+    let (f, cases) = fixture().await;
+    for case in source_list_cases(&f, &cases) {
+        for optional in [false, true] {
+            let mut mw = RevokeMiddleware::<Store, ()>::new(f.guard.clone())
+                .token_sources(case.sources.clone());
+            if optional {
+                mw = mw.optional();
+            }
+            let app =
+                test::init_service(App::new().wrap(mw).route("/me", web::get().to(maybe))).await;
+            let (status, _, _, body) = get_with(&app, "/me", &case.headers).await;
+            case.check(optional, status.as_u16(), &body);
+        }
+        // The validating extractors read the same sources the same way.
+        let mw =
+            RevokeMiddleware::<Store, ()>::new(f.guard.clone()).token_sources(case.sources.clone());
+        let app = test::init_service(
+            App::new()
+                .app_data(web::Data::new(Validator::from(mw)))
+                .route(
+                    "/me",
+                    web::get().to(|Validated(v): Validated| async move { v.sub().to_owned() }),
+                )
+                .route(
+                    "/maybe",
+                    web::get().to(|MaybeValidated(v): MaybeValidated| async move {
+                        v.map_or_else(|| "anonymous".to_owned(), |v| v.sub().to_owned())
+                    }),
+                ),
+        )
+        .await;
+        for (path, optional) in [("/me", false), ("/maybe", true)] {
+            let (status, _, _, body) = get_with(&app, path, &case.headers).await;
             case.check(optional, status.as_u16(), &body);
         }
     }

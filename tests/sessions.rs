@@ -208,14 +208,10 @@ async fn a_guard_without_sessions_refuses_session_tokens_loudly() {
     let err = plain.validate::<()>(&s.access_token).await.unwrap_err();
     assert!(matches!(err, Error::SessionsDisabled));
     assert_eq!((err.code(), err.status()), ("sessions_disabled", 500));
-    assert!(matches!(
-        plain.login("alice", &()).await,
-        Err(Error::SessionsDisabled)
-    ));
-    assert!(matches!(
-        plain.refresh(&s.refresh_token, &()).await,
-        Err(Error::SessionsDisabled)
-    ));
+    assert_eq!(
+        err.to_string(),
+        "token has a session id but sessions are not enabled on this guard"
+    );
     // Foreign-token mode ignores an identity provider's own `sid`.
     let foreign = Guard::builder(keys(), store)
         .clock(clock)
@@ -223,6 +219,39 @@ async fn a_guard_without_sessions_refuses_session_tokens_loudly() {
         .build()
         .unwrap();
     foreign.validate::<()>(&s.access_token).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_session_call_on_a_guard_without_sessions_says_how_to_enable_them() {
+    let (clock, store, guard) = setup(&["alice"]);
+    let s = guard.login("alice", &()).await.unwrap();
+    let plain = Guard::builder(keys(), store).clock(clock).build().unwrap();
+    let errors = [
+        plain.login("alice", &()).await.unwrap_err(),
+        plain.refresh(&s.refresh_token, &()).await.unwrap_err(),
+        plain
+            .refresh_with(&s.refresh_token, |_, _| async { Ok::<_, Error>(()) })
+            .await
+            .unwrap_err(),
+        plain
+            .revoke_session("alice", &s.session_id)
+            .await
+            .unwrap_err(),
+        plain.revoke_sessions("alice").await.unwrap_err(),
+        plain.sessions("alice").await.unwrap_err(),
+        plain.purge_sessions().await.unwrap_err(),
+    ];
+    for err in errors {
+        assert!(matches!(err, Error::SessionsNotConfigured), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "sessions are not enabled on this guard: \
+             build it with GuardBuilder::sessions(SessionConfig::new(..))"
+        );
+        // The same code and status as before: dashboards and clients
+        // matching on them see no change.
+        assert_eq!((err.code(), err.status()), ("sessions_disabled", 500));
+    }
 }
 
 #[tokio::test]
@@ -644,6 +673,159 @@ async fn extra_claims_ride_in_session_tokens_and_sid_is_reserved() {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Issue(_)));
+}
+
+/// The application's own claims, from its own users table.
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq)]
+struct Role {
+    role: String,
+}
+
+/// What the application's users table says about `sub`.
+fn role_of(sub: &str) -> Role {
+    let role = if sub == "alice" { "admin" } else { "user" };
+    Role { role: role.into() }
+}
+
+#[tokio::test]
+async fn a_refresh_carries_the_claims_the_application_computes_for_its_subject() {
+    let (_, _, guard) = setup(&["alice", "bob"]);
+    for sub in ["alice", "bob"] {
+        let login = guard.login(sub, &role_of(sub)).await.unwrap();
+        assert_eq!(login.sub, sub);
+        // A closure returning a future...
+        let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = asked.clone();
+        let next = guard
+            .refresh_with(&login.refresh_token, |sub, sid| async move {
+                log.lock().unwrap().push((sub.clone(), sid));
+                Ok::<_, Error>(role_of(&sub))
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            *asked.lock().unwrap(),
+            [(sub.to_owned(), login.session_id.clone())],
+            "the application is told whose session refreshes"
+        );
+        assert_eq!(
+            (next.sub.as_str(), &next.session_id),
+            (sub, &login.session_id)
+        );
+        let v = guard.validate::<Role>(&next.access_token).await.unwrap();
+        assert_eq!((v.sub(), v.claims()), (sub, &role_of(sub)));
+        // ...or an async closure.
+        let again = guard
+            .refresh_with(
+                &next.refresh_token,
+                async move |sub: String, _sid: String| Ok::<_, Error>(role_of(&sub)),
+            )
+            .await
+            .unwrap();
+        let v = guard.validate::<Role>(&again.access_token).await.unwrap();
+        assert_eq!(v.claims(), &role_of(sub));
+    }
+}
+
+#[tokio::test]
+async fn a_failed_claims_lookup_aborts_the_refresh_and_spends_nothing() {
+    let (_, _, guard) = setup(&["alice"]);
+    let login = guard.login("alice", &role_of("alice")).await.unwrap();
+    let err = guard
+        .refresh_with(&login.refresh_token, |_, _| async {
+            Err::<Role, _>(std::io::Error::other("users table unreachable"))
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::ClaimsUnavailable(_)), "{err:?}");
+    assert_eq!((err.code(), err.status()), ("claims_unavailable", 503));
+    assert_eq!(
+        err.to_string(),
+        "the application could not compute the token's claims"
+    );
+    assert_eq!(
+        std::error::Error::source(&err).map(ToString::to_string),
+        Some("users table unreachable".to_owned()),
+        "the application's error is kept as the source"
+    );
+    // Claims that cannot ride in a token are refused before rotating, too.
+    for bad in [
+        serde_json::json!(["admin"]),
+        serde_json::json!({"sid": "x"}),
+    ] {
+        let err = guard
+            .refresh_with(
+                &login.refresh_token,
+                |_, _| async move { Ok::<_, Error>(bad) },
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Issue(_)), "{err:?}");
+    }
+    guard
+        .validate::<Role>(&login.access_token)
+        .await
+        .expect("the session lives on");
+    // The same refresh token still rotates: its generation was not spent.
+    let next = guard
+        .refresh_with(&login.refresh_token, |sub, _| async move {
+            Ok::<_, Error>(role_of(&sub))
+        })
+        .await
+        .expect("the refresh token still rotates");
+    guard.validate::<Role>(&next.access_token).await.unwrap();
+    // And it rotated only now: presenting it again is reuse.
+    assert!(matches!(
+        guard.refresh(&login.refresh_token, &role_of("alice")).await,
+        Err(Error::RefreshReused)
+    ));
+}
+
+#[tokio::test]
+async fn the_application_is_asked_for_claims_only_for_a_genuine_token_of_a_known_subject() {
+    let (_, store, guard) = setup(&["alice"]);
+    let login = guard.login("alice", &()).await.unwrap();
+    let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let claims = || {
+        let asked = asked.clone();
+        move |_: String, _: String| async move {
+            asked.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, Error>(())
+        }
+    };
+    let mut forged = login.refresh_token.clone();
+    forged.replace_range(5..6, if forged[5..6] == *"A" { "B" } else { "A" });
+    assert!(matches!(
+        guard.refresh_with(&forged, claims()).await,
+        Err(Error::RefreshInvalid)
+    ));
+    let cutoff = store.inner.remove("alice").unwrap();
+    assert!(matches!(
+        guard.refresh_with(&login.refresh_token, claims()).await,
+        Err(Error::UnknownSubject)
+    ));
+    assert_eq!(asked.load(Ordering::SeqCst), 0, "nobody was asked");
+    store.inner.insert("alice", cutoff);
+    guard
+        .refresh_with(&login.refresh_token, claims())
+        .await
+        .unwrap();
+    assert_eq!(asked.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_claims_lookup_does_not_use_up_the_store_timeout() {
+    let (_, _, b) = setup_with(&["alice"], config());
+    let guard = b.store_timeout(Duration::from_secs(2)).build().unwrap();
+    let login = guard.login("alice", &()).await.unwrap();
+    let next = guard
+        .refresh_with(&login.refresh_token, |sub, _| async move {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            Ok::<_, Error>(role_of(&sub))
+        })
+        .await
+        .expect("the store gets its whole timeout after the lookup");
+    guard.validate::<Role>(&next.access_token).await.unwrap();
 }
 
 /// A token with the given registered claims, signed with the test key.

@@ -8,7 +8,9 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use axum::routing::get;
-use common::http_cases::{Fixture, Store, block_after, fixture, rustdoc_block_after, source_cases};
+use common::http_cases::{
+    Fixture, Store, block_after, fixture, rustdoc_block_after, source_cases, source_list_cases,
+};
 use jwt_revoke::Verified;
 use jwt_revoke::integrations::axum::{Authenticated, Validated, Validator};
 use jwt_revoke::integrations::tower::RevokeLayer;
@@ -256,13 +258,49 @@ async fn tokens_from_a_cookie_or_another_header_get_the_same_answers() {
     let (f, cases) = fixture().await;
     for case in source_cases(&f, &cases) {
         for optional in [false, true] {
-            let mut layer =
-                RevokeLayer::<Store, ()>::new(f.guard.clone()).token_source(case.source.clone());
+            let source = case.sources[0].clone();
+            let mut layer = RevokeLayer::<Store, ()>::new(f.guard.clone()).token_source(source);
             if optional {
                 layer = layer.optional();
             }
             let app = Router::new().route("/me", get(maybe)).route_layer(layer);
             let (status, _, _, body) = get_with(app, "/me", &case.headers).await;
+            case.check(optional, status.as_u16(), &body);
+        }
+    }
+}
+
+#[tokio::test]
+async fn with_several_token_sources_the_first_one_present_decides() {
+    let (f, cases) = fixture().await;
+    for case in source_list_cases(&f, &cases) {
+        for optional in [false, true] {
+            let mut layer =
+                RevokeLayer::<Store, ()>::new(f.guard.clone()).token_sources(case.sources.clone());
+            if optional {
+                layer = layer.optional();
+            }
+            let app = Router::new().route("/me", get(maybe)).route_layer(layer);
+            let (status, _, _, body) = get_with(app, "/me", &case.headers).await;
+            case.check(optional, status.as_u16(), &body);
+        }
+        // The validating extractor reads the same sources the same way.
+        let layer =
+            RevokeLayer::<Store, ()>::new(f.guard.clone()).token_sources(case.sources.clone());
+        let app = Router::new()
+            .route(
+                "/me",
+                get(|Validated(v): Validated| async move { v.sub().to_owned() }),
+            )
+            .route(
+                "/maybe",
+                get(|v: Option<Validated>| async move {
+                    v.map_or_else(|| "anonymous".to_owned(), |Validated(v)| v.sub().to_owned())
+                }),
+            )
+            .with_state(Validator::from(layer));
+        for (path, optional) in [("/me", false), ("/maybe", true)] {
+            let (status, _, _, body) = get_with(app.clone(), path, &case.headers).await;
             case.check(optional, status.as_u16(), &body);
         }
     }
@@ -731,6 +769,29 @@ async fn the_hook_also_shapes_library_rejections_from_behind_the_layer() {
         (status, body.as_str(), rejection),
         (StatusCode::OK, "alice:0", None)
     );
+}
+
+#[test]
+#[should_panic(expected = "no token source")]
+fn an_empty_list_of_token_sources_is_refused_at_configuration() {
+    let (f, _) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(fixture());
+    let _ = RevokeLayer::<Store, ()>::new(f.guard).token_sources([]);
+}
+
+#[test]
+#[should_panic(expected = "invalid token source")]
+fn a_list_with_a_token_source_that_could_never_match_is_refused_at_configuration() {
+    let (f, _) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(fixture());
+    let _ = RevokeLayer::<Store, ()>::new(f.guard)
+        .token_sources([TokenSource::Bearer, TokenSource::Cookie("my session")]);
 }
 
 #[test]

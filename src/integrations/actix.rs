@@ -59,7 +59,7 @@ use serde::de::DeserializeOwned;
 
 use super::{
     Checked, Credentials, DefaultBody, ExtractError, Policy, RejectHook, Rejection, RejectionBody,
-    TokenSource, Validator, extract,
+    TokenSource, Validator, extract, find_credentials,
 };
 use crate::claims::Verified;
 use crate::error::Error;
@@ -145,7 +145,8 @@ impl ResponseError for Rejection {
 }
 
 /// Validates tokens (`Authorization: Bearer` unless another
-/// [`token_source`](Self::token_source) is set); on success the
+/// [`token_source`](Self::token_source), or several
+/// [`token_sources`](Self::token_sources), are set); on success the
 /// [`Verified<C>`](crate::Verified) goes into the request extensions.
 ///
 /// The builder methods are those of the tower layer
@@ -188,13 +189,41 @@ impl<S: CutoffStore, C> RevokeMiddleware<S, C> {
     }
 
     /// Where to read the token; [`TokenSource::Bearer`] by default.
+    /// Replaces any source set before; for several, see
+    /// [`token_sources`](Self::token_sources).
     ///
     /// # Panics
     ///
     /// When the cookie or header name is not a valid HTTP token: such a
     /// source could never find a token.
     pub fn token_source(mut self, source: TokenSource) -> Self {
-        self.policy.set_source(source);
+        self.policy.set_sources([source]);
+        self
+    }
+
+    /// Reads the token from several sources in order: the **first source
+    /// present in the request decides**, and a bad token there (malformed,
+    /// expired, revoked, …) is the answer, never skipped for a later
+    /// source. A request that carries none is "missing". Why, and what
+    /// "present" means: [`TokenSource`], "Several sources". Replaces any
+    /// source set before.
+    ///
+    /// # Panics
+    ///
+    /// When the list is empty, or a cookie or header name in it is not a
+    /// valid HTTP token (such a source could never find a token).
+    ///
+    /// ```
+    /// # use jwt_revoke::{Algorithm, Guard, Keys, MemoryStore};
+    /// use jwt_revoke::integrations::{TokenSource, actix::RevokeMiddleware};
+    /// # let keys = Keys::hmac(Algorithm::HS256, b"a secret of at least thirty-two bytes").unwrap();
+    /// # let guard = Guard::builder(keys, MemoryStore::new()).build().unwrap();
+    /// // API clients send `Authorization: Bearer`, the browser app a cookie.
+    /// let middleware = RevokeMiddleware::<_, ()>::new(guard)
+    ///     .token_sources([TokenSource::Bearer, TokenSource::Cookie("session")]);
+    /// ```
+    pub fn token_sources(mut self, sources: impl IntoIterator<Item = TokenSource>) -> Self {
+        self.policy.set_sources(sources);
         self
     }
 
@@ -267,12 +296,10 @@ where
         let policy = Rc::clone(&self.policy);
         Box::pin(async move {
             let outcome = {
-                let values: Vec<&[u8]> = req
-                    .headers()
-                    .get_all(policy.source.header_name())
-                    .map(|v| v.as_bytes())
-                    .collect();
-                policy.decide(policy.source.credentials(&values)).await
+                let headers = req.headers();
+                let credentials =
+                    find_credentials(&policy.sources, |name| header_values(headers, name));
+                policy.decide(credentials).await
             };
             match outcome {
                 Ok(verified) => {
@@ -453,6 +480,11 @@ fn app_validator<C: 'static>(req: &HttpRequest) -> Result<Validator<C>, actix_we
     Err(actix_web::error::InternalError::from_response(message, response).into())
 }
 
+/// Every value of a header, in order.
+fn header_values<'h>(headers: &'h header::HeaderMap, name: &str) -> Vec<&'h [u8]> {
+    headers.get_all(name).map(|v| v.as_bytes()).collect()
+}
+
 /// The answer for a rejection, with the validator's hook if any.
 fn validated_rejection(rejection: Rejection, hook: Option<&RejectHook>) -> actix_web::Error {
     let response = match hook {
@@ -476,12 +508,8 @@ fn validate_request<C: 'static>(
     };
     let check = validator.check();
     let token = {
-        let values: Vec<&[u8]> = req
-            .headers()
-            .get_all(check.source().header_name())
-            .map(|v| v.as_bytes())
-            .collect();
-        match check.source().credentials(&values) {
+        let headers = req.headers();
+        match find_credentials(check.sources(), |name| header_values(headers, name)) {
             Credentials::Missing if required => Err(Rejection::missing_token()),
             Credentials::Missing => Ok(None),
             Credentials::Invalid => Err(Rejection::invalid_request()),

@@ -57,7 +57,7 @@ use serde::de::DeserializeOwned;
 
 pub use super::Validator;
 use super::tower::{RevokeLayer, header_values, hooked_response, rejection_response};
-use super::{Checked, Credentials, ExtractError, RejectHook, Rejection, extract};
+use super::{Checked, Credentials, ExtractError, RejectHook, Rejection, extract, find_credentials};
 use crate::claims::Verified;
 use crate::error::Error;
 use crate::store::CutoffStore;
@@ -224,9 +224,9 @@ impl<C: Send + Sync + 'static> Validator<C> {
     /// `Ok(None)`: no token at all.
     async fn validate_parts(&self, parts: &Parts) -> Result<Option<Verified<C>>, Response> {
         let check = self.check();
-        let values = header_values(&parts.headers, check.source().header_name());
-        let values: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
-        let outcome = match check.source().credentials(&values) {
+        let credentials =
+            find_credentials(check.sources(), |name| header_values(&parts.headers, name));
+        let outcome = match credentials {
             Credentials::Missing => Ok(None),
             Credentials::Invalid => Err(Rejection::invalid_request()),
             Credentials::Bearer(token) => check.verify(token).await.map(Some),

@@ -1,7 +1,8 @@
 //! Web framework integrations, and the framework-neutral pieces they share.
 //!
 //! Every integration reads the token (`Authorization: Bearer <token>` by
-//! default, or a cookie or another header: [`TokenSource`]), validates it
+//! default, or a cookie or another header, or the first of several of
+//! them present in the request: [`TokenSource`]), validates it
 //! with the [`Guard`], checks the route's claims requirements
 //! if any, and either hands the handler a [`Verified`] or answers with a
 //! [`Rejection`]. The responses follow RFC 6750 §3 and are identical across
@@ -10,7 +11,7 @@
 //!
 //! | situation | status | `WWW-Authenticate` | body |
 //! |---|---|---|---|
-//! | no token: no `Authorization` header, one for another scheme (`Basic …`), no such cookie or header | 401 | `Bearer` | `{"error":"missing_token"}` |
+//! | no token: no `Authorization` header, one for another scheme (`Basic …`), no such cookie or header (with several sources: none of them) | 401 | `Bearer` | `{"error":"missing_token"}` |
 //! | a token that is empty or not a `b64token` | 400 | `Bearer error="invalid_request", …` | `{"error":"invalid_request"}` |
 //! | token rejected (malformed, expired, revoked, claims not of the type `C`, …) | 401 | `Bearer error="invalid_token", error_description="…"` | `{"error":"<Error::code()>"}` |
 //! | valid token failing a [`require`](tower::RevokeLayer::require) check | 403 | `Bearer error="insufficient_scope"` | `{"error":"insufficient_scope"}` |
@@ -284,6 +285,26 @@ type Requirement<C> = Arc<dyn Fn(&Verified<C>) -> bool + Send + Sync>;
 /// anonymous behind an optional layer), a token that is present but empty or
 /// not a `b64token` is a 400 `invalid_request`, and a token the guard
 /// rejects is a 401 with its code.
+///
+/// # Several sources
+///
+/// A layer or middleware may read several sources in order
+/// (`token_sources([TokenSource::Bearer, TokenSource::Cookie("session")])`,
+/// e.g. API clients send a header, the browser app a cookie). The **first
+/// source present in the request decides**, alone: a request with both a
+/// bearer header and the cookie is judged on the header. A source is
+/// present when the request carries it at all: an `Authorization: Bearer`
+/// header (an `Authorization` header of another scheme, such as `Basic`, is
+/// not a bearer token and counts as absent), the named cookie, the named
+/// header. A present token that is empty or malformed (400) or that the
+/// guard rejects (401: expired, revoked, …) is the answer; the later
+/// sources are never tried. Falling back would let whoever can plant a
+/// cookie in the browser (a sibling subdomain, an injected `Set-Cookie`)
+/// override a header the server refused, and would make a revoked or
+/// expired token look like no problem as long as another one rode along,
+/// hiding the revocation from the client and the logs. Which source
+/// decides depends only on what the request carries, never on the
+/// validity of the tokens. See [`find_credentials`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TokenSource {
@@ -357,6 +378,87 @@ impl TokenSource {
     }
 }
 
+/// The credentials of a request from `sources` in order: the first source
+/// present in the request decides (its [`Credentials::Bearer`] or
+/// [`Credentials::Invalid`]); [`Credentials::Missing`] when none is
+/// present. `values(name)` gives every value of the header `name`, in
+/// order (`name` is a [`TokenSource::header_name`]).
+///
+/// A present but bad token is returned, never skipped for a later source
+/// (see [`TokenSource`], "Several sources"): custom integrations should
+/// keep that rule.
+///
+/// ```
+/// use jwt_revoke::integrations::{Credentials, TokenSource, find_credentials};
+///
+/// let sources = [TokenSource::Bearer, TokenSource::Cookie("session")];
+/// let request = |auth: Option<&'static str>, cookie: Option<&'static str>| {
+///     move |name: &str| -> Vec<&'static [u8]> {
+///         match name {
+///             "authorization" => auth.map(str::as_bytes).into_iter().collect(),
+///             "cookie" => cookie.map(str::as_bytes).into_iter().collect(),
+///             _ => Vec::new(),
+///         }
+///     }
+/// };
+/// // Both present: the header decides.
+/// assert_eq!(
+///     find_credentials(&sources, request(Some("Bearer h.e.ader"), Some("session=c.ook.ie"))),
+///     Credentials::Bearer("h.e.ader")
+/// );
+/// // An empty bearer token is present and bad: the cookie is not tried.
+/// assert_eq!(
+///     find_credentials(&sources, request(Some("Bearer "), Some("session=c.ook.ie"))),
+///     Credentials::Invalid
+/// );
+/// // Another scheme is no bearer token: the cookie decides.
+/// assert_eq!(
+///     find_credentials(&sources, request(Some("Basic YWxpY2U6cHc="), Some("session=c.ook.ie"))),
+///     Credentials::Bearer("c.ook.ie")
+/// );
+/// assert_eq!(find_credentials(&sources, request(None, None)), Credentials::Missing);
+/// ```
+pub fn find_credentials<'a>(
+    sources: &[TokenSource],
+    mut values: impl FnMut(&'static str) -> Vec<&'a [u8]>,
+) -> Credentials<'a> {
+    for source in sources {
+        match source.credentials(&values(source.header_name())) {
+            Credentials::Missing => {}
+            present => return present,
+        }
+    }
+    Credentials::Missing
+}
+
+/// [`Credentials`] with the token copied out of the request, for a future
+/// that must not borrow the request (its body need not be `Sync`).
+#[cfg(feature = "tower")]
+pub(crate) enum OwnedCredentials {
+    Missing,
+    Invalid,
+    Bearer(String),
+}
+
+#[cfg(feature = "tower")]
+impl OwnedCredentials {
+    pub(crate) fn new(credentials: Credentials<'_>) -> Self {
+        match credentials {
+            Credentials::Missing => OwnedCredentials::Missing,
+            Credentials::Invalid => OwnedCredentials::Invalid,
+            Credentials::Bearer(token) => OwnedCredentials::Bearer(token.to_owned()),
+        }
+    }
+
+    pub(crate) fn get(&self) -> Credentials<'_> {
+        match self {
+            OwnedCredentials::Missing => Credentials::Missing,
+            OwnedCredentials::Invalid => Credentials::Invalid,
+            OwnedCredentials::Bearer(token) => Credentials::Bearer(token),
+        }
+    }
+}
+
 /// A token that must be a `b64token` (RFC 6750 §2.1).
 fn token_credentials(raw: &[u8]) -> Credentials<'_> {
     match std::str::from_utf8(raw) {
@@ -381,7 +483,8 @@ fn is_b64token(token: &str) -> bool {
 pub(crate) struct Policy<S: CutoffStore, C> {
     pub(crate) guard: Guard<S>,
     pub(crate) optional: bool,
-    pub(crate) source: TokenSource,
+    /// Never empty ([`Policy::set_sources`]).
+    pub(crate) sources: Vec<TokenSource>,
     pub(crate) requirements: Vec<Requirement<C>>,
     pub(crate) on_reject: Option<RejectHook>,
 }
@@ -391,7 +494,7 @@ impl<S: CutoffStore, C> Clone for Policy<S, C> {
         Policy {
             guard: self.guard.clone(),
             optional: self.optional,
-            source: self.source.clone(),
+            sources: self.sources.clone(),
             requirements: self.requirements.clone(),
             on_reject: self.on_reject.clone(),
         }
@@ -402,7 +505,7 @@ impl<S: CutoffStore, C> std::fmt::Debug for Policy<S, C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Policy")
             .field("optional", &self.optional)
-            .field("source", &self.source)
+            .field("sources", &self.sources)
             .field("requirements", &self.requirements.len())
             .field("on_reject", &self.on_reject.is_some())
             .finish_non_exhaustive()
@@ -414,20 +517,29 @@ impl<S: CutoffStore, C> Policy<S, C> {
         Policy {
             guard,
             optional: false,
-            source: TokenSource::Bearer,
+            sources: vec![TokenSource::Bearer],
             requirements: Vec::new(),
             on_reject: None,
         }
     }
 
-    /// Sets where the token is read, refusing a source that could never
-    /// find one (a cookie or header name that is not an HTTP token).
-    pub(crate) fn set_source(&mut self, source: TokenSource) {
+    /// Sets where the token is read, in order, refusing a list that could
+    /// never find one: empty, or with a cookie or header name that is not
+    /// an HTTP token (a list with such a source would quietly fall through
+    /// to the next one on every request).
+    pub(crate) fn set_sources(&mut self, sources: impl IntoIterator<Item = TokenSource>) {
+        let sources: Vec<TokenSource> = sources.into_iter().collect();
         assert!(
-            source.is_valid(),
-            "jwt-revoke: invalid token source {source:?}"
+            !sources.is_empty(),
+            "jwt-revoke: no token source: give at least one"
         );
-        self.source = source;
+        for source in &sources {
+            assert!(
+                source.is_valid(),
+                "jwt-revoke: invalid token source {source:?}"
+            );
+        }
+        self.sources = sources;
     }
 }
 
@@ -469,12 +581,14 @@ fn quoted_string_safe(s: &str) -> String {
         .collect()
 }
 
-/// What the `Authorization` header holds.
+/// What the `Authorization` header (or another [`TokenSource`]) holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Credentials<'a> {
     /// No bearer credentials: no `Authorization` header, or one for another
-    /// scheme (e.g. `Basic`). RFC 6750 §3.1 answers both without an error
-    /// code, and an optional layer lets both through as anonymous.
+    /// scheme (e.g. `Basic`), or no such cookie or header. RFC 6750 §3.1
+    /// answers both without an error code, and an optional layer lets both
+    /// through as anonymous. Among several sources, the only answer that
+    /// moves on to the next one ([`find_credentials`]).
     Missing,
     /// `Bearer <token>` (or the token from another [`TokenSource`]), with a
     /// syntactically valid b64token.

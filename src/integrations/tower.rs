@@ -24,13 +24,17 @@ use serde::de::DeserializeOwned;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{Checked, DefaultBody, Policy, RejectHook, Rejection, RejectionBody, TokenSource};
+use super::{
+    Checked, DefaultBody, OwnedCredentials, Policy, RejectHook, Rejection, RejectionBody,
+    TokenSource, find_credentials,
+};
 use crate::claims::Verified;
 use crate::guard::Guard;
 use crate::store::CutoffStore;
 
 /// Validates tokens (`Authorization: Bearer` unless another
-/// [`token_source`](Self::token_source) is set) in front of a service.
+/// [`token_source`](Self::token_source), or several
+/// [`token_sources`](Self::token_sources), are set) in front of a service.
 ///
 /// `C` is the type of the application's own claims (`()` for none). It must
 /// be named (`RevokeLayer::<_, MyClaims>::new`): the layer parses the claims
@@ -103,7 +107,9 @@ impl<S: CutoffStore, C> RevokeLayer<S, C> {
         self
     }
 
-    /// Where to read the token; [`TokenSource::Bearer`] by default.
+    /// Where to read the token; [`TokenSource::Bearer`] by default. Replaces
+    /// any source set before; for several, see
+    /// [`token_sources`](Self::token_sources).
     ///
     /// # Panics
     ///
@@ -119,7 +125,33 @@ impl<S: CutoffStore, C> RevokeLayer<S, C> {
     /// let layer = RevokeLayer::<_, ()>::new(guard).token_source(TokenSource::Cookie("session"));
     /// ```
     pub fn token_source(mut self, source: TokenSource) -> Self {
-        self.policy.set_source(source);
+        self.policy.set_sources([source]);
+        self
+    }
+
+    /// Reads the token from several sources in order: the **first source
+    /// present in the request decides**, and a bad token there (malformed,
+    /// expired, revoked, …) is the answer, never skipped for a later
+    /// source. A request that carries none is "missing". Why, and what
+    /// "present" means: [`TokenSource`], "Several sources". Replaces any
+    /// source set before.
+    ///
+    /// # Panics
+    ///
+    /// When the list is empty, or a cookie or header name in it is not a
+    /// valid HTTP token (such a source could never find a token).
+    ///
+    /// ```
+    /// # use jwt_revoke::{Algorithm, Guard, Keys, MemoryStore};
+    /// use jwt_revoke::integrations::{TokenSource, tower::RevokeLayer};
+    /// # let keys = Keys::hmac(Algorithm::HS256, b"a secret of at least thirty-two bytes").unwrap();
+    /// # let guard = Guard::builder(keys, MemoryStore::new()).build().unwrap();
+    /// // API clients send `Authorization: Bearer`, the browser app a cookie.
+    /// let layer = RevokeLayer::<_, ()>::new(guard)
+    ///     .token_sources([TokenSource::Bearer, TokenSource::Cookie("session")]);
+    /// ```
+    pub fn token_sources(mut self, sources: impl IntoIterator<Item = TokenSource>) -> Self {
+        self.policy.set_sources(sources);
         self
     }
 
@@ -298,9 +330,10 @@ where
         Box::pin(async move {
             // Copied out: a request body need not be `Sync`, so no borrow of
             // the request may live across the validation.
-            let values = header_values(req.headers(), policy.source.header_name());
-            let values: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
-            let decision = policy.decide(policy.source.credentials(&values)).await;
+            let credentials = OwnedCredentials::new(find_credentials(&policy.sources, |name| {
+                header_values(req.headers(), name)
+            }));
+            let decision = policy.decide(credentials.get()).await;
             match decision {
                 Ok(verified) => {
                     let checked = match verified {
@@ -320,11 +353,11 @@ where
     }
 }
 
-/// Every value of a header, in order, copied.
-pub(crate) fn header_values(headers: &http::HeaderMap, name: &str) -> Vec<Vec<u8>> {
+/// Every value of a header, in order.
+pub(crate) fn header_values<'h>(headers: &'h http::HeaderMap, name: &str) -> Vec<&'h [u8]> {
     headers
         .get_all(name)
         .iter()
-        .map(|v| v.as_bytes().to_vec())
+        .map(HeaderValue::as_bytes)
         .collect()
 }

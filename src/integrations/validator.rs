@@ -73,7 +73,7 @@ pub(crate) trait Check<C>: Send + Sync {
         &'a self,
         token: &'a str,
     ) -> Pin<Box<dyn Future<Output = Result<Verified<C>, Rejection>> + Send + 'a>>;
-    fn source(&self) -> &TokenSource;
+    fn sources(&self) -> &[TokenSource];
     fn hook(&self) -> Option<&RejectHook>;
 }
 
@@ -85,8 +85,8 @@ impl<S: CutoffStore, C: DeserializeOwned + Send + Sync + 'static> Check<C> for P
         Box::pin(Policy::verify(self, token))
     }
 
-    fn source(&self) -> &TokenSource {
-        &self.source
+    fn sources(&self) -> &[TokenSource] {
+        &self.sources
     }
 
     fn hook(&self) -> Option<&RejectHook> {

@@ -216,12 +216,15 @@ impl Case {
 
 #[cfg(any(feature = "tower", feature = "actix"))]
 /// One request for a layer reading the token from another place than
-/// `Authorization: Bearer`, and what the required layer must answer. Behind
-/// an optional layer the same request is anonymous when the answer is
-/// `missing_token`, and answered the same way otherwise.
+/// `Authorization: Bearer`, or from several places in order, and what the
+/// required layer must answer. Behind an optional layer the same request is
+/// anonymous when the answer is `missing_token`, and answered the same way
+/// otherwise.
 pub struct SourceCase {
     pub name: &'static str,
-    pub source: TokenSource,
+    /// One source (set with `token_source`) or several in order (set with
+    /// `token_sources`).
+    pub sources: Vec<TokenSource>,
     pub headers: Vec<(&'static str, String)>,
     pub status: u16,
     /// `None`: the handler answered (alice).
@@ -241,17 +244,18 @@ pub fn source_cases(f: &Fixture, cases: &[Case]) -> Vec<SourceCase> {
             .to_owned()
     };
     let (valid, revoked, expired) = (f.valid.clone(), token("revoked"), token("expired"));
-    let cookie = TokenSource::Cookie("session");
-    let header = TokenSource::Header("X-Api-Token");
-    let case = |name, source: &TokenSource, headers: Vec<(&'static str, String)>, status, code| {
-        SourceCase {
-            name,
-            source: source.clone(),
-            headers,
-            status,
-            code,
-        }
-    };
+    let cookie = [TokenSource::Cookie("session")];
+    let header = [TokenSource::Header("X-Api-Token")];
+    let case =
+        |name, sources: &[TokenSource], headers: Vec<(&'static str, String)>, status, code| {
+            SourceCase {
+                name,
+                sources: sources.to_vec(),
+                headers,
+                status,
+                code,
+            }
+        };
     vec![
         case(
             "cookie",
@@ -350,6 +354,129 @@ pub fn source_cases(f: &Fixture, cases: &[Case]) -> Vec<SourceCase> {
             vec![("x-api-token", expired)],
             401,
             Some("expired"),
+        ),
+    ]
+}
+
+#[cfg(any(feature = "tower", feature = "actix"))]
+/// Lists of sources: the first source present in the request decides, and
+/// a bad token there is rejected, never skipped for a later source.
+pub fn source_list_cases(f: &Fixture, cases: &[Case]) -> Vec<SourceCase> {
+    let token = |name: &str| {
+        cases
+            .iter()
+            .find(|c| c.name == name)
+            .and_then(|c| c.authorization.as_deref())
+            .and_then(|a| a.strip_prefix("Bearer "))
+            .unwrap()
+            .to_owned()
+    };
+    let (valid, revoked, expired) = (f.valid.clone(), token("revoked"), token("expired"));
+    let bearer_then_cookie = [TokenSource::Bearer, TokenSource::Cookie("session")];
+    let cookie_then_bearer = [TokenSource::Cookie("session"), TokenSource::Bearer];
+    let header_then_cookie = [
+        TokenSource::Header("X-Api-Token"),
+        TokenSource::Cookie("session"),
+    ];
+    let case =
+        |name, sources: &[TokenSource], headers: Vec<(&'static str, String)>, status, code| {
+            SourceCase {
+                name,
+                sources: sources.to_vec(),
+                headers,
+                status,
+                code,
+            }
+        };
+    let authorization = |t: &str| ("authorization", format!("Bearer {t}"));
+    let session_cookie = |t: &str| ("cookie", format!("session={t}"));
+    vec![
+        case(
+            "bearer then cookie: only a bearer header",
+            &bearer_then_cookie,
+            vec![authorization(&valid)],
+            200,
+            None,
+        ),
+        case(
+            "bearer then cookie: only a cookie",
+            &bearer_then_cookie,
+            vec![session_cookie(&valid)],
+            200,
+            None,
+        ),
+        case(
+            "bearer then cookie: both, the bearer header decides",
+            &bearer_then_cookie,
+            vec![authorization(&valid), session_cookie(&revoked)],
+            200,
+            None,
+        ),
+        case(
+            "bearer then cookie: a revoked bearer token is not saved by a valid cookie",
+            &bearer_then_cookie,
+            vec![authorization(&revoked), session_cookie(&valid)],
+            401,
+            Some("token_revoked"),
+        ),
+        case(
+            "bearer then cookie: a garbage bearer token is not skipped",
+            &bearer_then_cookie,
+            vec![authorization("not-a-jwt"), session_cookie(&valid)],
+            401,
+            Some("malformed"),
+        ),
+        case(
+            "bearer then cookie: an empty bearer token is not skipped",
+            &bearer_then_cookie,
+            vec![
+                ("authorization", "Bearer ".to_owned()),
+                session_cookie(&valid),
+            ],
+            400,
+            Some("invalid_request"),
+        ),
+        case(
+            "bearer then cookie: another scheme is no bearer token, the cookie decides",
+            &bearer_then_cookie,
+            vec![
+                ("authorization", "Basic YWxpY2U6cHc=".to_owned()),
+                session_cookie(&valid),
+            ],
+            200,
+            None,
+        ),
+        case(
+            "bearer then cookie: neither",
+            &bearer_then_cookie,
+            vec![("cookie", format!("theme=dark; other={valid}"))],
+            401,
+            Some("missing_token"),
+        ),
+        case(
+            "cookie then bearer: both, the cookie decides",
+            &cookie_then_bearer,
+            vec![authorization(&revoked), session_cookie(&valid)],
+            200,
+            None,
+        ),
+        case(
+            "cookie then bearer: an expired cookie is not saved by a valid bearer token",
+            &cookie_then_bearer,
+            vec![authorization(&valid), session_cookie(&expired)],
+            401,
+            Some("expired"),
+        ),
+        case(
+            "header then cookie: a repeated header is rejected, not skipped",
+            &header_then_cookie,
+            vec![
+                ("x-api-token", valid.clone()),
+                ("x-api-token", valid.clone()),
+                session_cookie(&valid),
+            ],
+            400,
+            Some("invalid_request"),
         ),
     ]
 }
