@@ -24,6 +24,13 @@ step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
 
+# The crate as crates.io would receive it (the files `include` lists in
+# Cargo.toml), built on its own. A dry run uploads nothing and needs no
+# token; `--allow-dirty` so that it also runs on a checkout with local
+# changes. Cargo notes each test and bench it leaves out of the package.
+step "publish dry run (the packaged crate builds on its own)"
+cargo publish --dry-run -p jwt-revoke --allow-dirty
+
 if [ -x scripts/fuzz.sh ]; then
   step "fuzz (bounded)"
   scripts/fuzz.sh "${FUZZ_SECONDS:-10}"
