@@ -16,6 +16,20 @@ step() { printf '\n==> %s\n' "$*"; }
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+step "links in README.md, CHANGELOG.md and docs/*.md"
+if ! command -v python3 >/dev/null 2>&1; then
+  # The link check is Python's standard library only.
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "test.sh: installing python3" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null && apt-get install -y -qq python3 >/dev/null
+  else
+    echo "test.sh: python3 is missing: install it (apt-get install -y python3)" >&2
+    exit 1
+  fi
+fi
+python3 scripts/check_links.py
+
 # `--workspace`: the library and the demo server (`demo/`, its own package).
 step "clippy (all targets, all features, library and demo)"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
