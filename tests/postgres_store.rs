@@ -327,3 +327,76 @@ async fn a_silent_postgres_costs_at_most_the_store_timeout() {
         res.map(|r| r.map(|_| ()))
     );
 }
+
+/// A store over a PostgreSQL schema of its own (the pool's `search_path`)
+/// where nothing was migrated, and the schema's name.
+async fn unmigrated_postgres() -> (PostgresStore, String) {
+    use std::str::FromStr;
+    let url = common::server_url("POSTGRES_URL");
+    let schema = common::unique("jr_bare").replace('-', "_");
+    let admin = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let options = sqlx::postgres::PgConnectOptions::from_str(&url)
+        .unwrap()
+        .options([("search_path", schema.as_str())]);
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with(options)
+        .await
+        .unwrap();
+    (PostgresStore::new(pool), schema)
+}
+
+#[tokio::test]
+async fn check_and_every_call_name_the_missing_schema_until_migrate_runs() {
+    let (store, schema) = unmigrated_postgres().await;
+    let message = store.check().await.unwrap_err().to_string();
+    assert!(
+        message.contains(
+            "tables jwt_revoke_cutoffs, jwt_revoke_global, jwt_revoke_sessions do not exist: \
+             run PostgresStore::migrate(), or apply PostgresStore::SCHEMA in your migrations"
+        ),
+        "{message}"
+    );
+    // A call fails (503 through the guard), its message naming the table,
+    // PostgreSQL's error (SQLSTATE 42P01) as its source.
+    let err = store.load("alice").await.unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("table jwt_revoke_cutoffs does not exist")
+            && message.contains("PostgresStore::migrate()"),
+        "{message}"
+    );
+    assert!(std::error::Error::source(err.inner()).is_some());
+    let message = store.load_global().await.unwrap_err().to_string();
+    assert!(message.contains("table jwt_revoke_global"), "{message}");
+
+    store.migrate().await.unwrap();
+    store.check().await.unwrap();
+
+    // A table from an older schema: the column is named, by `check` and
+    // by the calls that need it.
+    sqlx::query("ALTER TABLE jwt_revoke_sessions DROP COLUMN not_before_seen")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let message = store.check().await.unwrap_err().to_string();
+    assert!(
+        message.contains("column jwt_revoke_sessions.not_before_seen does not exist"),
+        "{message}"
+    );
+    let message = jwt_revoke::SessionStore::list_sessions(&store, "alice", 0)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("not_before_seen"), "{message}");
+
+    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+        .execute(store.pool())
+        .await
+        .unwrap();
+}

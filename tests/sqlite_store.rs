@@ -284,3 +284,119 @@ async fn sessions_rotate_and_a_reused_refresh_token_stays_dead_after_a_restart()
         vec![laptop.session_id.as_str()]
     );
 }
+
+/// A store over an in-memory database where nothing was migrated.
+async fn unmigrated() -> SqliteStore {
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .connect("sqlite::memory:")
+        .await
+        .unwrap();
+    SqliteStore::new(pool)
+}
+
+#[tokio::test]
+async fn check_names_the_missing_tables_and_the_fix_until_migrate_runs() {
+    let store = unmigrated().await;
+    let message = store.check().await.unwrap_err().to_string();
+    for table in [
+        "jwt_revoke_cutoffs",
+        "jwt_revoke_global",
+        "jwt_revoke_sessions",
+    ] {
+        assert!(message.contains(table), "{message}");
+    }
+    assert!(
+        message.contains("run SqliteStore::migrate(), or apply SqliteStore::SCHEMA"),
+        "{message}"
+    );
+    store.migrate().await.unwrap();
+    store.check().await.unwrap();
+    // `connect` migrates: its store passes at once.
+    SqliteStore::connect("sqlite::memory:")
+        .await
+        .unwrap()
+        .check()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_call_on_an_unmigrated_store_names_the_missing_table() {
+    let store = unmigrated().await;
+    let err = store.load("alice").await.unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("table jwt_revoke_cutoffs does not exist")
+            && message.contains("SqliteStore::migrate()"),
+        "{message}"
+    );
+    // The database's own error stays the source.
+    let source = std::error::Error::source(err.inner()).map(|s| s.to_string());
+    assert!(
+        source
+            .as_deref()
+            .is_some_and(|s| s.contains("no such table")),
+        "{source:?}"
+    );
+
+    for message in [
+        store.bump_version("alice").await.unwrap_err().to_string(),
+        store.load_global().await.unwrap_err().to_string(),
+        jwt_revoke::SessionStore::list_sessions(&store, "alice", 0)
+            .await
+            .unwrap_err()
+            .to_string(),
+    ] {
+        assert!(
+            message.contains("does not exist") && message.contains("SqliteStore::migrate()"),
+            "{message}"
+        );
+    }
+    assert!(
+        store
+            .load_global()
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("jwt_revoke_global")
+    );
+
+    // Through the guard it stays a 503, the reason in its source.
+    let keys = Keys::hmac(Algorithm::HS256, common::SECRET).unwrap();
+    let guard = Guard::builder(keys, store).build().unwrap();
+    let err = guard.bump_version("alice").await.unwrap_err();
+    assert_eq!((err.code(), err.status()), ("store_unavailable", 503));
+    let source = std::error::Error::source(&err).unwrap().to_string();
+    assert!(source.contains("jwt_revoke_cutoffs"), "{source}");
+}
+
+#[tokio::test]
+async fn check_names_a_missing_column_of_an_older_table() {
+    let store = unmigrated().await;
+    // A sessions table from before `not_before_seen`: `migrate` creates the
+    // missing tables but does not change this one.
+    sqlx::raw_sql(
+        "CREATE TABLE jwt_revoke_sessions (id TEXT PRIMARY KEY, sub TEXT NOT NULL, \
+         generation INTEGER NOT NULL, version INTEGER NOT NULL, created_at INTEGER NOT NULL, \
+         last_used_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, revoked_at INTEGER)",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    store.migrate().await.unwrap();
+    let message = store.check().await.unwrap_err().to_string();
+    assert!(
+        message.contains("column jwt_revoke_sessions.not_before_seen does not exist")
+            && message.contains("SqliteStore::SCHEMA")
+            && !message.contains("jwt_revoke_cutoffs"),
+        "{message}"
+    );
+    let message = jwt_revoke::SessionStore::list_sessions(&store, "alice", 0)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("not_before_seen"), "{message}");
+}

@@ -1,5 +1,16 @@
 //! A [`CutoffStore`](crate::CutoffStore) and
 //! [`SessionStore`](crate::SessionStore) on PostgreSQL, through sqlx.
+//!
+//! # Schema
+//!
+//! The tables are in [`PostgresStore::SCHEMA`] (the file
+//! `migrations/postgres.sql` of the crate), applied by
+//! [`PostgresStore::migrate`] and [`PostgresStore::connect`], or copied into
+//! the host's own migrations (not an sqlx migration: sqlx's migrator would
+//! record it in the host's `_sqlx_migrations` table). The store finds them
+//! through the connection's `search_path`. [`PostgresStore::check`] tells
+//! at startup whether they are there: a store without them fails every
+//! call, with an error that names the missing table and the fix.
 
 use std::time::Duration;
 
@@ -30,6 +41,7 @@ sql_store! {
     store: PostgresStore,
     pool: PgPool,
     conn: sqlx::PgConnection,
+    columns: crate::stores::sql::postgres_columns,
     schema: include_str!("../../migrations/postgres.sql"),
     load: "SELECT token_version, not_before FROM jwt_revoke_cutoffs WHERE sub = $1",
     // A row a write creates starts after now (`Cutoff::created`): the

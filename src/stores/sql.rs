@@ -282,14 +282,16 @@ pub(crate) const ROTATE_ATTEMPTS: usize = 3;
 
 /// A read's result, where a value the database cannot represent in its
 /// encoding (see [`unrepresentable`]) cannot be in the table: `absent`.
+/// Other errors as [`db_error`] reports them for `store`.
 pub(crate) fn or_absent<T>(
+    store: &'static str,
     result: Result<T, sqlx::Error>,
     absent: impl FnOnce() -> T,
 ) -> Result<T, StoreError> {
     match result {
         Ok(value) => Ok(value),
         Err(e) if unrepresentable(&e) => Ok(absent()),
-        Err(e) => Err(StoreError::new(e)),
+        Err(e) => Err(db_error(store, e)),
     }
 }
 
@@ -315,15 +317,255 @@ pub(crate) fn read_by_subject<T>(
     }
 }
 
-/// A database error; the one for a subject the database's encoding cannot
-/// represent says so.
-pub(crate) fn write_error(e: sqlx::Error) -> StoreError {
+/// A database error of a write by `store`; the one for a subject the
+/// database's encoding cannot represent says so.
+pub(crate) fn write_error(store: &'static str, e: sqlx::Error) -> StoreError {
     if unrepresentable(&e) {
         StoreError::msg(format!(
             "subject cannot be represented in the database's encoding: {e}"
         ))
     } else {
-        StoreError::new(e)
+        db_error(store, e)
+    }
+}
+
+/// The tables of `SCHEMA` and the columns the statements use, as
+/// `check()` verifies them (names in lower case).
+pub(crate) const TABLES: [(&str, &[&str]); 3] = [
+    (
+        "jwt_revoke_cutoffs",
+        &["sub", "token_version", "not_before"],
+    ),
+    ("jwt_revoke_global", &["id", "not_before"]),
+    (
+        "jwt_revoke_sessions",
+        &[
+            "id",
+            "sub",
+            "generation",
+            "version",
+            "created_at",
+            "last_used_at",
+            "expires_at",
+            "revoked_at",
+            "not_before_seen",
+        ],
+    ),
+];
+
+/// The columns of `table` in SQLite (`pragma_table_info`, in lower case:
+/// SQLite matches names regardless of ASCII case); empty when there is no
+/// such table.
+#[cfg(feature = "sqlite")]
+pub(crate) async fn sqlite_columns(
+    conn: &mut sqlx::SqliteConnection,
+    table: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT lower(name) FROM pragma_table_info(?1)")
+        .bind(table)
+        .fetch_all(conn)
+        .await?;
+    Ok(rows.into_iter().map(|(name,)| name).collect())
+}
+
+/// The columns of `table` in PostgreSQL, the table found as the
+/// statements find it (`to_regclass` of the unqualified name, through the
+/// `search_path`); empty when there is no such table.
+#[cfg(feature = "postgres")]
+pub(crate) async fn postgres_columns(
+    conn: &mut sqlx::PgConnection,
+    table: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT a.attname::text FROM pg_catalog.pg_attribute a \
+         WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped",
+    )
+    .bind(table)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|(name,)| name).collect())
+}
+
+/// What [`TABLES`] expects and `found` (each table's columns, empty for a
+/// missing table, in the order of `TABLES`) lacks, as the error `check()`
+/// returns.
+pub(crate) fn verify_schema(store: &'static str, found: &[Vec<String>]) -> Result<(), StoreError> {
+    let mut missing = Vec::new();
+    for ((table, columns), found) in TABLES.iter().zip(found) {
+        if found.is_empty() {
+            missing.push(Missing::Table((*table).to_owned()));
+            continue;
+        }
+        for column in columns.iter().filter(|c| !found.iter().any(|f| f == *c)) {
+            missing.push(Missing::Column {
+                table: Some((*table).to_owned()),
+                column: (*column).to_owned(),
+            });
+        }
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(StoreError::new(MissingSchema {
+            store,
+            missing,
+            source: None,
+        }))
+    }
+}
+
+/// A database error of `store`. One that says a table or column of the
+/// schema does not exist (SQLite "no such table", PostgreSQL SQLSTATE
+/// `42P01` / `42703`) names it and the fix in its message, with the
+/// database's error as its source: it is what a store whose migration
+/// never ran answers to every call.
+pub(crate) fn db_error(store: &'static str, e: sqlx::Error) -> StoreError {
+    match missing_in(&e) {
+        Some(missing) => StoreError::new(MissingSchema {
+            store,
+            missing: vec![missing],
+            source: Some(e),
+        }),
+        None => StoreError::new(e),
+    }
+}
+
+/// A part of the schema that the database does not have.
+#[derive(Debug, PartialEq)]
+enum Missing {
+    Table(String),
+    /// `table` is `None` when the database's message does not name it.
+    Column {
+        table: Option<String>,
+        column: String,
+    },
+}
+
+/// What `e` says is missing, from PostgreSQL's SQLSTATE or SQLite's
+/// message (SQLite reports both as its generic `SQLITE_ERROR`).
+fn missing_in(e: &sqlx::Error) -> Option<Missing> {
+    let sqlx::Error::Database(db) = e else {
+        return None;
+    };
+    let message = db.message();
+    // The first double-quoted name of a PostgreSQL message, and the one
+    // after `of relation` (an INSERT's column).
+    let quoted = |text: &str| text.split('"').nth(1).map(str::to_owned);
+    let relation = || {
+        message
+            .split_once(" of relation ")
+            .and_then(|(_, rest)| quoted(rest))
+    };
+    match db.code().as_deref() {
+        // undefined_table: `relation "jwt_revoke_cutoffs" does not exist`
+        Some("42P01") => quoted(message).map(Missing::Table),
+        // undefined_column: `column "x" does not exist`, or
+        // `column "x" of relation "t" does not exist`
+        Some("42703") => quoted(message).map(|column| Missing::Column {
+            table: relation(),
+            column,
+        }),
+        _ => {
+            // SQLite: `no such table: t` (`main.t` when qualified), `no
+            // such column: x`, `table t has no column named x`.
+            let unqualified = |name: &str| {
+                let name = name.trim();
+                name.rsplit_once('.').map_or(name, |(_, n)| n).to_owned()
+            };
+            if let Some(table) = message.strip_prefix("no such table: ") {
+                return Some(Missing::Table(unqualified(table)));
+            }
+            if let Some(column) = message.strip_prefix("no such column: ") {
+                return Some(Missing::Column {
+                    table: None,
+                    column: unqualified(column),
+                });
+            }
+            let (table, column) = message
+                .strip_prefix("table ")?
+                .split_once(" has no column named ")?;
+            Some(Missing::Column {
+                table: Some(unqualified(table)),
+                column: unqualified(column),
+            })
+        }
+    }
+}
+
+/// The schema a SQL store needs is missing from its database, in whole or
+/// in part: the message names what is missing and the fix; the source is
+/// the database's error when a statement failed on it.
+#[derive(Debug)]
+struct MissingSchema {
+    /// The store's type name, for the fix (`SqliteStore::migrate()`).
+    store: &'static str,
+    missing: Vec<Missing>,
+    source: Option<sqlx::Error>,
+}
+
+impl std::fmt::Display for MissingSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let store = self.store;
+        let tables: Vec<&str> = self
+            .missing
+            .iter()
+            .filter_map(|m| match m {
+                Missing::Table(table) => Some(table.as_str()),
+                Missing::Column { .. } => None,
+            })
+            .collect();
+        let columns: Vec<String> = self
+            .missing
+            .iter()
+            .filter_map(|m| match m {
+                Missing::Column {
+                    table: Some(table),
+                    column,
+                } => Some(format!("{table}.{column}")),
+                Missing::Column {
+                    table: None,
+                    column,
+                } => Some(column.clone()),
+                Missing::Table(_) => None,
+            })
+            .collect();
+        match tables.as_slice() {
+            [] => {}
+            [table] => write!(f, "table {table} does not exist")?,
+            tables => write!(f, "tables {} do not exist", tables.join(", "))?,
+        }
+        if !tables.is_empty() {
+            write!(
+                f,
+                ": run {store}::migrate(), or apply {store}::SCHEMA in your migrations"
+            )?;
+        }
+        if !columns.is_empty() {
+            if !tables.is_empty() {
+                f.write_str("; ")?;
+            }
+            let (noun, verb) = if columns.len() == 1 {
+                ("column", "does")
+            } else {
+                ("columns", "do")
+            };
+            write!(
+                f,
+                "{noun} {} {verb} not exist: the table predates this version of the schema; \
+                 add what {store}::SCHEMA declares ({store}::migrate() creates missing tables, \
+                 it does not change existing ones)",
+                columns.join(", ")
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for MissingSchema {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_ref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
 
@@ -334,6 +576,7 @@ macro_rules! sql_store {
         store: $name:ident,
         pool: $pool:ty,
         conn: $conn:ty,
+        columns: $columns:path,
         schema: $schema:expr,
         load: $load:expr,
         bump: $bump:expr,
@@ -361,7 +604,8 @@ macro_rules! sql_store {
             pub const SCHEMA: &'static str = $schema;
 
             /// A store over an existing pool. Call [`Self::migrate`] (or apply
-            /// [`Self::SCHEMA`] in your own migrations) before use.
+            /// [`Self::SCHEMA`] in your own migrations) before use;
+            /// [`Self::check`] tells whether that was done.
             pub fn new(pool: $pool) -> Self {
                 Self { pool }
             }
@@ -377,7 +621,41 @@ macro_rules! sql_store {
                     .execute(&self.pool)
                     .await
                     .map(|_| ())
-                    .map_err($crate::StoreError::new)
+                    .map_err(Self::error)
+            }
+
+            /// Checks that the database has the schema: the tables
+            /// `jwt_revoke_cutoffs`, `jwt_revoke_global` and
+            /// `jwt_revoke_sessions`, each with the columns the store's
+            /// statements use. Reads the database's catalog only.
+            ///
+            /// The error names every missing table and column and the fix:
+            #[doc = concat!("run [`", stringify!($name), "::migrate`], or apply [`", stringify!($name), "::SCHEMA`]")]
+            /// in your own migrations (for a table that exists without a
+            /// column, add the column as `SCHEMA` declares it: `migrate`
+            /// does not change existing tables).
+            ///
+            /// A store without its schema answers every call with an error
+            /// (the guard's `503 store_unavailable`); call this at startup
+            /// to fail there instead, with the reason. Those errors name a
+            /// missing table too.
+            pub async fn check(&self) -> Result<(), $crate::StoreError> {
+                let mut conn = self.pool.acquire().await.map_err($crate::StoreError::new)?;
+                let mut found = Vec::with_capacity($crate::stores::sql::TABLES.len());
+                for (table, _) in $crate::stores::sql::TABLES {
+                    found.push($columns(&mut conn, table).await.map_err($crate::StoreError::new)?);
+                }
+                $crate::stores::sql::verify_schema(stringify!($name), &found)
+            }
+
+            /// A database error of this store (a missing table named).
+            fn error(e: sqlx::Error) -> $crate::StoreError {
+                $crate::stores::sql::db_error(stringify!($name), e)
+            }
+
+            /// A database error of a write by this store.
+            fn write_error(e: sqlx::Error) -> $crate::StoreError {
+                $crate::stores::sql::write_error(stringify!($name), e)
             }
 
             /// Adds a subject (a registered user). A new row starts at
@@ -398,7 +676,7 @@ macro_rules! sql_store {
                     .bind(cutoff.not_before)
                     .fetch_one(&self.pool)
                     .await
-                    .map_err($crate::stores::sql::write_error)?;
+                    .map_err(Self::write_error)?;
                 $crate::stores::sql::cutoff_from_row(row)
             }
 
@@ -416,7 +694,7 @@ macro_rules! sql_store {
                     .bind(sub)
                     .fetch_optional(&mut *conn)
                     .await
-                    .map_err($crate::stores::sql::write_error)?;
+                    .map_err(Self::write_error)?;
                 let row = row.ok_or_else(|| $crate::StoreError::msg("token_version is at its maximum"))?;
                 $crate::stores::sql::cutoff_from_row(row)
             }
@@ -435,7 +713,7 @@ macro_rules! sql_store {
                     .bind(at.saturating_add(1))
                     .fetch_one(&mut *conn)
                     .await
-                    .map_err($crate::stores::sql::write_error)?;
+                    .map_err(Self::write_error)?;
                 $crate::stores::sql::cutoff_from_row(row)
             }
 
@@ -455,7 +733,7 @@ macro_rules! sql_store {
                 {
                     Ok(done) => done,
                     Err(e) if $crate::stores::sql::unrepresentable(&e) => return Ok(false),
-                    Err(e) => return Err($crate::StoreError::new(e)),
+                    Err(e) => return Err(Self::error(e)),
                 };
                 Ok(done.rows_affected() > 0)
             }
@@ -472,8 +750,10 @@ macro_rules! sql_store {
                 if !$crate::stores::storable(sub) {
                     return Ok(None);
                 }
-                let row: Option<(i64, i64)> = $crate::stores::sql::read_by_subject(
+                let row: Option<(i64, i64)> = $crate::stores::sql::or_absent(
+                    stringify!($name),
                     sqlx::query_as($load).bind(sub).fetch_optional(&self.pool).await,
+                    || None,
                 )?;
                 row.map($crate::stores::sql::cutoff_from_row).transpose()
             }
@@ -498,14 +778,14 @@ macro_rules! sql_store {
                 let row: Option<(i64,)> = sqlx::query_as($load_global)
                     .fetch_optional(&self.pool)
                     .await
-                    .map_err($crate::StoreError::new)?;
+                    .map_err(Self::error)?;
                 if let Some((nb,)) = row {
                     return Ok(nb);
                 }
                 let (nb,): (i64,) = sqlx::query_as($recreate_global)
                     .fetch_one(&self.pool)
                     .await
-                    .map_err($crate::StoreError::new)?;
+                    .map_err(Self::error)?;
                 Ok(nb)
             }
 
@@ -514,7 +794,7 @@ macro_rules! sql_store {
                     .bind(at.saturating_add(1))
                     .fetch_one(&self.pool)
                     .await
-                    .map_err($crate::StoreError::new)?;
+                    .map_err(Self::error)?;
                 Ok(nb)
             }
         }
@@ -548,7 +828,7 @@ macro_rules! sql_store {
                     .execute(&self.pool)
                     .await
                     .map(|_| ())
-                    .map_err($crate::stores::sql::write_error)
+                    .map_err(Self::write_error)
             }
 
             async fn load_session(&self, sub: &str, sid: &str) -> Result<Option<$crate::Session>, $crate::StoreError> {
@@ -556,6 +836,7 @@ macro_rules! sql_store {
                     return Ok(None);
                 }
                 let row: Option<$crate::stores::sql::SessionRow> = $crate::stores::sql::or_absent(
+                        stringify!($name),
                     sqlx::query_as($crate::stores::sql::LOAD_SESSION)
                         .bind(sid)
                         .bind(sub)
@@ -578,6 +859,7 @@ macro_rules! sql_store {
                 let (current, next, since, graced) = $crate::stores::sql::rotate_binds(&rotate);
                 for _ in 0..$crate::stores::sql::ROTATE_ATTEMPTS {
                     let row: Option<$crate::stores::sql::SessionRow> = $crate::stores::sql::or_absent(
+                        stringify!($name),
                         sqlx::query_as($crate::stores::sql::ROTATE_SESSION)
                             .bind(sid)
                             .bind(sub)
@@ -609,6 +891,7 @@ macro_rules! sql_store {
                     return Ok(false);
                 }
                 let revoked = $crate::stores::sql::or_absent(
+                        stringify!($name),
                     sqlx::query($crate::stores::sql::REVOKE_SESSION)
                         .bind(sid)
                         .bind(sub)
@@ -626,6 +909,7 @@ macro_rules! sql_store {
                     return Ok(Vec::new());
                 }
                 let ids: Vec<(String,)> = $crate::stores::sql::or_absent(
+                        stringify!($name),
                     sqlx::query_as($crate::stores::sql::REVOKE_SESSIONS)
                         .bind(sub)
                         .bind(at)
@@ -641,6 +925,7 @@ macro_rules! sql_store {
                     return Ok(Vec::new());
                 }
                 let rows: Vec<$crate::stores::sql::SessionRow> = $crate::stores::sql::or_absent(
+                        stringify!($name),
                     sqlx::query_as($crate::stores::sql::LIST_SESSIONS)
                         .bind(sub)
                         .bind(now)
@@ -657,10 +942,144 @@ macro_rules! sql_store {
                     .execute(&self.pool)
                     .await
                     .map(|done| done.rows_affected())
-                    .map_err($crate::StoreError::new)
+                    .map_err(Self::error)
             }
         }
     };
 }
 
 pub(crate) use sql_store;
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use super::*;
+
+    /// A database error as a driver reports it: a SQLSTATE (PostgreSQL) or
+    /// SQLite's generic code, and the message.
+    #[derive(Debug)]
+    struct DbError(&'static str, &'static str);
+
+    impl std::fmt::Display for DbError {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.1)
+        }
+    }
+
+    impl std::error::Error for DbError {}
+
+    impl sqlx::error::DatabaseError for DbError {
+        fn message(&self) -> &str {
+            self.1
+        }
+        fn code(&self) -> Option<Cow<'_, str>> {
+            Some(Cow::Borrowed(self.0))
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
+    }
+
+    fn missing(code: &'static str, message: &'static str) -> Option<Missing> {
+        missing_in(&sqlx::Error::Database(Box::new(DbError(code, message))))
+    }
+
+    fn column(table: Option<&str>, column: &str) -> Option<Missing> {
+        Some(Missing::Column {
+            table: table.map(str::to_owned),
+            column: column.to_owned(),
+        })
+    }
+
+    #[test]
+    fn missing_tables_and_columns_are_read_from_either_database() {
+        let table = |t: &str| Some(Missing::Table(t.to_owned()));
+        assert_eq!(
+            missing("42P01", "relation \"jwt_revoke_cutoffs\" does not exist"),
+            table("jwt_revoke_cutoffs")
+        );
+        assert_eq!(
+            missing("42703", "column \"not_before_seen\" does not exist"),
+            column(None, "not_before_seen")
+        );
+        assert_eq!(
+            missing(
+                "42703",
+                "column \"not_before_seen\" of relation \"jwt_revoke_sessions\" does not exist"
+            ),
+            column(Some("jwt_revoke_sessions"), "not_before_seen")
+        );
+        assert_eq!(
+            missing("1", "no such table: jwt_revoke_global"),
+            table("jwt_revoke_global")
+        );
+        assert_eq!(
+            missing("1", "no such table: main.jwt_revoke_global"),
+            table("jwt_revoke_global")
+        );
+        assert_eq!(
+            missing("1", "no such column: created_at"),
+            column(None, "created_at")
+        );
+        assert_eq!(
+            missing(
+                "1",
+                "table jwt_revoke_sessions has no column named not_before_seen"
+            ),
+            column(Some("jwt_revoke_sessions"), "not_before_seen")
+        );
+        // Anything else is not about the schema.
+        assert_eq!(missing("23505", "duplicate key value"), None);
+        assert_eq!(missing("1", "database is locked"), None);
+        assert_eq!(missing_in(&sqlx::Error::PoolTimedOut), None);
+    }
+
+    #[test]
+    fn the_message_names_what_is_missing_and_the_fix() {
+        let e = db_error(
+            "PostgresStore",
+            sqlx::Error::Database(Box::new(DbError(
+                "42P01",
+                "relation \"jwt_revoke_cutoffs\" does not exist",
+            ))),
+        );
+        assert_eq!(
+            e.inner().to_string(),
+            "table jwt_revoke_cutoffs does not exist: run PostgresStore::migrate(), \
+             or apply PostgresStore::SCHEMA in your migrations"
+        );
+        assert!(std::error::Error::source(e.inner()).is_some());
+
+        // `check`: every table and column at once; a present table with
+        // every column passes.
+        let all = |t: usize| {
+            TABLES[t]
+                .1
+                .iter()
+                .map(|c| (*c).to_owned())
+                .collect::<Vec<_>>()
+        };
+        let mut sessions = all(2);
+        sessions.retain(|c| c != "not_before_seen");
+        let e = verify_schema("SqliteStore", &[Vec::new(), all(1), sessions]).unwrap_err();
+        let message = e.inner().to_string();
+        assert!(
+            message
+                .starts_with("table jwt_revoke_cutoffs does not exist: run SqliteStore::migrate()")
+                && message.contains("; column jwt_revoke_sessions.not_before_seen does not exist")
+                && !message.contains("jwt_revoke_global"),
+            "{message}"
+        );
+        assert!(verify_schema("SqliteStore", &[all(0), all(1), all(2)]).is_ok());
+    }
+}

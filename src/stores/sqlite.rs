@@ -11,7 +11,9 @@
 //! table, which belongs to the host application, and foreign entries there
 //! break the host's own migrations. Hosts that manage their schema with a
 //! migration tool copy `SCHEMA` into one of their migrations instead of
-//! calling `migrate`.
+//! calling `migrate`. [`SqliteStore::check`] tells at startup whether the
+//! tables are there: a store without them fails every call, with an error
+//! that names the missing table and this fix.
 //!
 //! Versions and session generations are `u64` in Rust and `INTEGER`
 //! (64-bit signed) in SQLite: one that does not fit either way is a
@@ -40,14 +42,22 @@ sql_store! {
     ///
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
     /// let store = SqliteStore::connect("sqlite::memory:").await?;
+    /// store.check().await?; // the tables are there (`connect` migrated)
     /// store.insert("alice", Cutoff::default()).await?;
     /// assert_eq!(store.bump_version("alice").await?.version, 1);
-    /// # Ok::<(), jwt_revoke::StoreError>(())
+    ///
+    /// // Over a pool of your own, nothing migrated: the error says what to do.
+    /// let pool = jwt_revoke::sqlx::SqlitePool::connect("sqlite::memory:").await?;
+    /// let bare = SqliteStore::new(pool);
+    /// let err = bare.check().await.unwrap_err();
+    /// assert!(err.to_string().contains("run SqliteStore::migrate()"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # }).unwrap();
     /// ```
     store: SqliteStore,
     pool: SqlitePool,
     conn: sqlx::SqliteConnection,
+    columns: crate::stores::sql::sqlite_columns,
     schema: include_str!("../../migrations/sqlite.sql"),
     load: "SELECT token_version, not_before FROM jwt_revoke_cutoffs WHERE sub = ?1",
     // A row a write creates starts after now (`Cutoff::created`): the
