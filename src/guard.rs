@@ -1319,16 +1319,18 @@ impl<S: CutoffStore> Guard<S> {
     pub async fn revoke_all_before(&self, at: i64) -> Result<i64, Error> {
         self.check_horizon(at.saturating_add(1))?;
         let now = self.inner.clock.now_seconds();
+        // One deadline for the call's store waits, the read included.
+        let deadline = self.deadline();
         let at = if at >= now.saturating_sub(1) {
             let current = self
-                .store_call_until(self.deadline(), self.inner.store.load_global())
+                .store_call_until(deadline, self.inner.store.load_global())
                 .await?;
             at.max(now.saturating_add(1)).max(current)
         } else {
             at
         };
         let nb = self
-            .store_call_until(self.deadline(), self.inner.store.revoke_all_before(at))
+            .store_call_until(deadline, self.inner.store.revoke_all_before(at))
             .await?;
         let nb = self.inner.cache.floor_global(nb);
         self.inner.cache.counters.revocations.incr();
