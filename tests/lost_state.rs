@@ -33,6 +33,25 @@ fn guard(store: Arc<MemoryStore>, clock: &FakeClock) -> Guard<Arc<MemoryStore>> 
         .unwrap()
 }
 
+/// A guard with sessions over a memory store holding `subjects`
+/// (registered two seconds before), publishing to a recorder.
+fn announcing(subjects: &[&str]) -> (Guard<Arc<MemoryStore>>, Recorder) {
+    let clock = FakeClock::new(T0);
+    let store = Arc::new(MemoryStore::with_clock(clock.clone()));
+    for sub in subjects {
+        store.insert(*sub, Cutoff::default());
+    }
+    let bus = Recorder::default();
+    let g = Guard::builder(keys(), store)
+        .clock(clock.clone())
+        .sessions(sessions())
+        .publisher(bus.clone())
+        .build()
+        .unwrap();
+    clock.advance(Duration::from_secs(2));
+    (g, bus)
+}
+
 /// A user deleted and registered again under the same `sub` inherits
 /// nothing: not the old account's access tokens (whatever their version),
 /// not its sessions, not its refresh tokens.
@@ -111,18 +130,7 @@ async fn a_revocation_of_a_lost_row_never_revives_older_versions() {
 /// leaves other subjects alone, and a retry names the sessions again.
 #[tokio::test]
 async fn revoke_sessions_ends_every_session_of_the_subject_and_a_retry_announces_them() {
-    let clock = FakeClock::new(T0);
-    let store = Arc::new(MemoryStore::with_clock(clock.clone()));
-    store.insert("alice", Cutoff::default());
-    store.insert("bob", Cutoff::default());
-    let bus = Recorder::default();
-    let g = Guard::builder(keys(), store)
-        .clock(clock.clone())
-        .sessions(sessions())
-        .publisher(bus.clone())
-        .build()
-        .unwrap();
-    clock.advance(Duration::from_secs(2));
+    let (g, bus) = announcing(&["alice", "bob"]);
     let a1 = g.login("alice", &()).await.unwrap();
     let a2 = g.login("alice", &()).await.unwrap();
     let b = g.login("bob", &()).await.unwrap();
@@ -215,17 +223,7 @@ async fn a_session_begun_on_a_clock_ahead_does_not_outlive_a_past_revoke_before(
 /// learn it even then.
 #[tokio::test]
 async fn a_retried_revoke_session_publishes_again() {
-    let clock = FakeClock::new(T0);
-    let store = Arc::new(MemoryStore::with_clock(clock.clone()));
-    store.insert("alice", Cutoff::default());
-    let bus = Recorder::default();
-    let g = Guard::builder(keys(), store)
-        .clock(clock.clone())
-        .sessions(sessions())
-        .publisher(bus.clone())
-        .build()
-        .unwrap();
-    clock.advance(Duration::from_secs(2));
+    let (g, bus) = announcing(&["alice"]);
     let s = g.login("alice", &()).await.unwrap();
     assert!(g.revoke_session("alice", &s.session_id).await.unwrap());
     assert!(!g.revoke_session("alice", &s.session_id).await.unwrap());
@@ -237,17 +235,7 @@ async fn a_retried_revoke_session_publishes_again() {
 /// the revocation too.
 #[tokio::test]
 async fn a_refresh_retried_after_a_lost_reuse_answer_publishes_again() {
-    let clock = FakeClock::new(T0);
-    let store = Arc::new(MemoryStore::with_clock(clock.clone()));
-    store.insert("alice", Cutoff::default());
-    let bus = Recorder::default();
-    let g = Guard::builder(keys(), store)
-        .clock(clock.clone())
-        .sessions(sessions())
-        .publisher(bus.clone())
-        .build()
-        .unwrap();
-    clock.advance(Duration::from_secs(2));
+    let (g, bus) = announcing(&["alice"]);
     let s = g.login("alice", &()).await.unwrap();
     g.refresh(&s.refresh_token, &()).await.unwrap();
     // Reuse: the session is revoked (announced once)...

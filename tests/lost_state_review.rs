@@ -47,6 +47,23 @@ fn guard_on<S: SessionStore>(store: S, clock: &FakeClock) -> Guard<S> {
         .unwrap()
 }
 
+/// A memory store on a fake clock holding "alice" with three revocations
+/// (her tokens carry version 3), and a guard over it at the earliest second
+/// a login can be: the second after the record's creation (stamped
+/// `iat = T + 2`); the tests then lose and recreate the record in that
+/// second.
+async fn old_account() -> (Arc<MemoryStore>, Guard<Arc<MemoryStore>>) {
+    let clock = FakeClock::new(T0);
+    let store = Arc::new(MemoryStore::with_clock(clock.clone()));
+    store.insert("alice", Cutoff::default());
+    for _ in 0..3 {
+        store.bump_version("alice").await.unwrap();
+    }
+    clock.advance(Duration::from_secs(1));
+    let guard = guard_on(store.clone(), &clock);
+    (store, guard)
+}
+
 /// Fails unless `r` is a rejection (any error).
 #[track_caller]
 fn assert_rejected<T: std::fmt::Debug>(r: Result<T, Error>, promise: &str) {
@@ -69,17 +86,7 @@ use common::events::Recorder;
 // version) passes `iat >= not_before` and `ver >= 0`.
 #[tokio::test]
 async fn memory_a_subject_recreated_in_the_same_second_accepts_the_old_token() {
-    let clock = FakeClock::new(T0);
-    let store = Arc::new(MemoryStore::with_clock(clock.clone()));
-    store.insert("alice", Cutoff::default());
-    // The old subject had revocations: its tokens carry version 3.
-    for _ in 0..3 {
-        store.bump_version("alice").await.unwrap();
-    }
-    // The earliest a login can be: the second after the record's creation
-    // (stamped `iat = T + 2`); the recreation follows in that second.
-    clock.advance(Duration::from_secs(1));
-    let guard = guard_on(store.clone(), &clock);
+    let (store, guard) = old_account().await;
     let old = guard.issue("alice", &()).await.unwrap();
     guard.validate::<()>(&old).await.unwrap();
 
@@ -108,14 +115,7 @@ async fn memory_a_subject_recreated_in_the_same_second_accepts_the_old_token() {
 // promise covers loss, not only a tidy deletion).
 #[tokio::test]
 async fn memory_a_subject_recreated_in_the_same_second_inherits_the_old_session() {
-    let clock = FakeClock::new(T0);
-    let store = Arc::new(MemoryStore::with_clock(clock.clone()));
-    store.insert("alice", Cutoff::default());
-    for _ in 0..3 {
-        store.bump_version("alice").await.unwrap();
-    }
-    clock.advance(Duration::from_secs(1));
-    let guard = guard_on(store.clone(), &clock);
+    let (store, guard) = old_account().await;
     let old = guard.login("alice", &()).await.unwrap();
 
     store.remove("alice");
@@ -141,14 +141,7 @@ async fn memory_a_subject_recreated_in_the_same_second_inherits_the_old_session(
 // token (version 3, iat T + 1) becomes valid again. The revocation revives.
 #[tokio::test]
 async fn memory_bump_version_of_a_deleted_subject_revives_its_token() {
-    let clock = FakeClock::new(T0);
-    let store = Arc::new(MemoryStore::with_clock(clock.clone()));
-    store.insert("alice", Cutoff::default());
-    for _ in 0..3 {
-        store.bump_version("alice").await.unwrap();
-    }
-    clock.advance(Duration::from_secs(1));
-    let guard = guard_on(store.clone(), &clock);
+    let (store, guard) = old_account().await;
     let old = guard.issue("alice", &()).await.unwrap();
     store.remove("alice");
     guard.forget("alice");
