@@ -32,6 +32,9 @@ pub struct Probe {
     /// Session loads never answer.
     pub hanging_sessions: AtomicBool,
     pub hang_after_rotate: AtomicBool,
+    /// The next session revocation (`revoke_session` or `revoke_sessions`)
+    /// is applied, then its reply is lost: it never answers.
+    pub lose_revoke_reply: AtomicBool,
 }
 
 pub fn hold(g: &Gate) -> Arc<Semaphore> {
@@ -109,16 +112,29 @@ impl SessionStore for Probe {
         r
     }
     async fn revoke_session(&self, sub: &str, sid: &str, at: i64) -> Result<bool, StoreError> {
-        self.inner.revoke_session(sub, sid, at).await
+        let r = self.inner.revoke_session(sub, sid, at).await;
+        self.lost_revoke_reply().await;
+        r
     }
     async fn revoke_sessions(&self, sub: &str, at: i64) -> Result<Vec<String>, StoreError> {
-        self.inner.revoke_sessions(sub, at).await
+        let r = self.inner.revoke_sessions(sub, at).await;
+        self.lost_revoke_reply().await;
+        r
     }
     async fn list_sessions(&self, sub: &str, now: i64) -> Result<Vec<Session>, StoreError> {
         self.inner.list_sessions(sub, now).await
     }
     async fn purge_sessions(&self, before: i64) -> Result<u64, StoreError> {
         self.inner.purge_sessions(before).await
+    }
+}
+
+impl Probe {
+    /// Never returns when a lost revocation reply was asked for (once).
+    async fn lost_revoke_reply(&self) {
+        if self.lose_revoke_reply.swap(false, Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
     }
 }
 
