@@ -348,9 +348,12 @@ fn check(log: &Log, offsets_ms: &[i64], seed: u64) {
             }
             assert!(
                 r.instance != a.instance,
-                "seed {seed}: instance {} accepted {:?} after its own revocation {r:?} returned",
+                "seed {seed}: instance {} accepted {:?} (started {}) after its own revocation \
+                 {r:?} returned (rows lost: {:?}; clock offsets {offsets_ms:?} ms)",
                 a.instance,
-                a.token
+                a.token,
+                a.started,
+                log.lost
             );
             assert!(
                 a.started_ms < r.returned_ms + ttl_ms,
