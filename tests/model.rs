@@ -156,6 +156,9 @@ struct Accepted {
     token: Issued,
     started: u64,
     started_ms: i64,
+    /// When the validation returned: its store read may come from any
+    /// moment in between.
+    returned: u64,
 }
 
 #[derive(Default)]
@@ -218,11 +221,13 @@ async fn worker(world: Arc<World>, seed: u64, steps: usize) {
                 let started = world.tick();
                 let started_ms = world.clock.now_millis();
                 if guard.validate::<()>(&token.token).await.is_ok() {
+                    let returned = world.tick();
                     world.log.lock().unwrap().accepted.push(Accepted {
                         instance: g,
                         token,
                         started,
                         started_ms,
+                        returned,
                     });
                 }
             }
@@ -328,14 +333,15 @@ fn check(log: &Log, offsets_ms: &[i64], seed: u64) {
     // (created at the store's second `S`, `not_before = S + 2`) rejects
     // every token stamped up to `S + 1` on the store's clock; one minted on
     // an instance whose clock runs ahead of the store's may pass it (the
-    // documented skew bound, until the token's `exp`).
+    // documented skew bound, until the token's `exp`). The loss may land
+    // while the validation waits on the store: up to when it returned.
     let recreated_past_skew = |r: &Revocation, a: &Accepted| {
         matches!(r.kind, Kind::Subject(..))
             && offsets_ms[a.token.instance] > 0
             && log
                 .lost
                 .iter()
-                .any(|&(sub, at)| sub == a.token.sub && at > r.called && at < a.started)
+                .any(|&(sub, at)| sub == a.token.sub && at > r.called && at < a.returned)
     };
     for a in &log.accepted {
         for r in &log.revocations {
